@@ -1,0 +1,92 @@
+//! Every command-line argument lives here; each subcommand calls one library function.
+
+use crate::coco::KeypointSpec;
+use crate::{bench, eval, fsutil};
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(name = "dypose", version, about = "COCO person keypoints with Dynamic Convolution: train, evaluate, draw")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// COCO keypoint AP/AR of a results file against ground truth (equal to pycocotools).
+    Eval(EvalArgs),
+    /// Measurements printed as a table (last line JSON).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Ground-truth COCO keypoint annotation file.
+    #[arg(long)]
+    pub gt: PathBuf,
+    /// Results file: [{image_id, category_id, keypoints, score}].
+    #[arg(long)]
+    pub results: PathBuf,
+    /// Also write the 10 stats as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Replace the --json file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Keypoint spec JSON (names, flip_pairs, sigmas, limbs); default: COCO's 17 keypoints.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Time loading a COCO annotation file (read, parse, validate, index).
+    Coco {
+        #[arg(long)]
+        ann: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Eval(args) => run_eval(args),
+        Command::Bench(BenchCommand::Coco { ann, repeat }) => {
+            println!("{}", bench::bench_coco_load(&ann, repeat)?);
+            Ok(())
+        }
+    }
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let start = Instant::now();
+    let spec = match &args.spec {
+        Some(p) => KeypointSpec::from_json_file(p)?,
+        None => KeypointSpec::coco17(),
+    };
+    let report = eval::evaluate_files(&args.gt, &args.results, &spec)?;
+    eprintln!(
+        "evaluated {} results on {} images ({} GT annotations) in {:.2}s",
+        report.num_results,
+        report.num_images,
+        report.num_gt,
+        start.elapsed().as_secs_f64()
+    );
+    if report.results_outside_categories > 0 {
+        eprintln!(
+            "warning: {} results have a category_id that the GT file does not list; they are not scored (as in pycocotools)",
+            report.results_outside_categories
+        );
+    }
+    print!("{}", report.stats);
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report.stats)? + "\n";
+        fsutil::write_new(path, text.as_bytes(), args.force)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! COCO annotation and results files: schema, loading with record-level errors, the dataset
+//! index and the keypoint spec. Plain Rust: no tensors here.
+
+pub mod dataset;
+pub mod json;
+pub mod keypoints;
+pub mod results;
+pub mod schema;
+
+pub use dataset::CocoDataset;
+pub use keypoints::KeypointSpec;
+pub use results::{load_results, KeypointResult};
+pub use schema::Id;

@@ -1,0 +1,255 @@
+//! COCO keypoint evaluation, equal to pycocotools' `COCOeval(iouType="keypoints")`:
+//! `CocoEval::new` (prepare) → `evaluate` → `accumulate` → `summarize`.
+//! Plain Rust over the parsed files, parallel over images.
+
+pub mod image;
+pub mod oks;
+pub mod params;
+pub mod summary;
+
+use crate::coco::{CocoDataset, Id, KeypointResult};
+use anyhow::{ensure, Result};
+use image::{evaluate_image, GtRef, ImageEval};
+use oks::{oks, OksTarget};
+pub use params::EvalParams;
+use rayon::prelude::*;
+use std::cmp::Ordering;
+use std::collections::HashMap;
+pub use summary::Stats;
+
+/// Ground truths and detections of one (image, category), in file order.
+#[derive(Default)]
+struct Cell<'a> {
+    gts: Vec<(GtRef, OksTarget<'a>)>,
+    dts: Vec<&'a KeypointResult>,
+}
+
+pub struct CocoEval<'a> {
+    pub params: EvalParams,
+    /// Sorted, as pycocotools sorts `params.imgIds`.
+    pub image_ids: Vec<Id>,
+    /// Every category of the GT file, sorted.
+    pub category_ids: Vec<Id>,
+    /// `[image * K + category]`.
+    cells: Vec<Cell<'a>>,
+    /// Results whose category is not in the GT file: left out, as pycocotools does.
+    pub results_outside_categories: usize,
+}
+
+/// Per-image outcomes, laid out as pycocotools' `evalImgs`: `[(k * A + a) * I + i]`.
+pub struct Evaluation {
+    pub image_evals: Vec<Option<ImageEval>>,
+}
+
+/// Precision `[t][r][k][a]` and recall `[t][k][a]`; −1 where a category has no regular GT.
+pub struct Accumulation {
+    pub precision: Vec<f64>,
+    pub recall: Vec<f64>,
+    pub dims: [usize; 4],
+}
+
+impl<'a> CocoEval<'a> {
+    /// Groups GTs and results per (image, category). GT keypoints of evaluated categories must
+    /// have `3 × params.sigmas.len()` numbers.
+    pub fn new(gt: &'a CocoDataset, results: &'a [KeypointResult], params: EvalParams) -> Result<Self> {
+        let image_ids = gt.image_ids_sorted();
+        let category_ids = gt.category_ids_sorted();
+        let k_len = category_ids.len();
+        let img_pos: HashMap<Id, usize> = image_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let cat_pos: HashMap<Id, usize> = category_ids.iter().enumerate().map(|(k, &id)| (id, k)).collect();
+        let mut cells: Vec<Cell> = (0..image_ids.len() * k_len).map(|_| Cell::default()).collect();
+        let num_coords = 3 * params.sigmas.len();
+        for (n, ann) in gt.annotations.iter().enumerate() {
+            let (Some(&i), Some(&k)) = (img_pos.get(&ann.image_id), cat_pos.get(&ann.category_id)) else {
+                continue;
+            };
+            let keypoints = ann.keypoints.as_deref().unwrap_or(&[]);
+            ensure!(
+                keypoints.len() == num_coords,
+                "{}: annotations[{n}] (id {}): keypoints has {} numbers, expected {num_coords} ({} keypoints × 3)",
+                gt.source.display(),
+                ann.id,
+                keypoints.len(),
+                params.sigmas.len()
+            );
+            let gref = GtRef { id: ann.id, area: ann.area, iscrowd: ann.iscrowd, ignore: ann.iscrowd || ann.num_keypoints() == 0 };
+            let target = OksTarget { keypoints, bbox: ann.bbox, area: ann.area };
+            cells[i * k_len + k].gts.push((gref, target));
+        }
+        let mut results_outside_categories = 0;
+        for r in results {
+            ensure!(r.keypoints.len() == num_coords, "result for image {} has {} keypoint numbers, expected {num_coords}", r.image_id, r.keypoints.len());
+            match (img_pos.get(&r.image_id), cat_pos.get(&r.category_id)) {
+                (Some(&i), Some(&k)) => cells[i * k_len + k].dts.push(r),
+                _ => results_outside_categories += 1,
+            }
+        }
+        Ok(CocoEval { params, image_ids, category_ids, cells, results_outside_categories })
+    }
+
+    /// Matches detections to GTs in every image, category and area range (parallel over images).
+    pub fn evaluate(&self) -> Evaluation {
+        let (i_len, k_len, a_len) = (self.image_ids.len(), self.category_ids.len(), self.params.area_ranges.len());
+        let variances = self.params.variances();
+        let per_image: Vec<Vec<Option<ImageEval>>> = (0..i_len)
+            .into_par_iter()
+            .map(|i| {
+                (0..k_len).flat_map(|k| self.evaluate_cell(&self.cells[i * k_len + k], &variances)).collect()
+            })
+            .collect();
+        let mut image_evals: Vec<Option<ImageEval>> = vec![None; k_len * a_len * i_len];
+        for (i, evals) in per_image.into_iter().enumerate() {
+            for (ka, e) in evals.into_iter().enumerate() {
+                image_evals[ka * i_len + i] = e;
+            }
+        }
+        Evaluation { image_evals }
+    }
+
+    fn evaluate_cell(&self, cell: &Cell, variances: &[f64]) -> Vec<Option<ImageEval>> {
+        let areas = &self.params.area_ranges;
+        if cell.gts.is_empty() && cell.dts.is_empty() {
+            return vec![None; areas.len()];
+        }
+        let mut order: Vec<usize> = (0..cell.dts.len()).collect();
+        order.sort_by(|&a, &b| descending(cell.dts[a].score, cell.dts[b].score));
+        order.truncate(self.params.max_dets);
+        let g_len = cell.gts.len();
+        let mut oks_matrix = Vec::with_capacity(order.len() * g_len);
+        for &d in &order {
+            oks_matrix.extend(cell.gts.iter().map(|(_, t)| oks(&cell.dts[d].keypoints, t, variances)));
+        }
+        let gts: Vec<GtRef> = cell.gts.iter().map(|(g, _)| *g).collect();
+        let dts: Vec<(f64, f64)> = order.iter().map(|&d| (cell.dts[d].score, cell.dts[d].area)).collect();
+        areas.iter().map(|area| Some(evaluate_image(&gts, &dts, &oks_matrix, area, &self.params))).collect()
+    }
+
+    /// Precision/recall curves per (threshold, category, area range) over all images.
+    pub fn accumulate(&self, evaluation: &Evaluation) -> Accumulation {
+        let p = &self.params;
+        let (t_len, r_len) = (p.oks_thresholds.len(), p.recall_thresholds.len());
+        let (i_len, k_len, a_len) = (self.image_ids.len(), self.category_ids.len(), p.area_ranges.len());
+        let curves: Vec<Option<(Vec<f64>, Vec<f64>)>> = (0..k_len * a_len)
+            .into_par_iter()
+            .map(|ka| {
+                let evals: Vec<&ImageEval> =
+                    evaluation.image_evals[ka * i_len..(ka + 1) * i_len].iter().flatten().collect();
+                curve(&evals, p)
+            })
+            .collect();
+        let mut precision = vec![-1.0; t_len * r_len * k_len * a_len];
+        let mut recall = vec![-1.0; t_len * k_len * a_len];
+        for (ka, c) in curves.into_iter().enumerate() {
+            let Some((prec, rec)) = c else { continue };
+            for t in 0..t_len {
+                recall[t * k_len * a_len + ka] = rec[t];
+                for r in 0..r_len {
+                    precision[(t * r_len + r) * k_len * a_len + ka] = prec[t * r_len + r];
+                }
+            }
+        }
+        Accumulation { precision, recall, dims: [t_len, r_len, k_len, a_len] }
+    }
+
+    /// The ten COCO keypoint numbers.
+    pub fn summarize(&self, acc: &Accumulation) -> Stats {
+        Stats::from_accumulation(acc, &self.params)
+    }
+
+    /// evaluate + accumulate + summarize.
+    pub fn run(&self) -> Stats {
+        self.summarize(&self.accumulate(&self.evaluate()))
+    }
+}
+
+/// Stable descending order by score (numpy's mergesort on negated scores; ±0 compare equal).
+fn descending(a: f64, b: f64) -> Ordering {
+    b.partial_cmp(&a).unwrap_or(Ordering::Equal)
+}
+
+/// Precision at each recall sample `[t * R + r]` and final recall `[t]` for one
+/// (category, area range); `None` when there is nothing to score (pycocotools leaves −1).
+fn curve(evals: &[&ImageEval], p: &EvalParams) -> Option<(Vec<f64>, Vec<f64>)> {
+    if evals.is_empty() {
+        return None;
+    }
+    let npig: usize = evals.iter().map(|e| e.num_gt_regular).sum();
+    if npig == 0 {
+        return None;
+    }
+    // Concatenate in image order, then a stable sort by score.
+    let mut dets: Vec<(f64, u32, u32)> = Vec::new();
+    for (e, ev) in evals.iter().enumerate() {
+        dets.extend(ev.dt_scores.iter().enumerate().map(|(d, &s)| (s, e as u32, d as u32)));
+    }
+    dets.sort_by(|a, b| descending(a.0, b.0));
+    let (t_len, r_len, nd) = (p.oks_thresholds.len(), p.recall_thresholds.len(), dets.len());
+    let mut precision = vec![0.0; t_len * r_len];
+    let mut recall = vec![0.0; t_len];
+    let mut rc = vec![0.0; nd];
+    let mut pr = vec![0.0; nd];
+    for t in 0..t_len {
+        let (mut tp, mut fp) = (0u64, 0u64);
+        for (j, &(_, e, d)) in dets.iter().enumerate() {
+            let ev = evals[e as usize];
+            let idx = t * ev.dt_scores.len() + d as usize;
+            if !ev.dt_ignore[idx] {
+                if ev.dt_matched[idx] {
+                    tp += 1;
+                } else {
+                    fp += 1;
+                }
+            }
+            let (tpf, fpf) = (tp as f64, fp as f64);
+            rc[j] = tpf / npig as f64;
+            pr[j] = tpf / (fpf + tpf + f64::EPSILON);
+        }
+        recall[t] = if nd > 0 { rc[nd - 1] } else { 0.0 };
+        for i in (1..nd).rev() {
+            if pr[i] > pr[i - 1] {
+                pr[i - 1] = pr[i];
+            }
+        }
+        // Left search of each recall sample in the non-decreasing recall curve.
+        let mut i = 0;
+        for (r, &thr) in p.recall_thresholds.iter().enumerate() {
+            while i < nd && rc[i] < thr {
+                i += 1;
+            }
+            if i == nd {
+                break;
+            }
+            precision[t * r_len + r] = pr[i];
+        }
+    }
+    Some((precision, recall))
+}
+
+/// What `dypose eval --gt --results` reports.
+pub struct EvalReport {
+    pub stats: Stats,
+    pub num_images: usize,
+    pub num_gt: usize,
+    pub num_results: usize,
+    pub results_outside_categories: usize,
+}
+
+/// Loads a GT file and a results file (in parallel) and scores them with `spec`'s sigmas.
+pub fn evaluate_files(
+    gt_path: &std::path::Path,
+    results_path: &std::path::Path,
+    spec: &crate::coco::KeypointSpec,
+) -> Result<EvalReport> {
+    use crate::coco::{json::read_json, results::results_from_records, schema::ResultRecord};
+    let (gt, records) = rayon::join(|| CocoDataset::load(gt_path), || read_json::<Vec<ResultRecord>>(results_path));
+    let gt = gt?;
+    let results = results_from_records(records?, &results_path.display().to_string(), &gt, spec.len())?;
+    let eval = CocoEval::new(&gt, &results, EvalParams::keypoints(spec.sigmas.clone()))?;
+    Ok(EvalReport {
+        stats: eval.run(),
+        num_images: eval.image_ids.len(),
+        num_gt: gt.annotations.len(),
+        num_results: results.len(),
+        results_outside_categories: eval.results_outside_categories,
+    })
+}

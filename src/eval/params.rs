@@ -1,0 +1,82 @@
+//! Evaluation parameters, built exactly as pycocotools builds them (`Params.setKpParams`).
+
+/// An object-area range; both ends are inclusive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AreaRange {
+    pub label: &'static str,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl AreaRange {
+    pub fn contains(&self, area: f64) -> bool {
+        !(area < self.lo || area > self.hi)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EvalParams {
+    /// OKS thresholds 0.50:0.05:0.95.
+    pub oks_thresholds: Vec<f64>,
+    /// Recall sample points 0:0.01:1.
+    pub recall_thresholds: Vec<f64>,
+    /// Detections kept per image (highest scores), 20 for keypoints.
+    pub max_dets: usize,
+    pub area_ranges: Vec<AreaRange>,
+    /// Per-joint OKS sigmas.
+    pub sigmas: Vec<f64>,
+}
+
+impl EvalParams {
+    pub fn keypoints(sigmas: Vec<f64>) -> Self {
+        EvalParams {
+            oks_thresholds: linspace(0.5, 0.95, 10),
+            recall_thresholds: linspace(0.0, 1.0, 101),
+            max_dets: 20,
+            area_ranges: vec![
+                AreaRange { label: "all", lo: 0.0, hi: 1e10 },
+                AreaRange { label: "medium", lo: 1024.0, hi: 9216.0 },
+                AreaRange { label: "large", lo: 9216.0, hi: 1e10 },
+            ],
+            sigmas,
+        }
+    }
+
+    /// (2σ)² per joint, as `computeOks` forms it.
+    pub fn variances(&self) -> Vec<f64> {
+        self.sigmas.iter().map(|s| (s * 2.0) * (s * 2.0)).collect()
+    }
+}
+
+/// `numpy.linspace(start, stop, num)` to the bit: `i * step + start`, last value set to `stop`.
+/// The thresholds must be bit-identical because summaries select them with `==`.
+pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+    let step = (stop - start) / (num - 1) as f64;
+    let mut v: Vec<f64> = (0..num).map(|i| i as f64 * step + start).collect();
+    v[num - 1] = stop;
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_are_numpys() {
+        let p = EvalParams::keypoints(vec![0.1]);
+        // numpy prints 0.8999999999999999 for the 9th OKS threshold: the same bits as here.
+        assert_eq!(p.oks_thresholds[8], 0.8999999999999999);
+        assert_eq!(p.oks_thresholds[5], 0.75);
+        assert_eq!(p.oks_thresholds.len(), 10);
+        assert_eq!(p.recall_thresholds.len(), 101);
+        assert_eq!(p.recall_thresholds[57], 57.0 * 0.01);
+        assert_ne!(p.recall_thresholds[57], 0.57, "0.01 * 57 is not the literal 0.57");
+    }
+
+    #[test]
+    fn area_ranges_include_both_ends() {
+        let m = &EvalParams::keypoints(vec![0.1]).area_ranges[1];
+        assert!(m.contains(1024.0) && m.contains(9216.0));
+        assert!(!m.contains(1023.999) && !m.contains(9216.001));
+    }
+}

@@ -1,0 +1,10 @@
+//! dypose: COCO person-keypoint detection with Dynamic Convolution.
+//!
+//! Data flows one way (see DESIGN.md): `coco` (files) → `data` (crops, targets) → `model` →
+//! `train` / `infer` → `eval` (the COCO metric) → `viz`. `coco` and `eval` are plain Rust.
+
+pub mod bench;
+pub mod cli;
+pub mod coco;
+pub mod eval;
+pub mod fsutil;

@@ -9,6 +9,7 @@ COCOeval(iouType="keypoints"); the Rust test `tests/eval_vs_pycocotools.rs` chec
 
     python3 tools/make_eval_cases.py            # (re)write all cases
     python3 tools/make_eval_cases.py --check    # only verify the committed expected.json
+    python3 tools/make_eval_cases.py --fuzz 200 # fresh random cases, pycocotools vs target/release/dypose
 """
 import argparse
 import copy
@@ -20,6 +21,8 @@ import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from pycoco_eval import pycocotools_stats  # noqa: E402
 ROOT = os.path.dirname(HERE)
 OUT = os.path.join(ROOT, "tests", "data", "eval_cases")
 SAMPLE_GT = os.path.join(ROOT, "data", "coco-sample", "annotations", "person_keypoints_sample.json")
@@ -618,6 +621,72 @@ def random_case(seed, images):
     return build
 
 
+def fuzz_case(seed):
+    """A random case that mixes every quirk: categories, crowds, num_keypoints 0 and mismatched,
+    GT id 0, area boundaries, score ties, >20 detections, bbox-carrying results, big ids."""
+    r = random.Random(seed)
+    ncat = r.choice([1, 1, 2, 3])
+    cats = [category(k + 1, "c%d" % k) for k in range(ncat)]
+    c = Case(seed, cats)
+    big = r.choice([0, 2 ** 35])
+    decimals = r.choice([1, 2, 6])
+    for n in range(r.randint(1, 40)):
+        iid = big + n * r.randint(1, 9) + n
+        if any(im["id"] == iid for im in c.images):
+            continue
+        c.image(iid)
+        for _ in range(r.randint(0, 5)):
+            area = r.choice([None, None, None, 1024, 9216, r.uniform(0, 2000), r.uniform(5000, 12000)])
+            a = c.person(iid, r.uniform(0, 640), r.uniform(0, 480), r.uniform(10, 450), visible=r.choice([0, .2, .6, 1]),
+                         cat=r.randint(1, ncat + (1 if r.random() < .05 else 0)), iscrowd=int(r.random() < .1), area=area,
+                         ann_id=0 if r.random() < .02 else None)
+            if r.random() < .1:
+                a["num_keypoints"] = r.choice([0, 3])
+            for _ in range(r.randint(0, 3)):
+                c.detect(a, r.uniform(.001, .1), round(r.random(), decimals), drop=r.uniform(0, .3),
+                         cat=r.randint(1, ncat + 1) if r.random() < .1 else None)
+        for _ in range(r.randint(0, 30) if r.random() < .2 else r.randint(0, 3)):
+            c.false_positive(iid, round(r.random() * .7, decimals), cat=r.randint(1, ncat))
+        if r.random() < .1:
+            c.results.append(square_result(iid, 5, 5, r.choice([32, 96, 40]), round(r.random(), decimals)))
+    used = {a["id"] for a in c.anns}
+    if len(used) < len(c.anns):  # at most one GT with id 0
+        seen = set()
+        for a in c.anns:
+            if a["id"] in seen:
+                a["id"] = max(used) + 1 + len(seen)
+            seen.add(a["id"])
+    gt, res = c.files()
+    r.shuffle(res)
+    if res and r.random() < .15:
+        for k, x in enumerate(res):
+            x["bbox"] = [1, 2, 10 + 7 * k % 90, 20 + 3 * k % 130]
+    return gt, res
+
+
+def fuzz(count, seed, binary):
+    import tempfile
+    from crosscheck import compare
+    failed = 0
+    with tempfile.TemporaryDirectory() as d:
+        for k in range(count):
+            gt, res = fuzz_case(seed + k)
+            if not res:
+                continue  # pycocotools cannot load an empty results list
+            g, p = os.path.join(d, "gt.json"), os.path.join(d, "res.json")
+            json.dump(gt, open(g, "w"))
+            json.dump(res, open(p, "w"))
+            if not compare(g, p, binary, 1e-9, quiet=True):
+                failed += 1
+                keep = os.path.join(ROOT, "fuzz-failure-%d" % (seed + k))
+                os.makedirs(keep, exist_ok=True)
+                shutil.copy(g, keep)
+                shutil.copy(p, keep)
+                print("case seed %d differs; kept in %s" % (seed + k, keep))
+    print("fuzz: %d cases, %d differ" % (count, failed))
+    return 1 if failed else 0
+
+
 CASES = {
     "perfect": case_perfect,
     "real_sample_gt_fed_back": case_real_sample_gt_fed_back,
@@ -665,26 +734,15 @@ CASES = {
 }
 
 
-def pycocotools_stats(gt_path, res_path):
-    """The 10 stats of COCOeval(iouType='keypoints'), with pycocotools' printing silenced."""
-    import contextlib
-    import io
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(gt_path)
-        dt = gt.loadRes(res_path)
-        ev = COCOeval(gt, dt, "keypoints")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return [float(s) for s in ev.stats]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="recompute with pycocotools and compare to expected.json")
+    ap.add_argument("--fuzz", type=int, metavar="N", help="compare N fresh random cases instead")
+    ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--dypose", default=os.path.join(ROOT, "target", "release", "dypose"))
     args = ap.parse_args()
+    if args.fuzz:
+        return fuzz(args.fuzz, args.seed, args.dypose)
     import pycocotools
     version = getattr(pycocotools, "__version__", None)
     if version is None:

@@ -188,6 +188,12 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_coco17_file_is_the_built_in_spec() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/keypoints/coco17.json"));
+        assert_eq!(KeypointSpec::from_json_file(path).unwrap(), KeypointSpec::coco17());
+    }
+
+    #[test]
     fn other_keypoint_sets_need_sigmas() {
         let cat = CategoryRecord {
             id: 3,

@@ -2,7 +2,7 @@
 //! against the ground truth they will be scored with.
 
 use super::dataset::CocoDataset;
-use super::json::read_json;
+use super::json::{parse_array_par, read_with};
 use super::schema::{Id, ResultRecord};
 use anyhow::{bail, ensure, Result};
 use std::path::Path;
@@ -20,8 +20,13 @@ pub struct KeypointResult {
 /// Loads a results file; every record must have `3 × num_keypoints` finite numbers, a finite
 /// score and an image that the ground truth has.
 pub fn load_results(path: &Path, gt: &CocoDataset, num_keypoints: usize) -> Result<Vec<KeypointResult>> {
-    let records: Vec<ResultRecord> = read_json(path)?;
+    let records = read_result_records(path)?;
     results_from_records(records, &path.display().to_string(), gt, num_keypoints)
+}
+
+/// The raw records of a results file, parsed in parallel.
+pub fn read_result_records(path: &Path) -> Result<Vec<ResultRecord>> {
+    read_with(path, parse_array_par)
 }
 
 pub fn results_from_records(

@@ -240,8 +240,8 @@ pub fn evaluate_files(
     results_path: &std::path::Path,
     spec: &crate::coco::KeypointSpec,
 ) -> Result<EvalReport> {
-    use crate::coco::{json::read_json, results::results_from_records, schema::ResultRecord};
-    let (gt, records) = rayon::join(|| CocoDataset::load(gt_path), || read_json::<Vec<ResultRecord>>(results_path));
+    use crate::coco::results::{read_result_records, results_from_records};
+    let (gt, records) = rayon::join(|| CocoDataset::load(gt_path), || read_result_records(results_path));
     let gt = gt?;
     let results = results_from_records(records?, &results_path.display().to_string(), &gt, spec.len())?;
     let eval = CocoEval::new(&gt, &results, EvalParams::keypoints(spec.sigmas.clone()))?;

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Generates COCO person-keypoint files with the shape and size of the real ones, for
+benchmarks (no images; only the JSON). Standard library only.
+
+    python3 tools/gen_coco_like.py val   --out bench-data   # person_keypoints_val2017-sized GT
+                                                          # + ~107k results (~21 per image)
+    python3 tools/gen_coco_like.py train --out bench-data   # person_keypoints_train2017-sized
+                                                          # GT: 118k images, 262k persons, ~238 MB
+
+Real-file traits reproduced: polygon segmentation for most persons and uncompressed RLE for
+crowds, ~1% crowds, many persons without labelled joints (num_keypoints 0), 'info' and
+'licenses', image records with urls and dates, float bboxes and areas with 2-5 decimals.
+"""
+import argparse
+import json
+import os
+import random
+import sys
+
+NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+         "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+         "left_knee", "right_knee", "left_ankle", "right_ankle"]
+SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
+            [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+POSE = [(0, -.42), (.03, -.45), (-.03, -.45), (.06, -.43), (-.06, -.43), (.12, -.3), (-.12, -.3),
+        (.16, -.12), (-.16, -.12), (.18, .05), (-.18, .05), (.08, .05), (-.08, .05), (.09, .28),
+        (-.09, .28), (.1, .5), (-.1, .5)]
+
+
+def person(r, ann_id, image_id, W, H, polygon_points):
+    height = min(H * .95, max(8.0, r.lognormvariate(4.6, .8)))
+    cx, cy = r.uniform(0, W), r.uniform(0, H)
+    bw, bh = .45 * height, 1.1 * height
+    x0, y0 = max(0.0, cx - bw / 2), max(0.0, cy - bh / 2)
+    bw, bh = min(bw, W - x0), min(bh, H - y0)
+    crowd = r.random() < .01
+    labelled = 0 if (crowd or r.random() < .45) else r.randint(1, 17)
+    keep = set(r.sample(range(17), labelled))
+    kps = []
+    for j, (px, py) in enumerate(POSE):
+        if j in keep:
+            kps += [int(cx + (px + r.gauss(0, .03)) * height), int(cy + (py + r.gauss(0, .03)) * height), r.choice([1, 2, 2])]
+        else:
+            kps += [0, 0, 0]
+    if crowd:
+        total = int(W * H)
+        counts, left = [], total
+        while left > 0:
+            run = min(left, r.randint(1, 4000))
+            counts.append(run)
+            left -= run
+        seg = {"counts": counts, "size": [H, W]}
+    else:
+        pts = []
+        for _ in range(polygon_points):
+            pts += [round(r.uniform(x0, x0 + bw), 2), round(r.uniform(y0, y0 + bh), 2)]
+        seg = [pts]
+    return {"segmentation": seg, "num_keypoints": labelled, "area": round(bw * bh * r.uniform(.3, .7), 5),
+            "iscrowd": int(crowd), "keypoints": kps, "image_id": image_id,
+            "bbox": [round(x0, 2), round(y0, 2), round(bw, 2), round(bh, 2)], "category_id": 1, "id": ann_id}
+
+
+def detection(r, gt, W, H):
+    """A result near a GT (or a false positive when gt is None); ~1 in 3 is far off."""
+    if gt is None or r.random() < .3:
+        height = r.lognormvariate(4.3, .8)
+        cx, cy = r.uniform(0, W), r.uniform(0, H)
+    else:
+        x, y, w, h = gt["bbox"]
+        height = h / 1.1
+        cx, cy = x + w / 2, y + h / 2
+    noise = r.uniform(.005, .08) * height
+    kps = []
+    for (px, py) in POSE:
+        kps += [round(cx + px * height + r.gauss(0, noise), 3), round(cy + py * height + r.gauss(0, noise), 3),
+                round(r.random(), 6)]
+    return kps
+
+
+def generate(kind, out, seed):
+    r = random.Random(seed)
+    if kind == "val":
+        n_images, n_persons, per_image, poly = 5000, 11600, 21.9, 20
+    else:
+        n_images, n_persons, per_image, poly = 118287, 262465, 0, 27
+    images = []
+    for i in range(n_images):
+        W, H = r.choice([(640, 480), (480, 640), (640, 427), (500, 375), (640, 360)])
+        iid = r.randint(1, 581929) * 1000 + i % 1000 if kind == "train" else 100000 + i * 7
+        images.append({"license": r.randint(1, 8), "file_name": "%012d.jpg" % iid,
+                       "coco_url": "http://images.cocodataset.org/x/%012d.jpg" % iid, "height": H, "width": W,
+                       "date_captured": "2013-11-14 11:18:45",
+                       "flickr_url": "http://farm4.staticflickr.com/3153/%d_8ca2b0e6b8_z.jpg" % iid, "id": iid})
+    ids = set()
+    for im in images:  # unique ids
+        while im["id"] in ids:
+            im["id"] += 1
+        ids.add(im["id"])
+    anns, by_image = [], {}
+    owners = r.choices(range(n_images), k=n_persons)
+    for k, i in enumerate(owners):
+        im = images[i]
+        a = person(r, 900000 + k, im["id"], im["width"], im["height"], poly)
+        anns.append(a)
+        by_image.setdefault(i, []).append(a)
+    gt = {"info": {"description": "COCO-shaped benchmark data generated by dypose tools/gen_coco_like.py",
+                   "version": "1.0", "year": 2017},
+          "licenses": [{"url": "http://creativecommons.org/licenses/by/2.0/", "id": k, "name": "Attribution"} for k in range(1, 9)],
+          "images": images, "annotations": anns,
+          "categories": [{"supercategory": "person", "id": 1, "name": "person", "keypoints": NAMES, "skeleton": SKELETON}]}
+    os.makedirs(out, exist_ok=True)
+    gt_path = os.path.join(out, "person_keypoints_%s_like.json" % kind)
+    with open(gt_path, "w") as f:
+        json.dump(gt, f)
+    print("%s: %d images, %d persons, %.1f MB" % (gt_path, len(images), len(anns), os.path.getsize(gt_path) / 1e6))
+    if per_image:
+        results = []
+        for i, im in enumerate(images):
+            people = by_image.get(i, [])
+            n = max(0, int(r.gauss(per_image, 6)))
+            for _ in range(n):
+                g = r.choice(people) if people and r.random() < .6 else None
+                results.append({"image_id": im["id"], "category_id": 1,
+                                "keypoints": detection(r, g, im["width"], im["height"]),
+                                "score": round(r.random(), 6)})
+        res_path = os.path.join(out, "results_%s_like.json" % kind)
+        with open(res_path, "w") as f:
+            json.dump(results, f)
+        print("%s: %d results (%.1f per image), %.1f MB" % (res_path, len(results), len(results) / len(images),
+                                                            os.path.getsize(res_path) / 1e6))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("kind", choices=["val", "train"])
+    ap.add_argument("--out", default="bench-data")
+    ap.add_argument("--seed", type=int, default=2017)
+    a = ap.parse_args()
+    generate(a.kind, a.out, a.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

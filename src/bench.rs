@@ -30,7 +30,10 @@ pub fn bench_coco_load(ann: &Path, repeat: usize) -> Result<String> {
     let med = median(times.clone());
     let mb = bytes / 1e6;
     let mut out = String::new();
-    out += &format!("{:<40} {:>9} {:>8} {:>11} {:>5} {:>9} {:>9} {:>8}\n", "file", "MB", "images", "annotations", "runs", "median s", "min s", "MB/s");
+    out += &format!(
+        "{:<40} {:>9} {:>8} {:>11} {:>5} {:>9} {:>9} {:>8}\n",
+        "file", "MB", "images", "annotations", "runs", "median s", "min s", "MB/s"
+    );
     out += &format!(
         "{:<40} {:>9.1} {:>8} {:>11} {:>5} {:>9.3} {:>9.3} {:>8.0}\n",
         ann.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()),

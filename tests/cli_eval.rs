@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const SAMPLE_GT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/coco-sample/annotations/person_keypoints_sample.json");
+const SAMPLE_GT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/data/coco-sample/annotations/person_keypoints_sample.json");
 
 fn dypose(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
@@ -30,7 +31,15 @@ fn prints_the_pycocotools_summary_and_writes_the_stats() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("stats.json");
     let c = case("real_sample_noisy");
-    let o = dypose(&["eval", "--gt", c.join("gt.json").to_str().unwrap(), "--results", c.join("results.json").to_str().unwrap(), "--json", out.to_str().unwrap()]);
+    let o = dypose(&[
+        "eval",
+        "--gt",
+        c.join("gt.json").to_str().unwrap(),
+        "--results",
+        c.join("results.json").to_str().unwrap(),
+        "--json",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
@@ -38,10 +47,22 @@ fn prints_the_pycocotools_summary_and_writes_the_stats() {
     let expected: serde_json::Value = serde_json::from_slice(&std::fs::read(c.join("expected.json")).unwrap()).unwrap();
     let expected: Vec<f64> = expected["stats"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     // The layout pycocotools prints, copied from its output.
-    assert_eq!(lines[0], format!(" Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets= 20 ] = {:.3}", expected[0]));
-    assert_eq!(lines[2], format!(" Average Precision  (AP) @[ IoU=0.75      | area=   all | maxDets= 20 ] = {:.3}", expected[2]));
-    assert_eq!(lines[8], format!(" Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets= 20 ] = {:.3}", expected[8]));
-    assert_eq!(lines[9], format!(" Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets= 20 ] = {:.3}", expected[9]));
+    assert_eq!(
+        lines[0],
+        format!(" Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets= 20 ] = {:.3}", expected[0])
+    );
+    assert_eq!(
+        lines[2],
+        format!(" Average Precision  (AP) @[ IoU=0.75      | area=   all | maxDets= 20 ] = {:.3}", expected[2])
+    );
+    assert_eq!(
+        lines[8],
+        format!(" Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets= 20 ] = {:.3}", expected[8])
+    );
+    assert_eq!(
+        lines[9],
+        format!(" Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets= 20 ] = {:.3}", expected[9])
+    );
     let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let names = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"];
     assert_eq!(written.as_object().unwrap().len(), 10);
@@ -50,7 +71,15 @@ fn prints_the_pycocotools_summary_and_writes_the_stats() {
     }
     // An existing output is not replaced without --force.
     let before = std::fs::read(&out).unwrap();
-    let again = dypose(&["eval", "--gt", SAMPLE_GT, "--results", c.join("results.json").to_str().unwrap(), "--json", out.to_str().unwrap()]);
+    let again = dypose(&[
+        "eval",
+        "--gt",
+        SAMPLE_GT,
+        "--results",
+        c.join("results.json").to_str().unwrap(),
+        "--json",
+        out.to_str().unwrap(),
+    ]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
     assert_eq!(std::fs::read(&out).unwrap(), before);
@@ -61,7 +90,15 @@ fn undefined_stats_are_minus_one_in_json() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.json");
     let c = case("all_gt_ignored");
-    let o = dypose(&["eval", "--gt", c.join("gt.json").to_str().unwrap(), "--results", c.join("results.json").to_str().unwrap(), "--json", out.to_str().unwrap()]);
+    let o = dypose(&[
+        "eval",
+        "--gt",
+        c.join("gt.json").to_str().unwrap(),
+        "--results",
+        c.join("results.json").to_str().unwrap(),
+        "--json",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     assert!(String::from_utf8(o.stdout).unwrap().lines().all(|l| l.ends_with("= -1.000")));
     let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
@@ -106,7 +143,11 @@ fn bad_results_give_one_line_errors_naming_file_and_record() {
         ("truncated.json", text[..text.len() / 2].to_string(), vec!["truncated", "record ["]),
         ("malformed.json", text.replacen("},{", "} {", 1), vec!["record [0]", "expected `,` or `]`"]),
         ("short.json", short.to_string(), vec!["record [5]", "48 numbers, expected 51"]),
-        ("unknown.json", unknown.to_string(), vec!["record [7]", "image_id 123456 is not an image of the ground truth"]),
+        (
+            "unknown.json",
+            unknown.to_string(),
+            vec!["record [7]", "image_id 123456 is not an image of the ground truth"],
+        ),
         ("type.json", wrong_type.to_string(), vec!["record [2].score", "invalid type"]),
         ("nan.json", nan, vec!["record [3].score", "NaN and Infinity"]),
         ("inf.json", inf, vec!["record [9].keypoints[4]", "NaN and Infinity"]),

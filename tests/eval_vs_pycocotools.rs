@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/eval_cases");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
     dirs
 }
@@ -31,7 +32,11 @@ fn every_stat_equals_pycocotools_to_1e_9() {
         }
         for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
             if (a - b).abs() > 1e-9 {
-                failures.push(format!("{}: {} = {a}, pycocotools {b}", dir.file_name().unwrap().to_string_lossy(), Stats::NAMES[i]));
+                failures.push(format!(
+                    "{}: {} = {a}, pycocotools {b}",
+                    dir.file_name().unwrap().to_string_lossy(),
+                    Stats::NAMES[i]
+                ));
             }
         }
     }

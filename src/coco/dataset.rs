@@ -45,7 +45,12 @@ impl CocoDataset {
             ensure!(ann.area.is_finite(), "{}: area {} is not a finite number", at(), ann.area);
             ensure!(ann.bbox.iter().all(|v| v.is_finite()), "{}: bbox {:?} has a non-finite number", at(), ann.bbox);
             if let Some(kps) = &ann.keypoints {
-                ensure!(kps.len() % 3 == 0, "{}: keypoints has {} numbers, not a multiple of 3 (x, y, v)", at(), kps.len());
+                ensure!(
+                    kps.len() % 3 == 0,
+                    "{}: keypoints has {} numbers, not a multiple of 3 (x, y, v)",
+                    at(),
+                    kps.len()
+                );
                 if let Some(j) = kps.iter().position(|v| !v.is_finite()) {
                     bail!("{}: keypoints[{j}] is {}, not a finite number", at(), kps[j]);
                 }

@@ -9,15 +9,13 @@ use std::path::Path;
 
 /// Reads and parses a whole JSON file; any error names the file and the JSON path of the record.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
     parse_json(&bytes).map_err(|msg| anyhow!("{}: {msg}", path.display()))
 }
 
 /// Reads a file and hands its bytes to `parse`; errors are prefixed with the file name.
 pub fn read_with<T>(path: &Path, parse: impl FnOnce(&[u8]) -> std::result::Result<T, String>) -> Result<T> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
     parse(&bytes).map_err(|msg| anyhow!("{}: {msg}", path.display()))
 }
 
@@ -48,19 +46,13 @@ fn describe_error(bytes: &[u8], e: &serde_json::Error) -> String {
             path.truncate(dot);
         }
     }
-    let at = if path.is_empty() {
-        String::from("at the top level")
-    } else {
-        format!("in record {path}")
-    };
+    let at = if path.is_empty() { String::from("at the top level") } else { format!("in record {path}") };
     if e.is_eof() {
         return format!("file ends early {at} (truncated JSON?): {e}");
     }
     let rest = &bytes[offset.saturating_sub(1).min(bytes.len())..];
     let rest = &rest[..rest.len().min(12)];
-    let hint = if [&b"NaN"[..], b"Infinity", b"-Infinity"]
-        .iter()
-        .any(|tok| rest.windows(tok.len()).any(|w| w == *tok))
+    let hint = if [&b"NaN"[..], b"Infinity", b"-Infinity"].iter().any(|tok| rest.windows(tok.len()).any(|w| w == *tok))
     {
         " (NaN and Infinity are not valid JSON numbers)"
     } else {
@@ -329,7 +321,10 @@ mod tests {
         let mut broken = text.clone();
         let at = broken.len() / 2;
         broken[at] = b'x';
-        assert_eq!(parse_array_par::<Vec<f64>>(&broken).unwrap_err(), parse_json::<Vec<Vec<f64>>>(&broken).unwrap_err());
+        assert_eq!(
+            parse_array_par::<Vec<f64>>(&broken).unwrap_err(),
+            parse_json::<Vec<Vec<f64>>>(&broken).unwrap_err()
+        );
     }
 
     #[test]

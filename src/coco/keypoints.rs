@@ -41,9 +41,8 @@ const COCO_NAMES: [&str; 17] = [
 
 /// pycocotools writes these as `np.array([.26, …]) / 10.0`; several of those quotients differ
 /// from the literals `.026…` in the last bit, and the metric must be bit-identical.
-const COCO_SIGMAS_X10: [f64; 17] = [
-    0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89,
-];
+const COCO_SIGMAS_X10: [f64; 17] =
+    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89];
 
 const COCO_LIMBS: [[usize; 2]; 19] = [
     [15, 13],
@@ -102,11 +101,9 @@ impl KeypointSpec {
         let sigmas = match sigmas {
             Some(s) => s,
             None if names.iter().map(String::as_str).eq(COCO_NAMES) => Self::coco17().sigmas,
-            None => bail!(
-                "category {} ({}) has keypoints other than COCO's 17: give their OKS sigmas",
-                cat.id,
-                cat.name
-            ),
+            None => {
+                bail!("category {} ({}) has keypoints other than COCO's 17: give their OKS sigmas", cat.id, cat.name)
+            }
         };
         let mut flip_pairs = Vec::new();
         for (i, n) in names.iter().enumerate() {
@@ -119,7 +116,12 @@ impl KeypointSpec {
         let mut limbs = Vec::with_capacity(cat.skeleton.len());
         for &[a, b] in &cat.skeleton {
             let ok = |v: i64| v >= 1 && v as usize <= names.len();
-            ensure!(ok(a) && ok(b), "category {}: skeleton pair [{a}, {b}] is out of range 1..={}", cat.id, names.len());
+            ensure!(
+                ok(a) && ok(b),
+                "category {}: skeleton pair [{a}, {b}] is out of range 1..={}",
+                cat.id,
+                names.len()
+            );
             limbs.push([a as usize - 1, b as usize - 1]);
         }
         let spec = KeypointSpec { name: cat.name.clone(), keypoints: names.clone(), flip_pairs, sigmas, limbs };
@@ -131,10 +133,7 @@ impl KeypointSpec {
         let k = self.len();
         ensure!(k > 0, "no keypoints");
         ensure!(self.sigmas.len() == k, "{} sigmas for {k} keypoints", self.sigmas.len());
-        ensure!(
-            self.sigmas.iter().all(|s| s.is_finite() && *s > 0.0),
-            "sigmas must be finite and positive"
-        );
+        ensure!(self.sigmas.iter().all(|s| s.is_finite() && *s > 0.0), "sigmas must be finite and positive");
         for pair in self.flip_pairs.iter().chain(&self.limbs) {
             ensure!(pair[0] < k && pair[1] < k, "joint pair {pair:?} is out of range 0..{k}");
         }

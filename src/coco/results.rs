@@ -56,7 +56,13 @@ pub fn results_from_records(
             bail!("{}: keypoints[{j}] is {}, not a finite number", at(), r.keypoints[j]);
         }
         ensure!(r.score.is_finite(), "{}: score {} is not a finite number", at(), r.score);
-        ensure!(gt.contains_image(r.image_id), "{}: image_id {} is not an image of the ground truth {}", at(), r.image_id, gt.source.display());
+        ensure!(
+            gt.contains_image(r.image_id),
+            "{}: image_id {} is not an image of the ground truth {}",
+            at(),
+            r.image_id,
+            gt.source.display()
+        );
         let area = if area_from_bbox {
             match r.bbox.as_deref() {
                 Some(&[_, _, w, h, ..]) if w.is_finite() && h.is_finite() => w * h,
@@ -65,7 +71,13 @@ pub fn results_from_records(
         } else {
             keypoint_box_area(&r.keypoints)
         };
-        out.push(KeypointResult { image_id: r.image_id, category_id: r.category_id, keypoints: r.keypoints, score: r.score, area });
+        out.push(KeypointResult {
+            image_id: r.image_id,
+            category_id: r.category_id,
+            keypoints: r.keypoints,
+            score: r.score,
+            area,
+        });
     }
     Ok(out)
 }
@@ -117,11 +129,16 @@ mod tests {
 
     #[test]
     fn bad_records_are_named() {
-        let err = parse(r#"[{"image_id": 7, "category_id": 1, "score": 1, "keypoints": [1, 2, 0, 4, 10, 2]},
-                            {"image_id": 8, "category_id": 1, "score": 1, "keypoints": [1, 2, 0, 4, 10, 2]}]"#)
+        let err = parse(
+            r#"[{"image_id": 7, "category_id": 1, "score": 1, "keypoints": [1, 2, 0, 4, 10, 2]},
+                            {"image_id": 8, "category_id": 1, "score": 1, "keypoints": [1, 2, 0, 4, 10, 2]}]"#,
+        )
         .unwrap_err()
         .to_string();
-        assert!(err.starts_with("res.json: record [1] (image_id 8") && err.contains("not an image of the ground truth"), "{err}");
+        assert!(
+            err.starts_with("res.json: record [1] (image_id 8") && err.contains("not an image of the ground truth"),
+            "{err}"
+        );
         let err = parse(r#"[{"image_id": 7, "category_id": 1, "score": 1, "keypoints": [1, 2, 0, 4, 10]}]"#)
             .unwrap_err()
             .to_string();

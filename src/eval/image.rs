@@ -94,3 +94,54 @@ pub fn evaluate_image(
         num_gt_regular: gt_ignore.iter().filter(|&&i| !i).count(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gt(id: Id, area: f64, iscrowd: bool, ignore: bool) -> GtRef {
+        GtRef { id, area, iscrowd, ignore }
+    }
+
+    #[test]
+    fn greedy_matching_by_hand() {
+        let p = EvalParams::keypoints(vec![0.1]);
+        let all = &p.area_ranges[0];
+        // GT 0 regular, GT 1 crowd (ignored). Three detections, best score first.
+        let gts = [gt(7, 5000.0, false, false), gt(8, 5000.0, true, true)];
+        let dts = [(0.9, 100.0), (0.8, 100.0), (0.7, 100.0)];
+        #[rustfmt::skip]
+        let oks = [
+            0.80, 0.95, // d0: the regular GT is enough even though the crowd is closer
+            0.90, 0.60, // d1: GT 7 is taken, so the crowd (matched any number of times)
+            0.10, 0.70, // d2: crowd again
+        ];
+        let e = evaluate_image(&gts, &dts, &oks, all, &p);
+        let t50 = 0; // OKS 0.50
+        let d_len = 3;
+        assert_eq!(&e.dt_matched[t50 * d_len..t50 * d_len + 3], &[true, true, true]);
+        assert_eq!(&e.dt_ignore[t50 * d_len..t50 * d_len + 3], &[false, true, true]);
+        // At 0.85 (t = 7): d0 misses GT 7 (0.80) and takes the crowd; d1 takes GT 7 (0.90).
+        let t85 = 7;
+        assert_eq!(&e.dt_matched[t85 * d_len..t85 * d_len + 3], &[true, true, false]);
+        assert_eq!(&e.dt_ignore[t85 * d_len..t85 * d_len + 3], &[true, false, false]);
+        assert_eq!(e.num_gt_regular, 1);
+    }
+
+    #[test]
+    fn gt_id_zero_and_area_range() {
+        let p = EvalParams::keypoints(vec![0.1]);
+        let medium = &p.area_ranges[1];
+        let gts = [gt(0, 5000.0, false, false)];
+        // d0 matches the id-0 GT: counted unmatched, and as its own area (50) is outside the
+        // medium range it is then ignored. d1 is unmatched and inside the range: a false positive.
+        let dts = [(0.9, 50.0), (0.5, 2000.0)];
+        let e = evaluate_image(&gts, &dts, &[0.99, 0.2], medium, &p);
+        assert_eq!(&e.dt_matched[..2], &[false, false]);
+        assert_eq!(&e.dt_ignore[..2], &[true, false]);
+        // A GT outside the range is ignored, and a detection matched to it too.
+        let large = &p.area_ranges[2];
+        let e = evaluate_image(&[gt(3, 5000.0, false, false)], &dts[..1], &[0.99], large, &p);
+        assert_eq!((e.num_gt_regular, e.dt_matched[0], e.dt_ignore[0]), (0, true, true));
+    }
+}

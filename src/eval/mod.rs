@@ -52,6 +52,7 @@ impl<'a> CocoEval<'a> {
     /// Groups GTs and results per (image, category). GT keypoints of evaluated categories must
     /// have `3 × params.sigmas.len()` numbers.
     pub fn new(gt: &'a CocoDataset, results: &'a [KeypointResult], params: EvalParams) -> Result<Self> {
+        ensure!(params.oks_thresholds.len() <= 64, "at most 64 OKS thresholds are supported");
         let image_ids = gt.image_ids_sorted();
         let category_ids = gt.category_ids_sorted();
         let k_len = category_ids.len();
@@ -72,13 +73,23 @@ impl<'a> CocoEval<'a> {
                 keypoints.len(),
                 params.sigmas.len()
             );
-            let gref = GtRef { id: ann.id, area: ann.area, iscrowd: ann.iscrowd, ignore: ann.iscrowd || ann.num_keypoints() == 0 };
+            let gref = GtRef {
+                id: ann.id,
+                area: ann.area,
+                iscrowd: ann.iscrowd,
+                ignore: ann.iscrowd || ann.num_keypoints() == 0,
+            };
             let target = OksTarget { keypoints, bbox: ann.bbox, area: ann.area };
             cells[i * k_len + k].gts.push((gref, target));
         }
         let mut results_outside_categories = 0;
         for r in results {
-            ensure!(r.keypoints.len() == num_coords, "result for image {} has {} keypoint numbers, expected {num_coords}", r.image_id, r.keypoints.len());
+            ensure!(
+                r.keypoints.len() == num_coords,
+                "result for image {} has {} keypoint numbers, expected {num_coords}",
+                r.image_id,
+                r.keypoints.len()
+            );
             match (img_pos.get(&r.image_id), cat_pos.get(&r.category_id)) {
                 (Some(&i), Some(&k)) => cells[i * k_len + k].dts.push(r),
                 _ => results_outside_categories += 1,
@@ -93,9 +104,7 @@ impl<'a> CocoEval<'a> {
         let variances = self.params.variances();
         let per_image: Vec<Vec<Option<ImageEval>>> = (0..i_len)
             .into_par_iter()
-            .map(|i| {
-                (0..k_len).flat_map(|k| self.evaluate_cell(&self.cells[i * k_len + k], &variances)).collect()
-            })
+            .map(|i| (0..k_len).flat_map(|k| self.evaluate_cell(&self.cells[i * k_len + k], &variances)).collect())
             .collect();
         let mut image_evals: Vec<Option<ImageEval>> = vec![None; k_len * a_len * i_len];
         for (i, evals) in per_image.into_iter().enumerate() {
@@ -184,22 +193,35 @@ fn curve(evals: &[&ImageEval], p: &EvalParams) -> Option<(Vec<f64>, Vec<f64>)> {
     }
     dets.sort_by(|a, b| descending(a.0, b.0));
     let (t_len, r_len, nd) = (p.oks_thresholds.len(), p.recall_thresholds.len(), dets.len());
+    // One pass to gather each detection's per-threshold outcome as bits (tp, fp), so the
+    // threshold loop below reads one contiguous array instead of every image's vectors.
+    let outcome: Vec<(u64, u64)> = dets
+        .iter()
+        .map(|&(_, e, d)| {
+            let ev = evals[e as usize];
+            let (mut tp, mut fp) = (0u64, 0u64);
+            for t in 0..t_len {
+                let idx = t * ev.dt_scores.len() + d as usize;
+                if !ev.dt_ignore[idx] {
+                    if ev.dt_matched[idx] {
+                        tp |= 1 << t;
+                    } else {
+                        fp |= 1 << t;
+                    }
+                }
+            }
+            (tp, fp)
+        })
+        .collect();
     let mut precision = vec![0.0; t_len * r_len];
     let mut recall = vec![0.0; t_len];
     let mut rc = vec![0.0; nd];
     let mut pr = vec![0.0; nd];
     for t in 0..t_len {
         let (mut tp, mut fp) = (0u64, 0u64);
-        for (j, &(_, e, d)) in dets.iter().enumerate() {
-            let ev = evals[e as usize];
-            let idx = t * ev.dt_scores.len() + d as usize;
-            if !ev.dt_ignore[idx] {
-                if ev.dt_matched[idx] {
-                    tp += 1;
-                } else {
-                    fp += 1;
-                }
-            }
+        for (j, &(tp_bits, fp_bits)) in outcome.iter().enumerate() {
+            tp += (tp_bits >> t) & 1;
+            fp += (fp_bits >> t) & 1;
             let (tpf, fpf) = (tp as f64, fp as f64);
             rc[j] = tpf / npig as f64;
             pr[j] = tpf / (fpf + tpf + f64::EPSILON);
@@ -252,4 +274,50 @@ pub fn evaluate_files(
         num_results: results.len(),
         results_outside_categories: eval.results_outside_categories,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_image(scores: &[f64], matched: &[bool], gts: usize, t_len: usize) -> ImageEval {
+        ImageEval {
+            dt_scores: scores.to_vec(),
+            dt_matched: (0..t_len).flat_map(|_| matched.iter().copied()).collect(),
+            dt_ignore: vec![false; t_len * scores.len()],
+            num_gt_regular: gts,
+        }
+    }
+
+    #[test]
+    fn precision_curve_by_hand() {
+        let p = EvalParams::keypoints(vec![0.1]);
+        // Two GTs; detections in score order: TP, FP, TP (split over two images; the second
+        // image's detection has the middle score).
+        let a = one_image(&[0.9, 0.5], &[true, true], 1, 10);
+        let b = one_image(&[0.7], &[false], 1, 10);
+        let (prec, rec) = curve(&[&a, &b], &p).unwrap();
+        // Sorted: 0.9 TP, 0.7 FP, 0.5 TP → precision 1, 1/2, 2/3 → made monotone 1, 2/3, 2/3;
+        // recall 1/2, 1/2, 1. Recall samples ≤ 0.5 read precision 1, the rest 2/3.
+        let two_thirds = 2.0 / (1.0 + 2.0 + f64::EPSILON);
+        for (r, &thr) in p.recall_thresholds.iter().enumerate() {
+            let want = if thr <= 0.5 { 1.0 / (1.0 + f64::EPSILON) } else { two_thirds };
+            assert_eq!(prec[r], want, "recall {thr}");
+        }
+        assert_eq!(rec[0], 1.0);
+        let ap = oks::numpy_mean(&prec[..101]);
+        assert!((ap - (51.0 + 50.0 * 2.0 / 3.0) / 101.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn recall_never_reached_leaves_zero_precision() {
+        let p = EvalParams::keypoints(vec![0.1]);
+        let a = one_image(&[0.9], &[true], 4, 10); // 1 of 4 GTs found: recall 0.25
+        let (prec, rec) = curve(&[&a], &p).unwrap();
+        assert_eq!(rec[0], 0.25);
+        assert!(prec[..26].iter().all(|&v| v > 0.99), "samples up to 0.25 see the TP");
+        assert!(prec[26..101].iter().all(|&v| v == 0.0));
+        let none = one_image(&[0.9], &[false], 0, 10);
+        assert!(curve(&[&none], &p).is_none(), "no regular GT: undefined (−1)");
+    }
 }

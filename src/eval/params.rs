@@ -16,7 +16,7 @@ impl AreaRange {
 
 #[derive(Debug, Clone)]
 pub struct EvalParams {
-    /// OKS thresholds 0.50:0.05:0.95.
+    /// OKS thresholds 0.50:0.05:0.95 (at most 64: accumulation packs them as bits).
     pub oks_thresholds: Vec<f64>,
     /// Recall sample points 0:0.01:1.
     pub recall_thresholds: Vec<f64>,

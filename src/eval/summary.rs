@@ -51,7 +51,18 @@ impl Stats {
     }
 
     pub fn from_array(v: [f64; 10]) -> Stats {
-        Stats { ap: v[0], ap50: v[1], ap75: v[2], apm: v[3], apl: v[4], ar: v[5], ar50: v[6], ar75: v[7], arm: v[8], arl: v[9] }
+        Stats {
+            ap: v[0],
+            ap50: v[1],
+            ap75: v[2],
+            apm: v[3],
+            apl: v[4],
+            ar: v[5],
+            ar50: v[6],
+            ar75: v[7],
+            arm: v[8],
+            arl: v[9],
+        }
     }
 
     pub fn to_array(&self) -> [f64; 10] {

@@ -14,6 +14,21 @@ fn case(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/eval_cases").join(name)
 }
 
+/// `dypose eval` on a committed case, writing the stats to `json`.
+fn eval_case(name: &str, json: &Path) -> Output {
+    let c = case(name);
+    let (gt, res) = (c.join("gt.json"), c.join("results.json"));
+    dypose(&[
+        "eval",
+        "--gt",
+        gt.to_str().unwrap(),
+        "--results",
+        res.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ])
+}
+
 /// The real sample's GT joints fed back as results, as a JSON value to corrupt.
 fn sample_results() -> serde_json::Value {
     let gt: serde_json::Value = serde_json::from_slice(&std::fs::read(SAMPLE_GT).unwrap()).unwrap();
@@ -31,15 +46,7 @@ fn prints_the_pycocotools_summary_and_writes_the_stats() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("stats.json");
     let c = case("real_sample_noisy");
-    let o = dypose(&[
-        "eval",
-        "--gt",
-        c.join("gt.json").to_str().unwrap(),
-        "--results",
-        c.join("results.json").to_str().unwrap(),
-        "--json",
-        out.to_str().unwrap(),
-    ]);
+    let o = eval_case("real_sample_noisy", &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
@@ -71,15 +78,7 @@ fn prints_the_pycocotools_summary_and_writes_the_stats() {
     }
     // An existing output is not replaced without --force.
     let before = std::fs::read(&out).unwrap();
-    let again = dypose(&[
-        "eval",
-        "--gt",
-        SAMPLE_GT,
-        "--results",
-        c.join("results.json").to_str().unwrap(),
-        "--json",
-        out.to_str().unwrap(),
-    ]);
+    let again = eval_case("real_sample_noisy", &out);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
     assert_eq!(std::fs::read(&out).unwrap(), before);
@@ -89,16 +88,7 @@ fn prints_the_pycocotools_summary_and_writes_the_stats() {
 fn undefined_stats_are_minus_one_in_json() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.json");
-    let c = case("all_gt_ignored");
-    let o = dypose(&[
-        "eval",
-        "--gt",
-        c.join("gt.json").to_str().unwrap(),
-        "--results",
-        c.join("results.json").to_str().unwrap(),
-        "--json",
-        out.to_str().unwrap(),
-    ]);
+    let o = eval_case("all_gt_ignored", &out);
     assert!(o.status.success());
     assert!(String::from_utf8(o.stdout).unwrap().lines().all(|l| l.ends_with("= -1.000")));
     let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();

@@ -17,14 +17,8 @@ import os
 import random
 import sys
 
-NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-         "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-         "left_knee", "right_knee", "left_ankle", "right_ankle"]
-SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
-            [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
-POSE = [(0, -.42), (.03, -.45), (-.03, -.45), (.06, -.43), (-.06, -.43), (.12, -.3), (-.12, -.3),
-        (.16, -.12), (-.16, -.12), (.18, .05), (-.18, .05), (.08, .05), (-.08, .05), (.09, .28),
-        (-.09, .28), (.1, .5), (-.1, .5)]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_eval_cases import NAMES, POSE, SKELETON  # noqa: E402  (the same person model)
 
 
 def person(r, ann_id, image_id, W, H, polygon_points):

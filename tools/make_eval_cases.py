@@ -527,32 +527,28 @@ def case_unsorted_results():
     return gt, res
 
 
-def case_only_medium_persons():
-    c = Case(31)
+def one_size_case(seed, height, area_lo, area_hi, per_image=1):
+    """Persons of a single area range only: the other ranges have no regular GT (-1)."""
+    c = Case(seed)
     for iid in range(1, 10):
         c.image(iid)
-        for k in range(2):
-            a = c.person(iid, 150 + 250 * k, 240, 90, area=c.rng.uniform(1100, 9000))
+        for k in range(per_image):
+            cx = 150 + 250 * k if per_image > 1 else 320
+            a = c.person(iid, cx, 240, height, area=c.rng.uniform(area_lo, area_hi))
             c.detect(a, c.rng.uniform(.01, .1), round(c.rng.random(), 4))
     return c.files()
 
 
+def case_only_medium_persons():
+    return one_size_case(31, 90, 1100, 9000, per_image=2)
+
+
 def case_only_large_persons():
-    c = Case(32)
-    for iid in range(1, 10):
-        c.image(iid)
-        a = c.person(iid, 320, 240, 300, area=c.rng.uniform(10000, 80000))
-        c.detect(a, c.rng.uniform(.01, .1), round(c.rng.random(), 4))
-    return c.files()
+    return one_size_case(32, 300, 10000, 80000)
 
 
 def case_small_persons_only():
-    c = Case(33)
-    for iid in range(1, 10):
-        c.image(iid)
-        a = c.person(iid, 320, 240, 25, area=c.rng.uniform(50, 1000))
-        c.detect(a, c.rng.uniform(.01, .1), round(c.rng.random(), 4))
-    return c.files()
+    return one_size_case(33, 25, 50, 1000)
 
 
 def case_negative_and_zero_scores():

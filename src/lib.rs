@@ -6,5 +6,6 @@
 pub mod bench;
 pub mod cli;
 pub mod coco;
+pub mod data;
 pub mod eval;
 pub mod fsutil;

@@ -2,4 +2,5 @@
 //! Plain Rust over `image` buffers and slices; no tensors here.
 
 pub mod affine;
+pub mod codec;
 pub mod warp;

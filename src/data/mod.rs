@@ -2,5 +2,9 @@
 //! Plain Rust over `image` buffers and slices; no tensors here.
 
 pub mod affine;
+pub mod augment;
 pub mod codec;
+pub mod instances;
+pub mod loader;
+pub mod sample;
 pub mod warp;

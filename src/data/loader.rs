@@ -1,0 +1,195 @@
+//! Batches for training: samples built in parallel (a rayon pool), collated into contiguous
+//! buffers, and handed over through a bounded queue so the next batches are ready while the
+//! current one trains. Every sample's randomness comes from (seed, epoch, index), so the batches
+//! are the same with any number of threads.
+
+use super::augment::sample_rng;
+use super::instances::Instance;
+use super::sample::SampleSpec;
+use image::RgbImage;
+use rand::seq::SliceRandom;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    pub seed: u64,
+    pub shuffle: bool,
+    /// Batches prepared ahead of the consumer.
+    pub prefetch: usize,
+    /// Worker threads (0: all cores).
+    pub workers: usize,
+    pub drop_last: bool,
+}
+
+/// Contiguous batch buffers, ready to become tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Instance indices of the samples, in batch order.
+    pub indices: Vec<usize>,
+    /// B × 3 × H × W.
+    pub inputs: Vec<f32>,
+    /// B × J × h × w.
+    pub targets: Vec<f32>,
+    /// B × J.
+    pub weights: Vec<f32>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+}
+
+/// Images that could not be read, by path (first error message), over one epoch.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub failed: BTreeMap<PathBuf, String>,
+    pub skipped_samples: usize,
+}
+
+pub struct Loader {
+    instances: Arc<Vec<Instance>>,
+    spec: Arc<SampleSpec>,
+    cfg: LoaderConfig,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl Loader {
+    pub fn new(instances: Vec<Instance>, spec: SampleSpec, cfg: LoaderConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(cfg.batch_size > 0, "batch size must be at least 1");
+        let pool =
+            rayon::ThreadPoolBuilder::new().num_threads(cfg.workers).thread_name(|i| format!("loader-{i}")).build()?;
+        Ok(Loader { instances: Arc::new(instances), spec: Arc::new(spec), cfg, pool: Arc::new(pool) })
+    }
+
+    pub fn len(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    /// Sample order of an epoch: shuffled by (seed, epoch) when configured.
+    pub fn order(&self, epoch: u64) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.instances.len()).collect();
+        if self.cfg.shuffle {
+            order.shuffle(&mut sample_rng(self.cfg.seed, epoch, u64::MAX));
+        }
+        order
+    }
+
+    /// The batches of one epoch, produced in the background. Dropping the iterator stops the
+    /// producer after the batch it is on.
+    pub fn epoch(&self, epoch: u64) -> EpochBatches {
+        let order = self.order(epoch);
+        let mut chunks: Vec<Vec<usize>> = order.chunks(self.cfg.batch_size).map(|c| c.to_vec()).collect();
+        if self.cfg.drop_last && chunks.last().is_some_and(|c| c.len() < self.cfg.batch_size) {
+            chunks.pop();
+        }
+        let (tx, rx) = sync_channel(self.cfg.prefetch.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let report = Arc::new(Mutex::new(LoadReport::default()));
+        let (instances, spec, pool, seed) =
+            (self.instances.clone(), self.spec.clone(), self.pool.clone(), self.cfg.seed);
+        let (stop2, report2) = (stop.clone(), report.clone());
+        let handle = std::thread::spawn(move || {
+            for chunk in chunks {
+                if stop2.load(Ordering::Relaxed) {
+                    break;
+                }
+                let batch = pool.install(|| make_batch(&instances, &spec, &chunk, seed, epoch, &report2));
+                if tx.send(batch).is_err() {
+                    break;
+                }
+            }
+        });
+        EpochBatches { rx, stop, handle: Some(handle), report }
+    }
+}
+
+/// Builds the samples of one batch in parallel; unreadable images are skipped and recorded.
+pub fn make_batch(
+    instances: &[Instance],
+    spec: &SampleSpec,
+    chunk: &[usize],
+    seed: u64,
+    epoch: u64,
+    report: &Mutex<LoadReport>,
+) -> Batch {
+    use rayon::prelude::*;
+    let samples: Vec<Option<(usize, super::sample::Sample)>> = chunk
+        .par_iter()
+        .map(|&i| {
+            let inst = &instances[i];
+            match load_rgb(&inst.image_path) {
+                Ok(img) => {
+                    let aug = spec.augmentation(inst, seed, epoch, i as u64);
+                    Some((i, spec.build(&img, inst, aug)))
+                }
+                Err(e) => {
+                    let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+                    r.skipped_samples += 1;
+                    r.failed.entry(inst.image_path.clone()).or_insert(e);
+                    None
+                }
+            }
+        })
+        .collect();
+    let mut batch = Batch { indices: Vec::new(), inputs: Vec::new(), targets: Vec::new(), weights: Vec::new() };
+    for (i, s) in samples.into_iter().flatten() {
+        batch.indices.push(i);
+        batch.inputs.extend_from_slice(&s.input);
+        batch.targets.extend_from_slice(&s.target.heatmaps);
+        batch.weights.extend_from_slice(&s.target.weights);
+    }
+    batch
+}
+
+/// Decodes an image file (JPEG or PNG; grayscale, RGBA and 16-bit become 8-bit RGB).
+pub fn load_rgb(path: &std::path::Path) -> Result<RgbImage, String> {
+    image::open(path).map(|img| img.to_rgb8()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub struct EpochBatches {
+    rx: Receiver<Batch>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    report: Arc<Mutex<LoadReport>>,
+}
+
+impl EpochBatches {
+    /// What could not be loaded so far (complete once the iterator is exhausted).
+    pub fn report(&self) -> LoadReport {
+        self.report.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Iterator for EpochBatches {
+    type Item = Batch;
+    fn next(&mut self) -> Option<Batch> {
+        self.rx.recv().ok()
+    }
+}
+
+impl Drop for EpochBatches {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        while self.rx.try_recv().is_ok() {}
+        // Unblock a producer waiting on a full queue, then wait for it.
+        let (_, dead) = sync_channel::<Batch>(0);
+        self.rx = dead;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

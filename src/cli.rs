@@ -51,6 +51,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Time the data path from JPEG on disk to collated training batches.
+    Data {
+        /// COCO person-keypoint annotation file.
+        #[arg(long)]
+        ann: PathBuf,
+        /// Directory of the annotation file's images.
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        samples: usize,
+        /// Worker threads (0: all cores).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+    },
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -58,6 +74,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => run_eval(args),
         Command::Bench(BenchCommand::Coco { ann, repeat }) => {
             println!("{}", bench::bench_coco_load(&ann, repeat)?);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Data { ann, images, samples, workers, batch }) => {
+            println!("{}", bench::bench_data(&ann, &images, samples, workers, batch)?);
             Ok(())
         }
     }

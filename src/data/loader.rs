@@ -157,7 +157,7 @@ pub fn make_batch(
 
 /// Decodes an image file (JPEG or PNG; grayscale, RGBA and 16-bit become 8-bit RGB).
 pub fn load_rgb(path: &std::path::Path) -> Result<RgbImage, String> {
-    image::open(path).map(|img| img.to_rgb8()).map_err(|e| format!("{}: {e}", path.display()))
+    image::open(path).map(|img| img.into_rgb8()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub struct EpochBatches {

@@ -18,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// COCO keypoint AP/AR of a results file against ground truth (equal to pycocotools).
     Eval(EvalArgs),
+    /// Generate a synthetic COCO-format person-keypoint data set (stick figures).
+    Synth(SynthArgs),
     /// Measurements printed as a table (last line JSON).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -40,6 +42,27 @@ pub struct EvalArgs {
     /// Keypoint spec JSON (names, flip_pairs, sigmas, limbs); default: COCO's 17 keypoints.
     #[arg(long)]
     pub spec: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// Output directory (annotations/, train/, val/).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    pub train: usize,
+    #[arg(long, default_value_t = 300)]
+    pub val: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Image width and height.
+    #[arg(long, default_value_t = 384)]
+    pub width: u32,
+    #[arg(long, default_value_t = 288)]
+    pub height: u32,
+    /// Replace a data set already in --out.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,6 +95,16 @@ pub enum BenchCommand {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Eval(args) => run_eval(args),
+        Command::Synth(a) => {
+            let cfg = crate::data::synth::SynthConfig {
+                width: a.width,
+                height: a.height,
+                seed: a.seed,
+                ..Default::default()
+            };
+            println!("{}", crate::data::synth::write_dataset(&a.out, &cfg, a.train, a.val, a.force)?);
+            Ok(())
+        }
         Command::Bench(BenchCommand::Coco { ann, repeat }) => {
             println!("{}", bench::bench_coco_load(&ann, repeat)?);
             Ok(())

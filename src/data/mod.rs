@@ -7,4 +7,5 @@ pub mod codec;
 pub mod instances;
 pub mod loader;
 pub mod sample;
+pub mod synth;
 pub mod warp;

@@ -1,0 +1,490 @@
+//! A synthetic COCO person-keypoint data set: stick figures with COCO's 17 joints on textured
+//! backgrounds, so that anyone can train and test without COCO.
+//!
+//! Left limbs (and the left eye and ear) are drawn in warm colours, right ones in cool colours,
+//! so the sides are learnable even with flip augmentation. A pixel-ownership buffer decides
+//! visibility: a joint covered by a later figure or an occluder is labelled but occluded
+//! (v = 1), a joint outside the image is unlabelled (v = 0). Each image also exercises the
+//! metric's branches: small persons (area < 32²), persons left unlabelled (num_keypoints 0), and
+//! sometimes a crowd of tiny figures with one `iscrowd` region. `area` is the visible pixel
+//! count, as COCO's segmentation areas are.
+
+use image::{Rgb, RgbImage};
+use imageproc::drawing::{draw_filled_circle_mut, draw_polygon_mut};
+use imageproc::point::Point;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone)]
+pub struct SynthConfig {
+    pub width: u32,
+    pub height: u32,
+    pub seed: u64,
+    /// Person heights are drawn log-uniformly in this range (pixels).
+    pub person_height: [f32; 2],
+    pub max_persons: usize,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        SynthConfig { width: 384, height: 288, seed: 0, person_height: [24.0, 260.0], max_persons: 4 }
+    }
+}
+
+/// One generated image: pixels and its annotations (ids filled in by the caller).
+pub struct SynthImage {
+    pub image: RgbImage,
+    /// COCO annotation objects without `id` and `image_id`.
+    pub annotations: Vec<Value>,
+}
+
+// Part codes in a figure's mask; the palette gives each a colour.
+const LEFT: u8 = 1;
+const RIGHT: u8 = 2;
+const BODY: u8 = 3;
+const HEAD: u8 = 4;
+const NOSE: u8 = 5;
+
+/// A standing pose in body units (height 1, origin at the hip centre, y down), then limb angles.
+fn random_pose(rng: &mut ChaCha8Rng, center: [f32; 2], height: f32, roll: f32) -> [[f32; 2]; 17] {
+    let h = height;
+    let mut p = [[0.0f32; 2]; 17];
+    let lean: f32 = rng.random_range(-0.25..0.25);
+    let up = [lean.sin(), -lean.cos()];
+    let side = [-up[1], up[0]]; // the figure's left is the image's right (facing the camera)
+    let add = |a: [f32; 2], d: [f32; 2], k: f32| [a[0] + d[0] * k, a[1] + d[1] * k];
+    let hip_c = [0.0, 0.0];
+    let sho_c = add(hip_c, up, 0.30 * h);
+    let head = add(sho_c, up, 0.13 * h);
+    let (sw, hw) = (rng.random_range(0.09..0.12) * h, rng.random_range(0.06..0.08) * h);
+    p[5] = add(sho_c, side, sw);
+    p[6] = add(sho_c, side, -sw);
+    p[11] = add(hip_c, side, hw);
+    p[12] = add(hip_c, side, -hw);
+    let dir = |a: f32| [a.sin(), a.cos()]; // angle 0 points down
+    for (s, e, w, sign) in [(5, 7, 9, 1.0f32), (6, 8, 10, -1.0)] {
+        let a1 = lean + sign * rng.random_range(-0.4f32..2.6);
+        let a2 = a1 + sign * rng.random_range(-0.3f32..2.2);
+        p[e] = add(p[s], dir(a1), 0.16 * h);
+        p[w] = add(p[e], dir(a2), 0.15 * h);
+    }
+    for (s, k, a, sign) in [(11, 13, 15, 1.0f32), (12, 14, 16, -1.0)] {
+        let a1 = lean + sign * rng.random_range(-0.35f32..0.9);
+        let a2 = a1 - sign * rng.random_range(0.0f32..1.2);
+        p[k] = add(p[s], dir(a1), 0.23 * h);
+        p[a] = add(p[k], dir(a2), 0.22 * h);
+    }
+    let yaw: f32 = rng.random_range(-0.4..0.4);
+    p[0] = add(add(head, up, -0.02 * h), side, yaw * 0.03 * h);
+    p[1] = add(add(head, up, 0.015 * h), side, (0.025 + yaw * 0.02) * h);
+    p[2] = add(add(head, up, 0.015 * h), side, (-0.025 + yaw * 0.02) * h);
+    p[3] = add(head, side, (0.055 - yaw * 0.01) * h);
+    p[4] = add(head, side, (-0.055 - yaw * 0.01) * h);
+    let (sr, cr) = roll.sin_cos();
+    p.map(|q| [center[0] + q[0] * cr - q[1] * sr, center[1] + q[0] * sr + q[1] * cr])
+}
+
+fn pt(p: [f32; 2]) -> Point<i32> {
+    Point::new(p[0].round() as i32, p[1].round() as i32)
+}
+
+/// A thick segment as a quadrilateral with round caps, in part code `code`.
+fn segment(mask: &mut image::GrayImage, a: [f32; 2], b: [f32; 2], width: f32, code: u8) {
+    let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+    let len = (dx * dx + dy * dy).sqrt().max(1e-3);
+    let (nx, ny) = (-dy / len * width * 0.5, dx / len * width * 0.5);
+    let quad = [
+        pt([a[0] + nx, a[1] + ny]),
+        pt([b[0] + nx, b[1] + ny]),
+        pt([b[0] - nx, b[1] - ny]),
+        pt([a[0] - nx, a[1] - ny]),
+    ];
+    if quad.windows(2).all(|w| w[0] != w[1]) && quad[0] != quad[3] {
+        draw_polygon_mut(mask, &quad, image::Luma([code]));
+    }
+    let r = (width * 0.5).round().max(1.0) as i32;
+    draw_filled_circle_mut(mask, (pt(a).x, pt(a).y), r, image::Luma([code]));
+    draw_filled_circle_mut(mask, (pt(b).x, pt(b).y), r, image::Luma([code]));
+}
+
+/// The part mask of a figure (0 = not the figure).
+fn figure_mask(w: u32, h: u32, p: &[[f32; 2]; 17], height: f32) -> image::GrayImage {
+    let mut m = image::GrayImage::new(w, h);
+    let t = (0.045 * height).max(2.0);
+    let mid = |a: [f32; 2], b: [f32; 2]| [(a[0] + b[0]) * 0.5, (a[1] + b[1]) * 0.5];
+    let torso = [pt(p[5]), pt(p[6]), pt(p[12]), pt(p[11])];
+    if torso.windows(2).all(|w| w[0] != w[1]) && torso[0] != torso[3] {
+        draw_polygon_mut(&mut m, &torso, image::Luma([BODY]));
+    }
+    let neck = mid(p[5], p[6]);
+    let head = mid(p[3], p[4]);
+    segment(&mut m, neck, head, t, BODY);
+    for (a, b, code) in [
+        (11, 13, LEFT),
+        (13, 15, LEFT),
+        (12, 14, RIGHT),
+        (14, 16, RIGHT),
+        (5, 7, LEFT),
+        (7, 9, LEFT),
+        (6, 8, RIGHT),
+        (8, 10, RIGHT),
+    ] {
+        segment(&mut m, p[a], p[b], t, code);
+    }
+    let hr = (0.075 * height).max(2.0) as i32;
+    draw_filled_circle_mut(&mut m, (pt(head).x, pt(head).y), hr, image::Luma([HEAD]));
+    let dot = (0.014 * height).round().max(1.0) as i32;
+    for (j, code) in [(0, NOSE), (1, LEFT), (2, RIGHT), (3, LEFT), (4, RIGHT)] {
+        draw_filled_circle_mut(&mut m, (pt(p[j]).x, pt(p[j]).y), dot, image::Luma([code]));
+    }
+    m
+}
+
+fn random_colour(rng: &mut ChaCha8Rng, hue: std::ops::Range<f32>, light: std::ops::Range<f32>) -> [f32; 3] {
+    let h: f32 = rng.random_range(hue).rem_euclid(360.0) / 60.0;
+    let (s, v): (f32, f32) = (rng.random_range(0.55..1.0), rng.random_range(light));
+    let c = v * s;
+    let x = c * (1.0 - (h % 2.0 - 1.0).abs());
+    let (r, g, b) = match h as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = v - c;
+    [(r + m) * 255.0, (g + m) * 255.0, (b + m) * 255.0]
+}
+
+/// A textured background: gradient, coarse value noise, clutter shapes, fine noise.
+fn background(rng: &mut ChaCha8Rng, w: u32, h: u32) -> RgbImage {
+    let a = random_colour(rng, 0.0..360.0, 0.2..0.9);
+    let b = random_colour(rng, 0.0..360.0, 0.2..0.9);
+    let angle: f32 = rng.random_range(0.0..std::f32::consts::TAU);
+    let (gx, gy) = (cos_sin(angle).0 / w as f32, cos_sin(angle).1 / h as f32);
+    let (cw, ch) = (9usize, 7usize);
+    let grid: Vec<f32> = (0..cw * ch).map(|_| rng.random_range(-45.0..45.0)).collect();
+    let mut img = RgbImage::from_fn(w, h, |x, y| {
+        let t = ((x as f32 * gx + y as f32 * gy) * 0.5 + 0.5).clamp(0.0, 1.0);
+        let (fx, fy) = (x as f32 / w as f32 * (cw - 1) as f32, y as f32 / h as f32 * (ch - 1) as f32);
+        let (ix, iy) = ((fx as usize).min(cw - 2), (fy as usize).min(ch - 2));
+        let (ax, ay) = (fx - ix as f32, fy - iy as f32);
+        let g = |i: usize, j: usize| grid[j * cw + i];
+        let n = (g(ix, iy) * (1.0 - ax) + g(ix + 1, iy) * ax) * (1.0 - ay)
+            + (g(ix, iy + 1) * (1.0 - ax) + g(ix + 1, iy + 1) * ax) * ay;
+        Rgb(std::array::from_fn(|c| (a[c] * (1.0 - t) + b[c] * t + n).clamp(0.0, 255.0) as u8))
+    });
+    for _ in 0..rng.random_range(3..10) {
+        let col = random_colour(rng, 0.0..360.0, 0.1..1.0).map(|v| v as u8);
+        let (x, y) = (rng.random_range(0..w) as i32, rng.random_range(0..h) as i32);
+        match rng.random_range(0..3) {
+            0 => {
+                let (rw, rh) = (rng.random_range(5..w / 3) as i32, rng.random_range(5..h / 3) as i32);
+                let quad = [Point::new(x, y), Point::new(x + rw, y), Point::new(x + rw, y + rh), Point::new(x, y + rh)];
+                draw_polygon_mut(&mut img, &quad, Rgb(col));
+            }
+            1 => draw_filled_circle_mut(&mut img, (x, y), rng.random_range(3..w as i32 / 8), Rgb(col)),
+            _ => {
+                let mut m = image::GrayImage::new(w, h);
+                let end = [rng.random_range(0.0..w as f32), rng.random_range(0.0..h as f32)];
+                segment(&mut m, [x as f32, y as f32], end, rng.random_range(1.5..6.0), 1);
+                for (px, m) in img.pixels_mut().zip(m.pixels()) {
+                    if m.0[0] > 0 {
+                        *px = Rgb(col);
+                    }
+                }
+            }
+        }
+    }
+    for px in img.pixels_mut() {
+        let n: i16 = rng.random_range(-6..=6);
+        px.0 = px.0.map(|v| (v as i16 + n).clamp(0, 255) as u8);
+    }
+    img
+}
+
+fn cos_sin(a: f32) -> (f32, f32) {
+    (a.cos(), a.sin())
+}
+
+struct Placed {
+    joints: [[f32; 2]; 17],
+    /// None: drawn but not annotated individually (crowd member).
+    annotate: Annotate,
+    bbox: [u32; 4],
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Annotate {
+    Person,
+    /// Annotated without joints (num_keypoints 0), like COCO's unlabelled people.
+    Unlabelled,
+    CrowdMember,
+}
+
+/// Generates image `index` of a split; the same (seed, index) always gives the same image.
+pub fn generate_image(cfg: &SynthConfig, split_seed: u64, index: u64) -> SynthImage {
+    let mut rng = crate::data::augment::sample_rng(cfg.seed, split_seed, index);
+    let (w, h) = (cfg.width, cfg.height);
+    let mut img = background(&mut rng, w, h);
+    let mut owner = vec![-1i32; (w * h) as usize];
+    let mut placed: Vec<Placed> = Vec::new();
+    let mut figures: Vec<([[f32; 2]; 17], f32, Annotate)> = Vec::new();
+    let n = rng.random_range(1..=cfg.max_persons);
+    let [lo, hi] = cfg.person_height;
+    for _ in 0..n {
+        let height = (rng.random_range(lo.ln()..hi.ln())).exp();
+        let center = [rng.random_range(-0.1..1.1) * w as f32, rng.random_range(0.0..1.0) * h as f32];
+        let roll = if rng.random_bool(0.15) { rng.random_range(-1.6..1.6) } else { rng.random_range(-0.3..0.3) };
+        let kind = if rng.random_bool(0.06) { Annotate::Unlabelled } else { Annotate::Person };
+        figures.push((random_pose(&mut rng, center, height, roll), height, kind));
+    }
+    let crowd = rng.random_bool(0.12);
+    let mut crowd_region = None;
+    if crowd {
+        let (cx, cy) = (rng.random_range(0.2..0.8) * w as f32, rng.random_range(0.2..0.8) * h as f32);
+        let members = rng.random_range(5..10);
+        for _ in 0..members {
+            let c = [cx + rng.random_range(-40.0..40.0), cy + rng.random_range(-20.0..20.0)];
+            let height = rng.random_range(14.0..22.0);
+            figures.push((random_pose(&mut rng, c, height, 0.0), height, Annotate::CrowdMember));
+        }
+        crowd_region = Some(placed.len());
+    }
+    for (id, (joints, height, kind)) in figures.iter().enumerate() {
+        let mask = figure_mask(w, h, joints, *height);
+        let palette: [[f32; 3]; 6] = [
+            [0.0; 3],
+            random_colour(&mut rng, -30.0..50.0, 0.6..1.0),
+            random_colour(&mut rng, 170.0..250.0, 0.5..1.0),
+            random_colour(&mut rng, 0.0..360.0, 0.25..0.7),
+            random_colour(&mut rng, 20.0..40.0, 0.7..0.95),
+            [20.0, 20.0, 20.0],
+        ];
+        let mut bbox = [u32::MAX, u32::MAX, 0, 0];
+        for (i, (px, m)) in img.pixels_mut().zip(mask.pixels()).enumerate() {
+            let code = m.0[0] as usize;
+            if code > 0 {
+                let shade: f32 = 0.85 + 0.15 * (((i * 2654435761) % 97) as f32 / 97.0);
+                *px = Rgb(palette[code].map(|v| (v * shade).clamp(0.0, 255.0) as u8));
+                owner[i] = id as i32;
+                let (x, y) = ((i as u32) % w, (i as u32) / w);
+                bbox = [bbox[0].min(x), bbox[1].min(y), bbox[2].max(x), bbox[3].max(y)];
+            }
+        }
+        placed.push(Placed { joints: *joints, annotate: *kind, bbox });
+        if rng.random_bool(0.2) {
+            // An occluder over part of the scene drawn so far.
+            let col = random_colour(&mut rng, 0.0..360.0, 0.2..0.9).map(|v| v as u8);
+            let (x0, y0) = (rng.random_range(0..w), rng.random_range(0..h));
+            let (ow, oh) = (rng.random_range(10..w / 3), rng.random_range(10..h / 3));
+            for y in y0..(y0 + oh).min(h) {
+                for x in x0..(x0 + ow).min(w) {
+                    img.put_pixel(x, y, Rgb(col));
+                    owner[(y * w + x) as usize] = -2;
+                }
+            }
+        }
+    }
+    let mut annotations = Vec::new();
+    let visible_area = |id: usize| owner.iter().filter(|&&o| o == id as i32).count() as f64;
+    for (id, p) in placed.iter().enumerate() {
+        if p.annotate == Annotate::CrowdMember || p.bbox[0] == u32::MAX {
+            continue;
+        }
+        let area = visible_area(id);
+        if area < 4.0 {
+            continue;
+        }
+        let mut kps = Vec::with_capacity(51);
+        let mut labelled = 0;
+        for q in &p.joints {
+            let inside = q[0] >= 0.0 && q[1] >= 0.0 && q[0] < w as f32 && q[1] < h as f32;
+            if p.annotate == Annotate::Unlabelled || !inside {
+                kps.extend_from_slice(&[json!(0), json!(0), json!(0)]);
+                continue;
+            }
+            let (x, y) = (q[0].floor() as u32, q[1].floor() as u32);
+            let v = if owner[(y * w + x) as usize] == id as i32 { 2 } else { 1 };
+            labelled += 1;
+            kps.extend_from_slice(&[
+                json!((q[0] * 100.0).round() / 100.0),
+                json!((q[1] * 100.0).round() / 100.0),
+                json!(v),
+            ]);
+        }
+        let [x0, y0, x1, y1] = p.bbox;
+        annotations.push(json!({
+            "category_id": 1, "iscrowd": 0, "num_keypoints": labelled, "area": area,
+            "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1], "keypoints": kps,
+        }));
+    }
+    if let Some(first) = crowd_region {
+        let members: Vec<usize> =
+            (first..placed.len()).filter(|&i| placed[i].annotate == Annotate::CrowdMember).collect();
+        let area: f64 = members.iter().map(|&i| visible_area(i)).sum();
+        let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+        for &i in &members {
+            let b = placed[i].bbox;
+            if b[0] != u32::MAX {
+                (x0, y0, x1, y1) = (x0.min(b[0]), y0.min(b[1]), x1.max(b[2]), y1.max(b[3]));
+            }
+        }
+        if area >= 4.0 && x0 != u32::MAX {
+            annotations.push(json!({
+                "category_id": 1, "iscrowd": 1, "num_keypoints": 0, "area": area,
+                "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1], "keypoints": vec![0; 51],
+            }));
+        }
+    }
+    SynthImage { image: img, annotations }
+}
+
+/// Writes `train` and `val` images with their COCO files under `out`:
+/// `annotations/person_keypoints_{train,val}.json`, `{train,val}/*.jpg`, and
+/// `annotations/person_detections_val.json` (detector-like boxes: jittered GT boxes and a few
+/// false ones, with scores). Refuses to write into an existing data set unless `overwrite`.
+pub fn write_dataset(
+    out: &std::path::Path,
+    cfg: &SynthConfig,
+    train: usize,
+    val: usize,
+    overwrite: bool,
+) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use rayon::prelude::*;
+    let ann_dir = out.join("annotations");
+    if !overwrite && ann_dir.join("person_keypoints_train.json").exists() {
+        anyhow::bail!("{}: a data set is already there (pass --force to replace it)", out.display());
+    }
+    let mut summary = String::new();
+    for (split, count, split_seed) in [("train", train, 1u64), ("val", val, 2u64)] {
+        let dir = out.join(split);
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
+        let bar = indicatif::ProgressBar::new(count as u64).with_style(
+            indicatif::ProgressStyle::with_template("{msg:>6} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(split);
+        let images: Vec<anyhow::Result<(Value, Vec<Value>)>> = (0..count)
+            .into_par_iter()
+            .map(|i| {
+                let s = generate_image(cfg, split_seed, i as u64);
+                let id = i as i64 + 1;
+                let name = format!("{id:012}.jpg");
+                let mut bytes = Vec::new();
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(&s.image)?;
+                crate::fsutil::write_atomic(&dir.join(&name), &bytes)?;
+                bar.inc(1);
+                let record = json!({"id": id, "file_name": name, "width": cfg.width, "height": cfg.height});
+                Ok((record, s.annotations))
+            })
+            .collect();
+        bar.finish_and_clear();
+        let mut records = Vec::with_capacity(count);
+        let mut anns = Vec::new();
+        for r in images {
+            let (record, annotations) = r?;
+            let image_id = record["id"].clone();
+            for mut a in annotations {
+                a["id"] = json!(anns.len() + 1);
+                a["image_id"] = image_id.clone();
+                anns.push(a);
+            }
+            records.push(record);
+        }
+        let categories = json!([{
+            "id": 1, "name": "person", "supercategory": "person",
+            "keypoints": crate::coco::KeypointSpec::coco17().keypoints,
+            "skeleton": crate::coco::KeypointSpec::coco17().limbs.iter().map(|[a, b]| [a + 1, b + 1]).collect::<Vec<_>>(),
+        }]);
+        if split == "val" {
+            let dets = detections(&anns, cfg);
+            crate::fsutil::write_atomic(
+                &ann_dir.join("person_detections_val.json"),
+                serde_json::to_string(&dets)?.as_bytes(),
+            )?;
+        }
+        let persons = anns.iter().filter(|a| a["iscrowd"] == 0 && a["num_keypoints"].as_u64() > Some(0)).count();
+        summary +=
+            &format!("{split}: {count} images, {} annotations ({persons} persons with labelled joints)\n", anns.len());
+        let file = json!({
+            "info": {"description": "dypose synthetic stick-figure persons", "seed": cfg.seed},
+            "images": records, "annotations": anns, "categories": categories,
+        });
+        crate::fsutil::write_atomic(
+            &ann_dir.join(format!("person_keypoints_{split}.json")),
+            serde_json::to_string(&file)?.as_bytes(),
+        )?;
+    }
+    Ok(summary + &format!("written to {}", out.display()))
+}
+
+/// Detector-like person boxes for the val split: each non-crowd GT box jittered, plus false boxes.
+fn detections(anns: &[Value], cfg: &SynthConfig) -> Vec<Value> {
+    let mut rng = crate::data::augment::sample_rng(cfg.seed, 3, 0);
+    let mut out = Vec::new();
+    let mut last_image = None;
+    for a in anns.iter().filter(|a| a["iscrowd"] == 0) {
+        let bb: Vec<f64> = a["bbox"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
+        let j = |rng: &mut ChaCha8Rng, v: f64, s: f64| v + rng.random_range(-0.06..0.06) * s;
+        let (w, h) = (j(&mut rng, bb[2], bb[2]).max(1.0), j(&mut rng, bb[3], bb[3]).max(1.0));
+        let bbox = [j(&mut rng, bb[0], bb[2]), j(&mut rng, bb[1], bb[3]), w, h];
+        out.push(
+            json!({"image_id": a["image_id"], "category_id": 1, "bbox": bbox, "score": rng.random_range(0.5..1.0)}),
+        );
+        if last_image != Some(a["image_id"].clone()) {
+            last_image = Some(a["image_id"].clone());
+            for _ in 0..rng.random_range(0..3) {
+                let (x, y) =
+                    (rng.random_range(0.0..cfg.width as f64 * 0.8), rng.random_range(0.0..cfg.height as f64 * 0.8));
+                let bbox = [x, y, rng.random_range(10.0..80.0), rng.random_range(20.0..120.0)];
+                out.push(json!({"image_id": a["image_id"], "category_id": 1, "bbox": bbox, "score": rng.random_range(0.05..0.6)}));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_image_and_labels_follow_the_drawing() {
+        let cfg = SynthConfig::default();
+        let a = generate_image(&cfg, 0, 5);
+        let b = generate_image(&cfg, 0, 5);
+        assert_eq!(a.image, b.image);
+        assert_eq!(a.annotations, b.annotations);
+        assert_ne!(generate_image(&cfg, 0, 6).image, a.image);
+        let mut seen_occluded = false;
+        let mut seen_outside = false;
+        for i in 0..40 {
+            let s = generate_image(&cfg, 1, i);
+            for ann in &s.annotations {
+                let k: Vec<f64> = ann["keypoints"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                assert_eq!(k.len(), 51);
+                let labelled = k.chunks(3).filter(|p| p[2] > 0.0).count() as u64;
+                assert_eq!(ann["num_keypoints"].as_u64().unwrap(), labelled);
+                let bb: Vec<f64> = ann["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                assert!(bb[0] >= 0.0 && bb[1] >= 0.0 && bb[0] + bb[2] <= 384.0 && bb[1] + bb[3] <= 288.0);
+                assert!(ann["area"].as_f64().unwrap() <= bb[2] * bb[3]);
+                for p in k.chunks(3) {
+                    if p[2] == 2.0 {
+                        // A visible joint lies on its own figure's pixels, which differ from the
+                        // background: check it is inside the image and its box (±1 px).
+                        assert!(p[0] >= bb[0] - 1.0 && p[0] <= bb[0] + bb[2] + 1.0, "{p:?} {bb:?}");
+                        assert!(p[1] >= bb[1] - 1.0 && p[1] <= bb[1] + bb[3] + 1.0);
+                    }
+                    seen_occluded |= p[2] == 1.0;
+                }
+                seen_outside |= k.chunks(3).any(|p| p[2] == 0.0) && labelled > 0;
+            }
+        }
+        assert!(seen_occluded && seen_outside);
+    }
+}

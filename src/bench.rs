@@ -53,21 +53,14 @@ pub fn bench_coco_load(ann: &Path, repeat: usize) -> Result<String> {
 /// normalise) for `samples` samples, cycling over the instances of `ann` with `workers` threads.
 pub fn bench_data(ann: &Path, images: &Path, samples: usize, workers: usize, batch: usize) -> Result<String> {
     use crate::coco::KeypointSpec;
-    use crate::data::augment::AugmentConfig;
-    use crate::data::codec::HeatmapCodec;
     use crate::data::instances::train_instances;
     use crate::data::loader::{Loader, LoaderConfig};
-    use crate::data::sample::SampleSpec;
     let ds = CocoDataset::load(ann)?;
     let (base, report) = train_instances(&ds, images, 1, 17);
     anyhow::ensure!(!base.is_empty(), "{}: no person instances to load ({report})", ann.display());
     let instances: Vec<_> = base.iter().cycle().take(samples.max(1)).cloned().collect();
-    let spec = SampleSpec {
-        codec: HeatmapCodec::new([192, 256], [48, 64], 2.0),
-        augment: Some(AugmentConfig::default()),
-        padding: 1.25,
-        flip_permutation: KeypointSpec::coco17().flip_permutation(),
-    };
+    // The reference recipe: 192×256 input, 48×64 heatmaps, the default augmentation.
+    let spec = crate::config::Config::default().sample_spec(&KeypointSpec::coco17(), true);
     let workers = if workers == 0 { rayon::current_num_threads() } else { workers };
     let cfg = LoaderConfig { batch_size: batch, seed: 0, shuffle: true, prefetch: 4, workers, drop_last: false };
     let loader = Loader::new(instances, spec, cfg)?;

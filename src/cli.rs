@@ -20,6 +20,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Generate a synthetic COCO-format person-keypoint data set (stick figures).
     Synth(SynthArgs),
+    /// Look at the data pipeline.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Measurements printed as a table (last line JSON).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -42,6 +45,25 @@ pub struct EvalArgs {
     /// Keypoint spec JSON (names, flip_pairs, sigmas, limbs); default: COCO's 17 keypoints.
     #[arg(long)]
     pub spec: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Draw augmented training crops with their target keypoints and heatmaps.
+    Show {
+        #[arg(long)]
+        config: PathBuf,
+        /// Config overrides, e.g. --set augment.flip_prob=1
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long, default_value_t = 8)]
+        count: usize,
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace existing drawings in --out.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +117,13 @@ pub enum BenchCommand {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Eval(args) => run_eval(args),
+        Command::Data(DataCommand::Show { config, set, count, out, force }) => {
+            let cfg = crate::config::Config::load(&config, &set)?;
+            for path in crate::viz::show_training_samples(&cfg, count, &out, force)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         Command::Synth(a) => {
             let cfg = crate::data::synth::SynthConfig {
                 width: a.width,

@@ -6,6 +6,8 @@
 pub mod bench;
 pub mod cli;
 pub mod coco;
+pub mod config;
 pub mod data;
 pub mod eval;
 pub mod fsutil;
+pub mod viz;

@@ -7,7 +7,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
     pub flip_prob: f64,
     /// s = clip(N(0,1)·f + 1, 1 − f, 1 + f).
@@ -21,7 +22,8 @@ pub struct AugmentConfig {
     pub half_body_padding: f64,
     /// Joints of the upper body (COCO: nose … wrists).
     pub upper_body: Vec<usize>,
-    /// Crop aspect w/h.
+    /// Crop aspect w/h (set from the input size; not a config key).
+    #[serde(skip)]
     pub aspect: f64,
 }
 

@@ -1,0 +1,184 @@
+//! Drawing: skeletons with left/right/centre limb colours, heatmap overlays. Plain `image`
+//! buffers and imageproc; no tensors.
+
+use crate::coco::KeypointSpec;
+use image::{Rgb, RgbImage};
+use imageproc::drawing::{draw_filled_circle_mut, draw_line_segment_mut};
+
+pub const LEFT: Rgb<u8> = Rgb([255, 140, 0]);
+pub const RIGHT: Rgb<u8> = Rgb([30, 144, 255]);
+pub const CENTRE: Rgb<u8> = Rgb([50, 205, 50]);
+
+/// Side of a joint from its name.
+fn side(name: &str) -> Option<bool> {
+    if name.starts_with("left_") {
+        Some(true)
+    } else if name.starts_with("right_") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Colour of a limb: left if both ends are left joints, right if both are right, else centre.
+pub fn limb_colour(spec: &KeypointSpec, a: usize, b: usize) -> Rgb<u8> {
+    match (side(&spec.keypoints[a]), side(&spec.keypoints[b])) {
+        (Some(true), Some(true)) => LEFT,
+        (Some(false), Some(false)) => RIGHT,
+        _ => CENTRE,
+    }
+}
+
+/// Draws limbs between shown joints and a dot per shown joint; `thickness` in pixels.
+pub fn draw_skeleton(img: &mut RgbImage, keypoints: &[[f32; 2]], shown: &[bool], spec: &KeypointSpec, thickness: f32) {
+    let half = (thickness / 2.0).max(0.5);
+    for &[a, b] in &spec.limbs {
+        if !(shown[a] && shown[b]) {
+            continue;
+        }
+        let (p, q) = (keypoints[a], keypoints[b]);
+        let (dx, dy) = (q[0] - p[0], q[1] - p[1]);
+        let len = (dx * dx + dy * dy).sqrt().max(1e-3);
+        let (nx, ny) = (-dy / len, dx / len);
+        let steps = (thickness.ceil() as i32).max(1);
+        for s in 0..steps {
+            let o = -half + thickness * (s as f32 + 0.5) / steps as f32;
+            draw_line_segment_mut(
+                img,
+                (p[0] + nx * o, p[1] + ny * o),
+                (q[0] + nx * o, q[1] + ny * o),
+                limb_colour(spec, a, b),
+            );
+        }
+    }
+    let r = (thickness * 0.9).round().max(1.0) as i32;
+    for (j, k) in keypoints.iter().enumerate() {
+        if shown[j] {
+            let c = match side(&spec.keypoints[j]) {
+                Some(true) => LEFT,
+                Some(false) => RIGHT,
+                None => CENTRE,
+            };
+            draw_filled_circle_mut(img, (k[0].round() as i32, k[1].round() as i32), r + 1, Rgb([255, 255, 255]));
+            draw_filled_circle_mut(img, (k[0].round() as i32, k[1].round() as i32), r, c);
+        }
+    }
+}
+
+/// A jet-like colour for v in [0, 1].
+pub fn colormap(v: f32) -> [f32; 3] {
+    let v = v.clamp(0.0, 1.0);
+    let f = |c: f32| (1.5 - (4.0 * v - c).abs()).clamp(0.0, 1.0) * 255.0;
+    [f(3.0), f(2.0), f(1.0)]
+}
+
+/// The crop blended with the per-pixel maximum over joints of `J × h × w` heatmaps
+/// (nearest upsampling to the crop size).
+pub fn heatmap_overlay(crop: &RgbImage, heatmaps: &[f32], size: [usize; 2]) -> RgbImage {
+    let [w, h] = size;
+    let joints = heatmaps.len() / (w * h);
+    let (cw, ch) = crop.dimensions();
+    RgbImage::from_fn(cw, ch, |x, y| {
+        let (hx, hy) = ((x as usize * w / cw as usize).min(w - 1), (y as usize * h / ch as usize).min(h - 1));
+        let v = (0..joints).map(|j| heatmaps[j * w * h + hy * w + hx]).fold(0.0f32, f32::max);
+        let c = colormap(v);
+        let p = crop.get_pixel(x, y).0;
+        let a = 0.25 + 0.5 * v.clamp(0.0, 1.0);
+        Rgb(std::array::from_fn(|i| (p[i] as f32 * (1.0 - a) + c[i] * a) as u8))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limb_colours_follow_the_joint_names() {
+        let spec = KeypointSpec::coco17();
+        assert_eq!(limb_colour(&spec, 15, 13), LEFT);
+        assert_eq!(limb_colour(&spec, 16, 14), RIGHT);
+        assert_eq!(limb_colour(&spec, 5, 6), CENTRE);
+        assert_eq!(limb_colour(&spec, 0, 1), CENTRE);
+    }
+
+    #[test]
+    fn skeleton_pixels_take_the_limb_colour() {
+        let spec = KeypointSpec::coco17();
+        let mut img = RgbImage::new(100, 100);
+        let mut kp = vec![[0.0f32, 0.0]; 17];
+        kp[13] = [20.0, 20.0];
+        kp[15] = [20.0, 80.0];
+        let mut shown = vec![false; 17];
+        shown[13] = true;
+        shown[15] = true;
+        draw_skeleton(&mut img, &kp, &shown, &spec, 3.0);
+        assert_eq!(*img.get_pixel(20, 50), LEFT, "mid-limb");
+        assert_eq!(*img.get_pixel(60, 50), Rgb([0, 0, 0]), "away from the limb");
+        assert_eq!(*img.get_pixel(20, 20), LEFT, "joint dot");
+    }
+}
+
+/// One augmented training sample as a picture: the crop with its target keypoints (labelled
+/// joints only) beside the crop overlaid with its target heatmaps, scaled ×`zoom`.
+pub fn sample_sheet(
+    sample: &crate::data::sample::Sample,
+    spec: &KeypointSpec,
+    heatmap_size: [usize; 2],
+    zoom: u32,
+) -> RgbImage {
+    use image::imageops::{overlay, resize, FilterType};
+    let (w, h) = sample.crop.dimensions();
+    let big = |img: &RgbImage| resize(img, w * zoom, h * zoom, FilterType::Nearest);
+    let mut left = big(&sample.crop);
+    let kp: Vec<[f32; 2]> = sample.keypoints.iter().map(|p| [p[0] * zoom as f32, p[1] * zoom as f32]).collect();
+    let shown: Vec<bool> = sample.target.weights.iter().map(|&w| w > 0.0).collect();
+    draw_skeleton(&mut left, &kp, &shown, spec, 1.5 * zoom as f32);
+    let right = big(&heatmap_overlay(&sample.crop, &sample.target.heatmaps, heatmap_size));
+    let mut sheet = RgbImage::from_pixel(2 * w * zoom + 4, h * zoom, Rgb([255, 255, 255]));
+    overlay(&mut sheet, &left, 0, 0);
+    overlay(&mut sheet, &right, (w * zoom + 4) as i64, 0);
+    sheet
+}
+
+/// `dypose data show`: draws the first `count` samples of epoch 0 of the training set into
+/// `out/sample_NNN.png`; returns the files written.
+pub fn show_training_samples(
+    cfg: &crate::config::Config,
+    count: usize,
+    out: &std::path::Path,
+    overwrite: bool,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    use crate::coco::CocoDataset;
+    use crate::config::Config;
+    use crate::data::instances::train_instances;
+    use crate::data::loader::{load_rgb, Loader, LoaderConfig};
+    Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
+    Config::require(&cfg.data.train_images, "data.train_images")?;
+    let ds = CocoDataset::load(&cfg.data.train_annotations)?;
+    let kspec = ds.keypoint_spec(cfg.data.category_id, None)?;
+    let (instances, report) = train_instances(&ds, &cfg.data.train_images, cfg.data.category_id, kspec.len());
+    eprintln!("{report}");
+    let spec = cfg.sample_spec(&kspec, true);
+    let loader_cfg =
+        LoaderConfig { batch_size: 1, seed: cfg.seed, shuffle: true, prefetch: 1, workers: 1, drop_last: false };
+    let order = Loader::new(instances.clone(), spec.clone(), loader_cfg)?.order(0);
+    let mut written = Vec::new();
+    for &i in order.iter().take(count) {
+        let inst = &instances[i];
+        let image = match load_rgb(&inst.image_path) {
+            Ok(img) => img,
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                continue;
+            }
+        };
+        let sample = spec.build(&image, inst, spec.augmentation(inst, cfg.seed, 0, i as u64));
+        let sheet = sample_sheet(&sample, &kspec, cfg.heatmap_size, 2);
+        let path = out.join(format!("sample_{:03}.png", written.len()));
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        sheet.write_to(&mut bytes, image::ImageFormat::Png)?;
+        crate::fsutil::write_new(&path, bytes.get_ref(), overwrite)?;
+        written.push(path);
+    }
+    Ok(written)
+}

@@ -22,6 +22,9 @@ pub struct AugmentConfig {
     pub half_body_padding: f64,
     /// Joints of the upper body (COCO: nose … wrists).
     pub upper_body: Vec<usize>,
+    /// Colour jitter strength j: brightness, contrast and saturation factors drawn from
+    /// [1 − j, 1 + j]. 0 (the reference recipe) turns it off.
+    pub color_jitter: f64,
     /// Crop aspect w/h (set from the input size; not a config key).
     #[serde(skip)]
     pub aspect: f64,
@@ -38,6 +41,7 @@ impl Default for AugmentConfig {
             half_body_min_joints: 8,
             half_body_padding: 1.5,
             upper_body: (0..=10).collect(),
+            color_jitter: 0.0,
             aspect: 0.75,
         }
     }
@@ -49,6 +53,8 @@ pub struct Augmentation {
     pub region: CropRegion,
     pub rotation: f64,
     pub flip: bool,
+    /// Brightness, contrast and saturation factors, when colour jitter is on.
+    pub color: Option<[f32; 3]>,
 }
 
 /// The RNG of one sample: ChaCha8 (the same stream on every platform) seeded by a SplitMix64
@@ -85,7 +91,10 @@ pub fn draw(cfg: &AugmentConfig, rng: &mut impl Rng, region: CropRegion, keypoin
     let rotation =
         if rng.random::<f64>() <= cfg.rotation_prob { (normal(rng) * rf).clamp(-2.0 * rf, 2.0 * rf) } else { 0.0 };
     let flip = rng.random::<f64>() <= cfg.flip_prob;
-    Augmentation { region, rotation, flip }
+    // Drawn last, so that turning jitter on leaves the geometric draws unchanged.
+    let j = cfg.color_jitter;
+    let color = (j > 0.0).then(|| std::array::from_fn(|_| rng.random_range(1.0 - j..=1.0 + j) as f32));
+    Augmentation { region, rotation, flip, color }
 }
 
 /// The box around the labelled upper- or lower-body joints, padded (SimpleBaseline's
@@ -162,6 +171,17 @@ mod tests {
         s.sort_by(|a, b| a.total_cmp(b));
         assert!((s[n as usize / 2] - 1.0).abs() < 0.02);
         assert_eq!((s[0], s[n as usize - 1]), (0.65, 1.35));
+    }
+
+    #[test]
+    fn colour_jitter_is_off_by_default_and_leaves_geometry_alone() {
+        let region = CropRegion { center: [0.0, 0.0], size: [100.0, 100.0] };
+        let off = draw(&AugmentConfig::default(), &mut sample_rng(4, 0, 9), region, &person());
+        let cfg = AugmentConfig { color_jitter: 0.3, ..AugmentConfig::default() };
+        let on = draw(&cfg, &mut sample_rng(4, 0, 9), region, &person());
+        assert_eq!(off.color, None);
+        assert_eq!((on.region, on.rotation, on.flip), (off.region, off.rotation, off.flip));
+        assert!(on.color.unwrap().iter().all(|f| (0.7..=1.3).contains(f)));
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl SampleSpec {
         let region = self.region(inst);
         match &self.augment {
             Some(cfg) => augment::draw(cfg, &mut augment::sample_rng(seed, epoch, index), region, &inst.keypoints),
-            None => Augmentation { region, rotation: 0.0, flip: false },
+            None => Augmentation { region, rotation: 0.0, flip: false, color: None },
         }
     }
 
@@ -55,7 +55,10 @@ impl SampleSpec {
     pub fn build(&self, image: &RgbImage, inst: &Instance, aug: Augmentation) -> Sample {
         let size = self.input_size();
         let m = Affine::crop_flipped(aug.region.center, aug.region.size, aug.rotation, aug.flip, image.width(), size);
-        let crop = warp_rgb(image, &m, size);
+        let mut crop = warp_rgb(image, &m, size);
+        if let Some(f) = aug.color {
+            jitter_colours(&mut crop, f);
+        }
         let mut input = vec![0.0f32; 3 * size[0] * size[1]];
         normalize_chw(&crop, &mut input);
         let moved: Vec<([f32; 2], bool)> = inst
@@ -72,6 +75,19 @@ impl SampleSpec {
         let visible: Vec<bool> = order.iter().map(|&j| moved[j].1).collect();
         let target = self.codec.encode(&keypoints, &visible);
         Sample { input, target, crop, keypoints, visible, augmentation: aug }
+    }
+}
+
+/// Brightness, contrast (about the mean grey) and saturation (about each pixel's grey).
+pub fn jitter_colours(img: &mut RgbImage, [brightness, contrast, saturation]: [f32; 3]) {
+    let grey = |p: [f32; 3]| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+    let n = (img.width() * img.height()).max(1) as f32;
+    let mean = img.pixels().map(|p| grey(p.0.map(|v| v as f32))).sum::<f32>() / n * brightness;
+    for px in img.pixels_mut() {
+        let v = px.0.map(|v| v as f32 * brightness);
+        let v = v.map(|c| (c - mean) * contrast + mean);
+        let g = grey(v);
+        px.0 = v.map(|c| (g + (c - g) * saturation).round().clamp(0.0, 255.0) as u8);
     }
 }
 
@@ -112,6 +128,18 @@ mod tests {
             assert_eq!(b.visible[j], a.visible[perm[j]]);
         }
         assert!(!b.visible[3] && b.target.weights[3] == 0.0, "unlabelled right ear becomes the unlabelled left ear");
+    }
+
+    #[test]
+    fn jitter_by_hand() {
+        let mut img = RgbImage::from_raw(2, 1, vec![100, 100, 100, 200, 200, 200]).unwrap();
+        jitter_colours(&mut img, [1.0, 1.0, 1.0]);
+        assert_eq!(img.as_raw(), &vec![100, 100, 100, 200, 200, 200], "identity factors");
+        jitter_colours(&mut img, [1.1, 1.0, 1.0]);
+        assert_eq!(img.as_raw(), &vec![110, 110, 110, 220, 220, 220]);
+        // Contrast ×2 about the mean grey 165: 110 → 55, 220 → 275 → 255.
+        jitter_colours(&mut img, [1.0, 2.0, 0.0]);
+        assert_eq!(img.as_raw(), &vec![55, 55, 55, 255, 255, 255]);
     }
 
     #[test]

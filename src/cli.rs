@@ -20,6 +20,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Generate a synthetic COCO-format person-keypoint data set (stick figures).
     Synth(SynthArgs),
+    /// Parameter and multiply-add counts of an architecture (classifier or pose model).
+    Info(InfoArgs),
     /// Look at the data pipeline.
     #[command(subcommand)]
     Data(DataCommand),
@@ -45,6 +47,37 @@ pub struct EvalArgs {
     /// Keypoint spec JSON (names, flip_pairs, sigmas, limbs); default: COCO's 17 keypoints.
     #[arg(long)]
     pub spec: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// One of resnet10, resnet18, dy-resnet10, dy-resnet18, mobilenetv2, dy-mobilenetv2.
+    #[arg(long)]
+    pub arch: String,
+    /// MobileNetV2 width multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    /// Classifier with this many classes (the ImageNet models of the paper: 1000).
+    #[arg(long, conflicts_with = "head")]
+    pub classifier: Option<usize>,
+    /// Pose head instead of a classifier: deconv (SimpleBaseline) or light (MobileNets).
+    #[arg(long)]
+    pub head: Option<String>,
+    /// Keypoints predicted by the pose head.
+    #[arg(long, default_value_t = 17)]
+    pub joints: usize,
+    /// Input size HxW (default 224x224 for classifiers, 256x192 for pose models).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Make the 1×1 shortcut convs of DY-ResNets dynamic too.
+    #[arg(long)]
+    pub dynamic_shortcut: bool,
+    /// Kernels per dynamic conv.
+    #[arg(long, default_value_t = 4)]
+    pub kernels: usize,
+    /// Print only the JSON line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,6 +150,7 @@ pub enum BenchCommand {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Eval(args) => run_eval(args),
+        Command::Info(a) => run_info(a),
         Command::Data(DataCommand::Show { config, set, count, out, force }) => {
             let cfg = crate::config::Config::load(&config, &set)?;
             for path in crate::viz::show_training_samples(&cfg, count, &out, force)? {
@@ -142,6 +176,40 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}", bench::bench_data(&ann, &images, samples, workers, batch)?);
             Ok(())
         }
+    }
+}
+
+fn run_info(a: InfoArgs) -> Result<()> {
+    use crate::model::blueprint::{backbone, deconv_head, light_head, Blueprint};
+    anyhow::ensure!(a.kernels >= 1, "--kernels must be at least 1");
+    let bb = backbone(&a.arch, a.width, a.dynamic_shortcut)?;
+    let dynamic = a.arch.starts_with("dy-");
+    let (head, classifier, default_input) = match a.head.as_deref() {
+        None => (None, Some(a.classifier.unwrap_or(1000)), [224, 224]),
+        Some("deconv") => (Some(deconv_head(bb.out_channels, 256, 3, a.joints, dynamic)), None, [256, 192]),
+        Some("light") => (Some(light_head(bb.out_channels, 128, 3, a.joints, dynamic)), None, [256, 192]),
+        Some(other) => anyhow::bail!("unknown head '{other}' (use deconv or light)"),
+    };
+    let input = match &a.input {
+        Some(s) => parse_hw(s)?,
+        None => default_input,
+    };
+    let bp = Blueprint { backbone: bb, head, classifier, kernels: a.kernels };
+    let text = crate::model::cost::describe(&bp, input);
+    if a.json {
+        println!("{}", text.lines().last().unwrap_or_default());
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+/// "256x192" → [256, 192].
+fn parse_hw(s: &str) -> Result<[usize; 2]> {
+    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n >= 32);
+    match s.split_once(['x', 'X']).map(|(h, w)| (parse(h), parse(w))) {
+        Some((Some(h), Some(w))) => Ok([h, w]),
+        _ => anyhow::bail!("--input {s}: expected HxW with both at least 32, e.g. 256x192"),
     }
 }
 

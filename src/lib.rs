@@ -10,4 +10,5 @@ pub mod config;
 pub mod data;
 pub mod eval;
 pub mod fsutil;
+pub mod model;
 pub mod viz;

@@ -1,0 +1,255 @@
+//! Architectures as plain data: every convolution, batch norm and linear layer of a backbone,
+//! head or classifier, with its channels, kernel, stride, groups and whether it is dynamic.
+//! Parameter and multiply-add counts are computed from this, and the network is built from it,
+//! so the two cannot drift apart. No tensors here.
+
+use anyhow::{bail, ensure, Result};
+
+/// One convolution (or, with `transposed`, a transposed convolution).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConvSpec {
+    pub cin: usize,
+    pub cout: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+    pub bias: bool,
+    /// K kernels mixed per sample by an attention branch (Dynamic Convolution).
+    pub dynamic: bool,
+    pub transposed: bool,
+}
+
+impl ConvSpec {
+    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize) -> Self {
+        ConvSpec {
+            cin,
+            cout,
+            kernel,
+            stride,
+            padding: kernel / 2,
+            groups: 1,
+            bias: false,
+            dynamic: false,
+            transposed: false,
+        }
+    }
+    pub fn depthwise(c: usize, kernel: usize, stride: usize) -> Self {
+        ConvSpec { groups: c, ..ConvSpec::new(c, c, kernel, stride) }
+    }
+    pub fn dynamic(self, on: bool) -> Self {
+        ConvSpec { dynamic: on, ..self }
+    }
+    /// Output size for an input of (h, w).
+    pub fn out_size(&self, [h, w]: [usize; 2]) -> [usize; 2] {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        if self.transposed {
+            [(h - 1) * s + k - 2 * p, (w - 1) * s + k - 2 * p]
+        } else {
+            [(h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1]
+        }
+    }
+    /// Weights of one kernel set: cout × cin/groups × k × k.
+    pub fn kernel_params(&self) -> usize {
+        self.cout * self.cin / self.groups * self.kernel * self.kernel
+    }
+}
+
+/// A residual block of a backbone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// ResNet basic block: 3×3 conv, BN, ReLU, 3×3 conv, BN, + shortcut, ReLU.
+    Basic { conv1: ConvSpec, conv2: ConvSpec, shortcut: Option<ConvSpec> },
+    /// MobileNetV2 inverted residual: [1×1 expand, BN, ReLU6], 3×3 depthwise, BN, ReLU6,
+    /// 1×1 project, BN, + input when `residual`.
+    Inverted { expand: Option<ConvSpec>, depthwise: ConvSpec, project: ConvSpec, residual: bool },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backbone {
+    pub name: String,
+    /// First conv (static: it sees 3 channels), BN and ReLU/ReLU6.
+    pub stem: ConvSpec,
+    /// ResNet's 3×3 stride-2 max-pool after the stem.
+    pub stem_pool: bool,
+    pub stages: Vec<Vec<Block>>,
+    /// MobileNetV2's final 1×1 conv to 1280 (+BN, ReLU6), static.
+    pub last_conv: Option<ConvSpec>,
+    pub out_channels: usize,
+}
+
+/// The keypoint head on top of a backbone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Head {
+    /// SimpleBaseline: transposed 4×4 stride-2 convs (each + BN + ReLU), then a static 1×1 conv.
+    Deconv { deconvs: Vec<ConvSpec>, final_conv: ConvSpec },
+    /// Light head for MobileNets: per stage bilinear ×2, depthwise 3×3 + BN + ReLU, 1×1 + BN +
+    /// ReLU; then a static 1×1 conv.
+    Light { stages: Vec<(ConvSpec, ConvSpec)>, final_conv: ConvSpec },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blueprint {
+    pub backbone: Backbone,
+    pub head: Option<Head>,
+    /// ImageNet-style classifier: global average pool + linear to this many classes.
+    pub classifier: Option<usize>,
+    /// Kernels per dynamic conv.
+    pub kernels: usize,
+}
+
+/// torchvision's `_make_divisible`: round to a multiple of 8, never below 90% of the value.
+pub fn make_divisible(v: f64, divisor: usize) -> usize {
+    let d = divisor as f64;
+    let mut n = ((v + d / 2.0) / d).floor() as usize * divisor;
+    n = n.max(divisor);
+    if (n as f64) < 0.9 * v {
+        n += divisor;
+    }
+    n
+}
+
+/// ResNet-10 ([1,1,1,1]) or ResNet-18 ([2,2,2,2]) with basic blocks; `dynamic` makes every conv
+/// but the stem dynamic, the 1×1 shortcuts only with `dynamic_shortcut`.
+pub fn resnet(depth: usize, dynamic: bool, dynamic_shortcut: bool) -> Result<Backbone> {
+    let blocks = match depth {
+        10 => [1, 1, 1, 1],
+        18 => [2, 2, 2, 2],
+        _ => bail!("ResNet depth {depth} is not available (use 10 or 18)"),
+    };
+    let mut cin = 64;
+    let mut stages = Vec::new();
+    for (i, (&n, cout)) in blocks.iter().zip([64, 128, 256, 512]).enumerate() {
+        let mut stage = Vec::new();
+        for b in 0..n {
+            let stride = if b == 0 && i > 0 { 2 } else { 1 };
+            let shortcut = (stride != 1 || cin != cout).then(|| {
+                ConvSpec { padding: 0, ..ConvSpec::new(cin, cout, 1, stride) }.dynamic(dynamic && dynamic_shortcut)
+            });
+            stage.push(Block::Basic {
+                conv1: ConvSpec::new(cin, cout, 3, stride).dynamic(dynamic),
+                conv2: ConvSpec::new(cout, cout, 3, 1).dynamic(dynamic),
+                shortcut,
+            });
+            cin = cout;
+        }
+        stages.push(stage);
+    }
+    Ok(Backbone {
+        name: format!("{}resnet{depth}", if dynamic { "dy-" } else { "" }),
+        stem: ConvSpec::new(3, 64, 7, 2),
+        stem_pool: true,
+        stages,
+        last_conv: None,
+        out_channels: 512,
+    })
+}
+
+/// MobileNetV2 with width multiplier `width`; `dynamic` makes every conv dynamic except the
+/// stem and the final 1×1 expansion to 1280 (DESIGN §3/§7).
+pub fn mobilenet_v2(width: f64, dynamic: bool) -> Result<Backbone> {
+    ensure!(width > 0.0 && width <= 4.0 && width.is_finite(), "MobileNetV2 width {width} is out of range (0, 4]");
+    const SETTINGS: [(usize, usize, usize, usize); 7] =
+        [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
+    let mut cin = make_divisible(32.0 * width, 8);
+    let stem = ConvSpec::new(3, cin, 3, 2);
+    let mut stages = Vec::new();
+    for (t, c, n, s) in SETTINGS {
+        let cout = make_divisible(c as f64 * width, 8);
+        let mut stage = Vec::new();
+        for i in 0..n {
+            let stride = if i == 0 { s } else { 1 };
+            let hidden = cin * t;
+            stage.push(Block::Inverted {
+                expand: (t != 1).then(|| ConvSpec { padding: 0, ..ConvSpec::new(cin, hidden, 1, 1) }.dynamic(dynamic)),
+                depthwise: ConvSpec::depthwise(hidden, 3, stride).dynamic(dynamic),
+                project: ConvSpec { padding: 0, ..ConvSpec::new(hidden, cout, 1, 1) }.dynamic(dynamic),
+                residual: stride == 1 && cin == cout,
+            });
+            cin = cout;
+        }
+        stages.push(stage);
+    }
+    let last = make_divisible(1280.0 * width.max(1.0), 8);
+    Ok(Backbone {
+        name: format!("{}mobilenetv2_x{width}", if dynamic { "dy-" } else { "" }),
+        stem,
+        stem_pool: false,
+        stages,
+        last_conv: Some(ConvSpec { padding: 0, ..ConvSpec::new(cin, last, 1, 1) }),
+        out_channels: last,
+    })
+}
+
+/// SimpleBaseline's head: `n` transposed 4×4 stride-2 convs of `channels`, then 1×1 to `joints`.
+pub fn deconv_head(cin: usize, channels: usize, n: usize, joints: usize, dynamic: bool) -> Head {
+    let mut deconvs = Vec::new();
+    let mut c = cin;
+    for _ in 0..n {
+        deconvs.push(ConvSpec { transposed: true, padding: 1, ..ConvSpec::new(c, channels, 4, 2) }.dynamic(dynamic));
+        c = channels;
+    }
+    Head::Deconv { deconvs, final_conv: ConvSpec { padding: 0, bias: true, ..ConvSpec::new(c, joints, 1, 1) } }
+}
+
+/// The light head: `n` stages of bilinear ×2 + depthwise 3×3 + pointwise 1×1 to `channels`.
+pub fn light_head(cin: usize, channels: usize, n: usize, joints: usize, dynamic: bool) -> Head {
+    let mut stages = Vec::new();
+    let mut c = cin;
+    for _ in 0..n {
+        stages.push((
+            ConvSpec::depthwise(c, 3, 1).dynamic(dynamic),
+            ConvSpec { padding: 0, ..ConvSpec::new(c, channels, 1, 1) }.dynamic(dynamic),
+        ));
+        c = channels;
+    }
+    Head::Light { stages, final_conv: ConvSpec { padding: 0, bias: true, ..ConvSpec::new(c, joints, 1, 1) } }
+}
+
+/// Architecture names accepted by `dypose info --arch` and configs.
+pub const ARCHS: [&str; 6] = ["resnet10", "resnet18", "dy-resnet10", "dy-resnet18", "mobilenetv2", "dy-mobilenetv2"];
+
+/// A backbone by name (`resnet18`, `dy-mobilenetv2`, …).
+pub fn backbone(arch: &str, width: f64, dynamic_shortcut: bool) -> Result<Backbone> {
+    let (dynamic, base) = match arch.strip_prefix("dy-") {
+        Some(b) => (true, b),
+        None => (false, arch),
+    };
+    match base {
+        "resnet10" => resnet(10, dynamic, dynamic_shortcut),
+        "resnet18" => resnet(18, dynamic, dynamic_shortcut),
+        "mobilenetv2" => mobilenet_v2(width, dynamic),
+        _ => bail!("unknown architecture '{arch}' (available: {})", ARCHS.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn make_divisible_like_torchvision() {
+        assert_eq!(make_divisible(32.0, 8), 32);
+        assert_eq!(make_divisible(32.0 * 0.35, 8), 16, "11.2 → 8 is below 90%, so 16");
+        assert_eq!(make_divisible(24.0 * 0.5, 8), 16);
+        assert_eq!(make_divisible(16.0 * 0.35, 8), 8);
+        assert_eq!(make_divisible(96.0 * 0.75, 8), 72);
+    }
+
+    #[test]
+    fn shapes_and_dynamic_layers() {
+        let r = resnet(18, true, false).unwrap();
+        assert!(!r.stem.dynamic);
+        let Block::Basic { conv1, shortcut, .. } = &r.stages[1][0] else { panic!() };
+        assert!(conv1.dynamic && conv1.stride == 2 && !shortcut.unwrap().dynamic);
+        let m = mobilenet_v2(1.0, true).unwrap();
+        assert!(!m.stem.dynamic && !m.last_conv.unwrap().dynamic);
+        assert_eq!(m.out_channels, 1280);
+        assert_eq!(m.stages.iter().map(Vec::len).sum::<usize>(), 17);
+        assert!(backbone("vgg16", 1.0, false).unwrap_err().to_string().contains("unknown architecture"));
+        assert!(mobilenet_v2(0.0, false).is_err());
+        assert_eq!(ConvSpec::new(3, 8, 3, 2).out_size([224, 224]), [112, 112]);
+        let t = ConvSpec { transposed: true, padding: 1, ..ConvSpec::new(8, 8, 4, 2) };
+        assert_eq!(t.out_size([8, 6]), [16, 12]);
+    }
+}

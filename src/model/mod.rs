@@ -1,4 +1,6 @@
-//! The network: architecture blueprints and their cost now; dfdx layers with the network issue.
+//! The network: architecture blueprints and their cost; convolution on dfdx (more with the
+//! network issue).
 
 pub mod blueprint;
+pub mod conv;
 pub mod cost;

@@ -1,0 +1,222 @@
+//! Convolution on dfdx 0.13 with runtime shapes, made of public tensor ops only (gather,
+//! reshape, permute, matmul), so it runs on every dfdx device and dfdx differentiates it.
+//! Layout: NCHW activations, OIHW weights (PyTorch's).
+
+use dfdx::prelude::*;
+
+/// A 4-D activation or weight tensor with runtime dimensions.
+pub type T4<D, Tp = NoneTape> = Tensor<(usize, usize, usize, usize), f32, D, Tp>;
+
+/// Geometry of a 2-D convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvGeometry {
+    pub fn out(&self, h: usize, w: usize) -> (usize, usize) {
+        let k = self.kernel;
+        ((h + 2 * self.padding - k) / self.stride + 1, (w + 2 * self.padding - k) / self.stride + 1)
+    }
+}
+
+/// Row indices for im2col over a channels-last (B·H·W, C) matrix with `pad_rows` zero rows
+/// appended: for every output pixel (b, oy, ox) and tap (ky, kx), the input row it reads, or one
+/// of the zero rows when the tap falls in the padding (spread over the zero rows so that the
+/// scatter-add of the backward pass does not pile onto one row).
+pub fn im2col_rows(b: usize, h: usize, w: usize, g: ConvGeometry, pad_rows: usize) -> Vec<usize> {
+    let (oh, ow) = g.out(h, w);
+    let k = g.kernel;
+    let zero0 = b * h * w;
+    let mut idx = Vec::with_capacity(b * oh * ow * k * k);
+    for n in 0..b {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let y = (oy * g.stride + ky) as isize - g.padding as isize;
+                        let x = (ox * g.stride + kx) as isize - g.padding as isize;
+                        if y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w {
+                            idx.push(n * h * w + y as usize * w + x as usize);
+                        } else {
+                            idx.push(zero0 + (idx.len() % pad_rows));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    idx
+}
+
+/// Zero rows appended for padding taps.
+const PAD_ROWS: usize = 64;
+
+/// im2col columns (B·Ho·Wo, k·k·C), ordered (ky, kx, c) within a row.
+pub fn im2col<D: Device<f32>, Tp: Tape<f32, D>>(x: T4<D, Tp>, g: ConvGeometry) -> Tensor<(usize, usize), f32, D, Tp> {
+    let dev = x.device().clone();
+    let (b, c, h, w) = *x.shape();
+    let (oh, ow) = g.out(h, w);
+    let rows = x.permute::<_, Axes4<0, 2, 3, 1>>().reshape_like(&(b * h * w, c));
+    let zeros: Tensor<(usize, usize), f32, D> = dev.zeros_like(&(PAD_ROWS, c));
+    let padded = (rows, zeros).concat_along(Axis::<0>);
+    let idx = im2col_rows(b, h, w, g, PAD_ROWS);
+    let n = idx.len();
+    let idx: Tensor<(usize,), usize, D> = dev.tensor_from_vec(idx, (n,));
+    let cols: Tensor<(usize, usize), f32, D, Tp> = padded.gather(idx);
+    cols.reshape_like(&(b * oh * ow, g.kernel * g.kernel * c))
+}
+
+/// Dense convolution (groups = 1): x (B, C, H, W) ⊛ w (O, C, k, k) → (B, O, Ho, Wo).
+pub fn conv2d<D: Device<f32>, Tp: Tape<f32, D> + Merge<NoneTape>>(
+    x: T4<D, Tp>,
+    w: T4<D, Tp>,
+    stride: usize,
+    padding: usize,
+) -> T4<D, Tp>
+where
+    Tp: Merge<Tp>,
+{
+    let (b, _, h, wd) = *x.shape();
+    let (o, c, k, _) = *w.shape();
+    let g = ConvGeometry { kernel: k, stride, padding };
+    let (oh, ow) = g.out(h, wd);
+    let (cols, tape) = im2col(x, g).split_tape();
+    let wm = w.permute::<_, Axes4<2, 3, 1, 0>>().reshape_like(&(k * k * c, o));
+    let (wm, wtape) = wm.split_tape();
+    let out = cols.put_tape(tape.merge(wtape)).matmul(wm);
+    out.reshape_like(&(b, oh, ow, o)).permute::<_, Axes4<0, 3, 1, 2>>()
+}
+
+#[cfg(test)]
+pub(crate) mod reference {
+    //! Plain-loop f64 convolution and its gradients: the independent reference for tests.
+
+    pub struct Conv {
+        pub b: usize,
+        pub c: usize,
+        pub h: usize,
+        pub w: usize,
+        pub o: usize,
+        pub k: usize,
+        pub stride: usize,
+        pub pad: usize,
+        pub groups: usize,
+    }
+
+    impl Conv {
+        pub fn out(&self) -> (usize, usize) {
+            ((self.h + 2 * self.pad - self.k) / self.stride + 1, (self.w + 2 * self.pad - self.k) / self.stride + 1)
+        }
+
+        /// Calls f(b, o, oy, ox, c, ky, kx, x_index) for every multiply of the convolution.
+        fn each(&self, mut f: impl FnMut(usize, usize, usize, usize, usize, usize, usize, usize)) {
+            let (oh, ow) = self.out();
+            let (cg, og) = (self.c / self.groups, self.o / self.groups);
+            for b in 0..self.b {
+                for o in 0..self.o {
+                    let grp = o / og;
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            for ci in 0..cg {
+                                let c = grp * cg + ci;
+                                for ky in 0..self.k {
+                                    for kx in 0..self.k {
+                                        let y = (oy * self.stride + ky) as isize - self.pad as isize;
+                                        let x = (ox * self.stride + kx) as isize - self.pad as isize;
+                                        if y < 0 || x < 0 || y as usize >= self.h || x as usize >= self.w {
+                                            continue;
+                                        }
+                                        let xi = ((b * self.c + c) * self.h + y as usize) * self.w + x as usize;
+                                        f(b, o, oy, ox, ci, ky, kx, xi);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        fn wi(&self, o: usize, ci: usize, ky: usize, kx: usize) -> usize {
+            ((o * (self.c / self.groups) + ci) * self.k + ky) * self.k + kx
+        }
+
+        fn oi(&self, b: usize, o: usize, oy: usize, ox: usize) -> usize {
+            let (oh, ow) = self.out();
+            ((b * self.o + o) * oh + oy) * ow + ox
+        }
+
+        pub fn forward(&self, x: &[f64], w: &[f64]) -> Vec<f64> {
+            let (oh, ow) = self.out();
+            let mut y = vec![0.0; self.b * self.o * oh * ow];
+            self.each(|b, o, oy, ox, ci, ky, kx, xi| y[self.oi(b, o, oy, ox)] += x[xi] * w[self.wi(o, ci, ky, kx)]);
+            y
+        }
+
+        /// Gradients of L = Σ r·y with respect to x and w.
+        pub fn backward(&self, x: &[f64], w: &[f64], r: &[f64]) -> (Vec<f64>, Vec<f64>) {
+            let mut gx = vec![0.0; x.len()];
+            let mut gw = vec![0.0; w.len()];
+            self.each(|b, o, oy, ox, ci, ky, kx, xi| {
+                let g = r[self.oi(b, o, oy, ox)];
+                gx[xi] += g * w[self.wi(o, ci, ky, kx)];
+                gw[self.wi(o, ci, ky, kx)] += g * x[xi];
+            });
+            (gx, gw)
+        }
+    }
+
+    /// Deterministic values in [-1, 1).
+    pub fn values(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Largest |a − b| relative to the largest |b| (the tensors' scale).
+    pub fn rel_err(a: &[f32], b: &[f64]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
+        a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs()).fold(0.0, f64::max) / scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reference::{rel_err, values, Conv};
+    use super::*;
+
+    fn check(r: Conv) {
+        let dev: Cpu = Default::default();
+        let (oh, ow) = r.out();
+        let xv = values(r.b * r.c * r.h * r.w, 1);
+        let wv = values(r.o * r.c * r.k * r.k, 2);
+        let rv = values(r.b * r.o * oh * ow, 3);
+        let f32v = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let x: T4<Cpu> = dev.tensor_from_vec(f32v(&xv), (r.b, r.c, r.h, r.w));
+        let w: T4<Cpu> = dev.tensor_from_vec(f32v(&wv), (r.o, r.c, r.k, r.k));
+        let rt: T4<Cpu> = dev.tensor_from_vec(f32v(&rv), (r.b, r.o, oh, ow));
+        let y = conv2d(x.leaky_trace(), w.leaky_trace(), r.stride, r.pad);
+        let want = r.forward(&xv, &wv);
+        assert!(rel_err(&y.as_vec(), &want) < 1e-5, "forward");
+        let grads = (y * rt).sum().backward();
+        let (gx, gw) = r.backward(&xv, &wv, &rv);
+        assert!(rel_err(&grads.get(&x).as_vec(), &gx) < 1e-5, "input gradient");
+        assert!(rel_err(&grads.get(&w).as_vec(), &gw) < 1e-5, "weight gradient");
+    }
+
+    #[test]
+    fn dense_conv_matches_the_f64_reference() {
+        check(Conv { b: 2, c: 3, h: 7, w: 5, o: 4, k: 3, stride: 1, pad: 1, groups: 1 });
+        check(Conv { b: 2, c: 5, h: 9, w: 11, o: 3, k: 3, stride: 2, pad: 1, groups: 1 });
+        check(Conv { b: 1, c: 2, h: 6, w: 7, o: 5, k: 1, stride: 2, pad: 0, groups: 1 });
+        check(Conv { b: 3, c: 3, h: 11, w: 9, o: 2, k: 7, stride: 2, pad: 3, groups: 1 });
+    }
+}

@@ -121,11 +121,11 @@ mod tests {
         let a = s.build(&img, &inst, plain);
         let b = s.build(&img, &inst, Augmentation { flip: true, ..plain });
         let perm = KeypointSpec::coco17().flip_permutation();
-        for j in 0..17 {
-            let src = a.keypoints[perm[j]];
+        for (j, &pj) in perm.iter().enumerate() {
+            let src = a.keypoints[pj];
             assert!((b.keypoints[j][0] - (192.0 - src[0])).abs() < 1e-3, "joint {j}");
             assert!((b.keypoints[j][1] - src[1]).abs() < 1e-3);
-            assert_eq!(b.visible[j], a.visible[perm[j]]);
+            assert_eq!(b.visible[j], a.visible[pj]);
         }
         assert!(!b.visible[3] && b.target.weights[3] == 0.0, "unlabelled right ear becomes the unlabelled left ear");
     }

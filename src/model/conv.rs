@@ -70,14 +70,10 @@ pub fn im2col<D: Device<f32>, Tp: Tape<f32, D>>(x: T4<D, Tp>, g: ConvGeometry) -
 }
 
 /// Dense convolution (groups = 1): x (B, C, H, W) ⊛ w (O, C, k, k) → (B, O, Ho, Wo).
-pub fn conv2d<D: Device<f32>, Tp: Tape<f32, D> + Merge<NoneTape>>(
-    x: T4<D, Tp>,
-    w: T4<D, Tp>,
-    stride: usize,
-    padding: usize,
-) -> T4<D, Tp>
+pub fn conv2d<D, Tp>(x: T4<D, Tp>, w: T4<D, Tp>, stride: usize, padding: usize) -> T4<D, Tp>
 where
-    Tp: Merge<Tp>,
+    D: Device<f32>,
+    Tp: Tape<f32, D> + Merge<Tp>,
 {
     let (b, _, h, wd) = *x.shape();
     let (o, c, k, _) = *w.shape();

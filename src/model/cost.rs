@@ -131,6 +131,36 @@ pub fn blueprint_cost(bp: &Blueprint, hw: [usize; 2]) -> (Cost, [usize; 2]) {
     (total, out_hw)
 }
 
+/// `dypose info`: a table of the parts' sizes and a JSON line `{"params", "madds"}` last.
+pub fn describe(bp: &Blueprint, hw: [usize; 2]) -> String {
+    let (b, out) = backbone_cost(&bp.backbone, hw, bp.kernels);
+    let mut rows = vec![(format!("backbone {}", bp.backbone.name), b)];
+    let mut out_hw = out;
+    if let Some(h) = &bp.head {
+        let (c, o) = head_cost(h, out, bp.kernels);
+        let kind = match h {
+            Head::Deconv { .. } => "deconv head",
+            Head::Light { .. } => "light head",
+        };
+        rows.push((kind.to_string(), c));
+        out_hw = o;
+    }
+    if let Some(n) = bp.classifier {
+        let cin = bp.backbone.out_channels as u64;
+        rows.push((format!("classifier → {n}"), Cost { params: cin * n as u64 + n as u64, madds: cin * n as u64 }));
+    }
+    let total = blueprint_cost(bp, hw).0;
+    let mut s = format!(
+        "input {}×{} (h×w), output map {}×{}, K = {} kernels per dynamic conv\n",
+        hw[0], hw[1], out_hw[0], out_hw[1], bp.kernels
+    );
+    s += &format!("{:<34} {:>14} {:>16}\n", "part", "params", "multiply-adds");
+    for (name, c) in rows.iter().chain(std::iter::once(&("total".to_string(), total))) {
+        s += &format!("{:<34} {:>12.3} M {:>14.2} M\n", name, c.params as f64 / 1e6, c.madds as f64 / 1e6);
+    }
+    s + &serde_json::json!({"params": total.params, "madds": total.madds}).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::blueprint::*;
@@ -202,34 +232,4 @@ mod tests {
         assert!(within(classifier("dy-resnet18", 1.0).madds, 1.85e9, 0.03));
         assert_eq!(classifier("resnet18", 1.0).params, 11_689_512, "torchvision's ResNet-18");
     }
-}
-
-/// `dypose info`: a table of the parts' sizes and a JSON line `{"params", "madds"}` last.
-pub fn describe(bp: &Blueprint, hw: [usize; 2]) -> String {
-    let (b, out) = backbone_cost(&bp.backbone, hw, bp.kernels);
-    let mut rows = vec![(format!("backbone {}", bp.backbone.name), b)];
-    let mut out_hw = out;
-    if let Some(h) = &bp.head {
-        let (c, o) = head_cost(h, out, bp.kernels);
-        let kind = match h {
-            Head::Deconv { .. } => "deconv head",
-            Head::Light { .. } => "light head",
-        };
-        rows.push((kind.to_string(), c));
-        out_hw = o;
-    }
-    if let Some(n) = bp.classifier {
-        let cin = bp.backbone.out_channels as u64;
-        rows.push((format!("classifier → {n}"), Cost { params: cin * n as u64 + n as u64, madds: cin * n as u64 }));
-    }
-    let total = blueprint_cost(bp, hw).0;
-    let mut s = format!(
-        "input {}×{} (h×w), output map {}×{}, K = {} kernels per dynamic conv\n",
-        hw[0], hw[1], out_hw[0], out_hw[1], bp.kernels
-    );
-    s += &format!("{:<34} {:>14} {:>16}\n", "part", "params", "multiply-adds");
-    for (name, c) in rows.iter().chain(std::iter::once(&("total".to_string(), total))) {
-        s += &format!("{:<34} {:>12.3} M {:>14.2} M\n", name, c.params as f64 / 1e6, c.madds as f64 / 1e6);
-    }
-    s + &serde_json::json!({"params": total.params, "madds": total.madds}).to_string()
 }

@@ -88,36 +88,6 @@ pub fn heatmap_overlay(crop: &RgbImage, heatmaps: &[f32], size: [usize; 2]) -> R
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limb_colours_follow_the_joint_names() {
-        let spec = KeypointSpec::coco17();
-        assert_eq!(limb_colour(&spec, 15, 13), LEFT);
-        assert_eq!(limb_colour(&spec, 16, 14), RIGHT);
-        assert_eq!(limb_colour(&spec, 5, 6), CENTRE);
-        assert_eq!(limb_colour(&spec, 0, 1), CENTRE);
-    }
-
-    #[test]
-    fn skeleton_pixels_take_the_limb_colour() {
-        let spec = KeypointSpec::coco17();
-        let mut img = RgbImage::new(100, 100);
-        let mut kp = vec![[0.0f32, 0.0]; 17];
-        kp[13] = [20.0, 20.0];
-        kp[15] = [20.0, 80.0];
-        let mut shown = vec![false; 17];
-        shown[13] = true;
-        shown[15] = true;
-        draw_skeleton(&mut img, &kp, &shown, &spec, 3.0);
-        assert_eq!(*img.get_pixel(20, 50), LEFT, "mid-limb");
-        assert_eq!(*img.get_pixel(60, 50), Rgb([0, 0, 0]), "away from the limb");
-        assert_eq!(*img.get_pixel(20, 20), LEFT, "joint dot");
-    }
-}
-
 /// One augmented training sample as a picture: the crop with its target keypoints (labelled
 /// joints only) beside the crop overlaid with its target heatmaps, scaled ×`zoom`.
 pub fn sample_sheet(
@@ -181,4 +151,34 @@ pub fn show_training_samples(
         written.push(path);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limb_colours_follow_the_joint_names() {
+        let spec = KeypointSpec::coco17();
+        assert_eq!(limb_colour(&spec, 15, 13), LEFT);
+        assert_eq!(limb_colour(&spec, 16, 14), RIGHT);
+        assert_eq!(limb_colour(&spec, 5, 6), CENTRE);
+        assert_eq!(limb_colour(&spec, 0, 1), CENTRE);
+    }
+
+    #[test]
+    fn skeleton_pixels_take_the_limb_colour() {
+        let spec = KeypointSpec::coco17();
+        let mut img = RgbImage::new(100, 100);
+        let mut kp = vec![[0.0f32, 0.0]; 17];
+        kp[13] = [20.0, 20.0];
+        kp[15] = [20.0, 80.0];
+        let mut shown = vec![false; 17];
+        shown[13] = true;
+        shown[15] = true;
+        draw_skeleton(&mut img, &kp, &shown, &spec, 3.0);
+        assert_eq!(*img.get_pixel(20, 50), LEFT, "mid-limb");
+        assert_eq!(*img.get_pixel(60, 50), Rgb([0, 0, 0]), "away from the limb");
+        assert_eq!(*img.get_pixel(20, 20), LEFT, "joint dot");
+    }
 }

@@ -70,20 +70,87 @@ pub fn im2col<D: Device<f32>, Tp: Tape<f32, D>>(x: T4<D, Tp>, g: ConvGeometry) -
 }
 
 /// Dense convolution (groups = 1): x (B, C, H, W) ⊛ w (O, C, k, k) → (B, O, Ho, Wo).
-pub fn conv2d<D, Tp>(x: T4<D, Tp>, w: T4<D, Tp>, stride: usize, padding: usize) -> T4<D, Tp>
+pub fn conv2d<D, Tp, R>(x: T4<D, Tp>, w: T4<D, R>, stride: usize, padding: usize) -> T4<D, Tp>
 where
     D: Device<f32>,
-    Tp: Tape<f32, D> + Merge<Tp>,
+    Tp: Tape<f32, D> + Merge<R>,
+    R: Tape<f32, D>,
 {
     let (b, _, h, wd) = *x.shape();
     let (o, c, k, _) = *w.shape();
     let g = ConvGeometry { kernel: k, stride, padding };
     let (oh, ow) = g.out(h, wd);
-    let (cols, tape) = im2col(x, g).split_tape();
     let wm = w.permute::<_, Axes4<2, 3, 1, 0>>().reshape_like(&(k * k * c, o));
-    let (wm, wtape) = wm.split_tape();
-    let out = cols.put_tape(tape.merge(wtape)).matmul(wm);
+    let out = im2col(x, g).matmul(wm);
     out.reshape_like(&(b, oh, ow, o)).permute::<_, Axes4<0, 3, 1, 2>>()
+}
+
+/// Depthwise convolution: x (B, C, H, W) ⊛ w (C, 1, k, k), each channel with its own kernel;
+/// a product with the im2col columns summed over the k·k taps.
+pub fn depthwise_conv2d<D, Tp, R>(x: T4<D, Tp>, w: T4<D, R>, stride: usize, padding: usize) -> T4<D, Tp>
+where
+    D: Device<f32>,
+    Tp: Tape<f32, D> + Merge<R>,
+    R: Tape<f32, D>,
+{
+    let (b, c, h, wd) = *x.shape();
+    let k = w.shape().2;
+    let g = ConvGeometry { kernel: k, stride, padding };
+    let (oh, ow) = g.out(h, wd);
+    let n = b * oh * ow;
+    let cols = im2col(x, g).reshape_like(&(n, k * k, c));
+    let taps = w.reshape_like(&(c, k * k)).permute::<_, Axes2<1, 0>>().broadcast_like::<_, Axis<0>>(&(n, k * k, c));
+    let out: Tensor<(usize, usize), f32, D, Tp> = (cols * taps).sum::<_, Axis<1>>();
+    out.reshape_like(&(b, oh, ow, c)).permute::<_, Axes4<0, 3, 1, 2>>()
+}
+
+/// Index that spreads a grouped kernel (O, C/g, k, k) over a dense (O, C, k, k) one; entries
+/// outside the group read the appended zero at position O·(C/g)·k·k.
+pub fn group_expansion(o: usize, c: usize, k: usize, groups: usize) -> Vec<usize> {
+    let (cg, og) = (c / groups, o / groups);
+    let zero = o * cg * k * k;
+    let mut idx = Vec::with_capacity(o * c * k * k);
+    for oi in 0..o {
+        for ci in 0..c {
+            let inside = ci / cg == oi / og;
+            for t in 0..k * k {
+                idx.push(if inside { (oi * cg + ci % cg) * k * k + t } else { zero });
+            }
+        }
+    }
+    idx
+}
+
+/// Any grouped convolution: groups = 1 dense, groups = C = O depthwise, otherwise the grouped
+/// kernel is spread into a dense one (zeros across groups) — simple and exact, meant for small
+/// group counts.
+pub fn grouped_conv2d<D, Tp, R>(x: T4<D, Tp>, w: T4<D, R>, stride: usize, padding: usize, groups: usize) -> T4<D, Tp>
+where
+    D: Device<f32>,
+    Tp: Tape<f32, D> + Merge<R>,
+    R: Tape<f32, D>,
+{
+    let c = x.shape().1;
+    let (o, cg, k, _) = *w.shape();
+    assert!(
+        groups >= 1 && c % groups == 0 && o % groups == 0 && cg * groups == c,
+        "channels {c} → {o} do not split into {groups} groups"
+    );
+    if groups == 1 {
+        return conv2d(x, w, stride, padding);
+    }
+    if groups == c && o == c {
+        return depthwise_conv2d(x, w, stride, padding);
+    }
+    let dev = w.device().clone();
+    let n = o * cg * k * k;
+    let flat = w.reshape_like(&(n,));
+    let zero: Tensor<(usize,), f32, D> = dev.zeros_like(&(1,));
+    let padded = (flat, zero).concat_along(Axis::<0>);
+    let idx = group_expansion(o, c, k, groups);
+    let m = idx.len();
+    let dense = padded.gather(dev.tensor_from_vec(idx, (m,))).reshape_like(&(o, c, k, k));
+    conv2d(x, dense, stride, padding)
 }
 
 #[cfg(test)]
@@ -193,19 +260,28 @@ mod tests {
         let dev: Cpu = Default::default();
         let (oh, ow) = r.out();
         let xv = values(r.b * r.c * r.h * r.w, 1);
-        let wv = values(r.o * r.c * r.k * r.k, 2);
+        let wv = values(r.o * r.c / r.groups * r.k * r.k, 2);
         let rv = values(r.b * r.o * oh * ow, 3);
         let f32v = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let x: T4<Cpu> = dev.tensor_from_vec(f32v(&xv), (r.b, r.c, r.h, r.w));
-        let w: T4<Cpu> = dev.tensor_from_vec(f32v(&wv), (r.o, r.c, r.k, r.k));
+        let w: T4<Cpu> = dev.tensor_from_vec(f32v(&wv), (r.o, r.c / r.groups, r.k, r.k));
         let rt: T4<Cpu> = dev.tensor_from_vec(f32v(&rv), (r.b, r.o, oh, ow));
-        let y = conv2d(x.leaky_trace(), w.leaky_trace(), r.stride, r.pad);
+        let y = grouped_conv2d(x.leaky_trace(), w.leaky_trace(), r.stride, r.pad, r.groups);
         let want = r.forward(&xv, &wv);
         assert!(rel_err(&y.as_vec(), &want) < 1e-5, "forward");
         let grads = (y * rt).sum().backward();
         let (gx, gw) = r.backward(&xv, &wv, &rv);
         assert!(rel_err(&grads.get(&x).as_vec(), &gx) < 1e-5, "input gradient");
         assert!(rel_err(&grads.get(&w).as_vec(), &gw) < 1e-5, "weight gradient");
+    }
+
+    #[test]
+    fn grouped_and_depthwise_convs_match_the_f64_reference() {
+        check(Conv { b: 2, c: 4, h: 7, w: 5, o: 6, k: 3, stride: 1, pad: 1, groups: 2 });
+        check(Conv { b: 2, c: 6, h: 9, w: 7, o: 6, k: 3, stride: 2, pad: 1, groups: 2 });
+        check(Conv { b: 2, c: 5, h: 7, w: 9, o: 5, k: 3, stride: 1, pad: 1, groups: 5 });
+        check(Conv { b: 3, c: 4, h: 9, w: 8, o: 4, k: 3, stride: 2, pad: 1, groups: 4 });
+        check(Conv { b: 1, c: 3, h: 11, w: 7, o: 3, k: 5, stride: 2, pad: 2, groups: 3 });
     }
 
     #[test]

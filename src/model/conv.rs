@@ -1,6 +1,10 @@
 //! Convolution on dfdx 0.13 with runtime shapes, made of public tensor ops only (gather,
 //! reshape, permute, matmul), so it runs on every dfdx device and dfdx differentiates it.
 //! Layout: NCHW activations, OIHW weights (PyTorch's).
+//!
+//! Parameters must be on the input's tape before they are reshaped or permuted
+//! (`w.retaped::<Tp>()`): an op on a tensor without a tape is not recorded, and the gradient
+//! would stop at the transformed copy instead of reaching the parameter.
 
 use dfdx::prelude::*;
 

@@ -4,3 +4,4 @@
 pub mod blueprint;
 pub mod conv;
 pub mod cost;
+pub mod dynamic;

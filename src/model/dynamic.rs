@@ -2,6 +2,7 @@
 //! an attention vector π = softmax(FC₂(ReLU(FC₁(GAP(x)))) / τ), then one convolution with the
 //! aggregated kernel, as a batched product with the im2col columns.
 
+use super::blueprint::ConvSpec;
 use super::conv::{group_expansion, im2col, ConvGeometry, T4};
 use dfdx::prelude::*;
 
@@ -36,22 +37,14 @@ where
 
 /// Convolution of x (B, C, H, W) with per-sample kernels Σₖ π[b, k]·Wₖ, where `kernels` holds
 /// the K kernels flattened, (K, O·(C/g)·k·k) in OIHW order.
-pub fn dynamic_conv2d<D, Tp>(
-    x: T4<D, Tp>,
-    pi: T2<D, Tp>,
-    kernels: &T2<D>,
-    out_channels: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    groups: usize,
-) -> T4<D, Tp>
+pub fn dynamic_conv2d<D, Tp>(x: T4<D, Tp>, pi: T2<D, Tp>, kernels: &T2<D>, spec: &ConvSpec) -> T4<D, Tp>
 where
     D: Device<f32>,
     Tp: Tape<f32, D> + Merge<Tp> + Default,
 {
     let (b, c, h, w) = *x.shape();
-    let (o, k) = (out_channels, kernel);
+    let (o, k, groups) = (spec.cout, spec.kernel, spec.groups);
+    let (stride, padding) = (spec.stride, spec.padding);
     let kernels = kernels.retaped::<Tp>();
     let g = ConvGeometry { kernel: k, stride, padding };
     let (oh, ow) = g.out(h, w);
@@ -186,7 +179,9 @@ mod tests {
         };
         let xt = x.leaky_trace();
         let pi = attention(xt.with_empty_tape(), &a, temperature);
-        let y = dynamic_conv2d(xt, pi, &kernels, r.o, r.k, r.stride, r.pad, r.groups);
+        let spec =
+            ConvSpec { padding: r.pad, groups: r.groups, dynamic: true, ..ConvSpec::new(r.c, r.o, r.k, r.stride) };
+        let y = dynamic_conv2d(xt, pi, &kernels, &spec);
         let want = reference.forward(&v);
         assert!(rel_err(&y.as_vec(), &want) < 1e-5, "forward");
         let rt: T4<Cpu> = dev.tensor_from_vec(f(&rv), (r.b, r.o, oh, ow));

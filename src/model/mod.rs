@@ -5,3 +5,4 @@ pub mod blueprint;
 pub mod conv;
 pub mod cost;
 pub mod dynamic;
+pub mod norm;

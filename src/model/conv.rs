@@ -55,22 +55,107 @@ pub fn im2col_rows(b: usize, h: usize, w: usize, g: ConvGeometry, pad_rows: usiz
     idx
 }
 
+/// Rows for a transposed convolution, as for `im2col_rows`: output (oy, ox) with tap (ky, kx)
+/// reads input ((oy + p − ky)/s, (ox + p − kx)/s) when both divide exactly and are inside.
+pub fn transposed_rows(b: usize, h: usize, w: usize, g: ConvGeometry, pad_rows: usize) -> Vec<usize> {
+    let (k, s, p) = (g.kernel, g.stride, g.padding);
+    let (oh, ow) = ((h - 1) * s + k - 2 * p, (w - 1) * s + k - 2 * p);
+    let zero0 = b * h * w;
+    let at = |o: usize, t: usize, n: usize| -> Option<usize> {
+        let v = o as isize + p as isize - t as isize;
+        (v >= 0 && v % s as isize == 0 && ((v / s as isize) as usize) < n).then(|| (v / s as isize) as usize)
+    };
+    let mut idx = Vec::with_capacity(b * oh * ow * k * k);
+    for n in 0..b {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        match (at(oy, ky, h), at(ox, kx, w)) {
+                            (Some(y), Some(x)) => idx.push(n * h * w + y * w + x),
+                            _ => idx.push(zero0 + idx.len() % pad_rows),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    idx
+}
+
 /// Zero rows appended for padding taps.
 const PAD_ROWS: usize = 64;
 
-/// im2col columns (B·Ho·Wo, k·k·C), ordered (ky, kx, c) within a row.
-pub fn im2col<D: Device<f32>, Tp: Tape<f32, D>>(x: T4<D, Tp>, g: ConvGeometry) -> Tensor<(usize, usize), f32, D, Tp> {
+/// Gathers rows `idx` of x in channels-last form, with `PAD_ROWS` rows of `fill` appended:
+/// (idx.len(), C).
+fn gather_rows<D: Device<f32>, Tp: Tape<f32, D>>(
+    x: T4<D, Tp>,
+    idx: Vec<usize>,
+    fill: f32,
+) -> Tensor<(usize, usize), f32, D, Tp> {
     let dev = x.device().clone();
     let (b, c, h, w) = *x.shape();
-    let (oh, ow) = g.out(h, w);
     let rows = x.permute::<_, Axes4<0, 2, 3, 1>>().reshape_like(&(b * h * w, c));
-    let zeros: Tensor<(usize, usize), f32, D> = dev.zeros_like(&(PAD_ROWS, c));
-    let padded = (rows, zeros).concat_along(Axis::<0>);
-    let idx = im2col_rows(b, h, w, g, PAD_ROWS);
+    let pad: Tensor<(usize, usize), f32, D> = dev.ones_like(&(PAD_ROWS, c)) * fill;
+    let padded = (rows, pad).concat_along(Axis::<0>);
     let n = idx.len();
-    let idx: Tensor<(usize,), usize, D> = dev.tensor_from_vec(idx, (n,));
-    let cols: Tensor<(usize, usize), f32, D, Tp> = padded.gather(idx);
-    cols.reshape_like(&(b * oh * ow, g.kernel * g.kernel * c))
+    padded.gather(dev.tensor_from_vec(idx, (n,)))
+}
+
+/// im2col columns (B·Ho·Wo, k·k·C), ordered (ky, kx, c) within a row.
+pub fn im2col<D: Device<f32>, Tp: Tape<f32, D>>(x: T4<D, Tp>, g: ConvGeometry) -> Tensor<(usize, usize), f32, D, Tp> {
+    let (b, c, h, w) = *x.shape();
+    let (oh, ow) = g.out(h, w);
+    let idx = im2col_rows(b, h, w, g, PAD_ROWS);
+    gather_rows(x, idx, 0.0).reshape_like(&(b * oh * ow, g.kernel * g.kernel * c))
+}
+
+/// Output size of a transposed convolution.
+pub fn transposed_out(h: usize, w: usize, g: ConvGeometry) -> (usize, usize) {
+    ((h - 1) * g.stride + g.kernel - 2 * g.padding, (w - 1) * g.stride + g.kernel - 2 * g.padding)
+}
+
+/// Columns of a transposed convolution: (B·Ho·Wo, k·k·C), ordered (ky, kx, c).
+pub fn transposed_cols<D: Device<f32>, Tp: Tape<f32, D>>(
+    x: T4<D, Tp>,
+    g: ConvGeometry,
+) -> Tensor<(usize, usize), f32, D, Tp> {
+    let (b, c, h, w) = *x.shape();
+    let (oh, ow) = transposed_out(h, w, g);
+    let idx = transposed_rows(b, h, w, g, PAD_ROWS);
+    gather_rows(x, idx, 0.0).reshape_like(&(b * oh * ow, g.kernel * g.kernel * c))
+}
+
+/// Transposed convolution: x (B, Cin, H, W) with w (Cin, Cout, k, k) (PyTorch's layout) →
+/// (B, Cout, (H−1)·s + k − 2p, …).
+pub fn conv_transpose2d<D, Tp, R>(x: T4<D, Tp>, w: T4<D, R>, stride: usize, padding: usize) -> T4<D, Tp>
+where
+    D: Device<f32>,
+    Tp: Tape<f32, D> + Merge<R>,
+    R: Tape<f32, D>,
+{
+    let (b, _, h, wd) = *x.shape();
+    let (ci, co, k, _) = *w.shape();
+    let g = ConvGeometry { kernel: k, stride, padding };
+    let (oh, ow) = transposed_out(h, wd, g);
+    let wm = w.permute::<_, Axes4<2, 3, 0, 1>>().reshape_like(&(k * k * ci, co));
+    transposed_cols(x, g).matmul(wm).reshape_like(&(b, oh, ow, co)).permute::<_, Axes4<0, 3, 1, 2>>()
+}
+
+/// Max-pool with a k×k window (padding never wins: it reads −∞).
+pub fn max_pool2d<D: Device<f32>, Tp: Tape<f32, D>>(
+    x: T4<D, Tp>,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> T4<D, Tp> {
+    let (b, c, h, w) = *x.shape();
+    let g = ConvGeometry { kernel, stride, padding };
+    let (oh, ow) = g.out(h, w);
+    let idx = im2col_rows(b, h, w, g, PAD_ROWS);
+    let cols = gather_rows(x, idx, f32::NEG_INFINITY).reshape_like(&(b * oh * ow, kernel * kernel, c));
+    let out: Tensor<(usize, usize), f32, D, Tp> = cols.max::<_, Axis<1>>();
+    out.reshape_like(&(b, oh, ow, c)).permute::<_, Axes4<0, 3, 1, 2>>()
 }
 
 /// Dense convolution (groups = 1): x (B, C, H, W) ⊛ w (O, C, k, k) → (B, O, Ho, Wo).
@@ -277,6 +362,87 @@ mod tests {
         let (gx, gw) = r.backward(&xv, &wv, &rv);
         assert!(rel_err(&grads.get(&x).as_vec(), &gx) < 1e-5, "input gradient");
         assert!(rel_err(&grads.get(&w).as_vec(), &gw) < 1e-5, "weight gradient");
+    }
+
+    /// f64 transposed conv: every input pixel scatters w[ci, co] into the output.
+    fn transposed_reference(
+        x: &[f64],
+        w: &[f64],
+        [b, ci, h, wd]: [usize; 4],
+        co: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+    ) -> Vec<f64> {
+        let (oh, ow) = ((h - 1) * s + k - 2 * p, (wd - 1) * s + k - 2 * p);
+        let mut y = vec![0.0; b * co * oh * ow];
+        for n in 0..b {
+            for c in 0..ci {
+                for iy in 0..h {
+                    for ix in 0..wd {
+                        for o in 0..co {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let (oy, ox) =
+                                        ((iy * s + ky) as isize - p as isize, (ix * s + kx) as isize - p as isize);
+                                    if oy >= 0 && ox >= 0 && (oy as usize) < oh && (ox as usize) < ow {
+                                        y[((n * co + o) * oh + oy as usize) * ow + ox as usize] +=
+                                            x[((n * ci + c) * h + iy) * wd + ix] * w[((c * co + o) * k + ky) * k + kx];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn transposed_conv_and_gradients_match_the_f64_reference() {
+        let dev: Cpu = Default::default();
+        for &(b, ci, h, w, co, k, s, p) in &[
+            (2usize, 3usize, 5usize, 4usize, 4usize, 4usize, 2usize, 1usize),
+            (1, 2, 3, 5, 3, 3, 2, 1),
+            (2, 4, 4, 3, 2, 4, 2, 1),
+        ] {
+            let xv = values(b * ci * h * w, 31);
+            let wv = values(ci * co * k * k, 32);
+            let want = transposed_reference(&xv, &wv, [b, ci, h, w], co, k, s, p);
+            let f = |a: &[f64]| a.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            let x: T4<Cpu> = dev.tensor_from_vec(f(&xv), (b, ci, h, w));
+            let wt: T4<Cpu> = dev.tensor_from_vec(f(&wv), (ci, co, k, k));
+            let y = conv_transpose2d(x.leaky_trace(), wt.leaky_trace(), s, p);
+            assert!(rel_err(&y.as_vec(), &want) < 1e-5, "forward");
+            let r = values(want.len(), 33);
+            let (oh, ow) = ((h - 1) * s + k - 2 * p, (w - 1) * s + k - 2 * p);
+            let grads = (y * dev.tensor_from_vec(f(&r), (b, co, oh, ow))).sum().backward();
+            // L = Σ r·y is linear: the gradients are the reference applied to unit vectors.
+            let loss = |xv: &[f64], wv: &[f64]| {
+                transposed_reference(xv, wv, [b, ci, h, w], co, k, s, p).iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+            };
+            let unit = |n: usize, i: usize| (0..n).map(|j| if i == j { 1.0 } else { 0.0 }).collect::<Vec<f64>>();
+            let gx: Vec<f64> = (0..xv.len()).map(|i| loss(&unit(xv.len(), i), &wv)).collect();
+            let gw: Vec<f64> = (0..wv.len()).map(|i| loss(&xv, &unit(wv.len(), i))).collect();
+            assert!(rel_err(&grads.get(&x).as_vec(), &gx) < 1e-5, "input gradient");
+            assert!(rel_err(&grads.get(&wt).as_vec(), &gw) < 1e-5, "weight gradient");
+        }
+    }
+
+    #[test]
+    fn max_pool_by_hand() {
+        let dev: Cpu = Default::default();
+        // 1×1×4×4 ramp; 3×3 stride 2 pad 1 → 2×2 of the window maxima 5, 7, 13, 15.
+        let x: T4<Cpu> = dev.tensor_from_vec((0..16).map(|v| v as f32 - 8.0).collect(), (1, 1, 4, 4));
+        let y = max_pool2d(x.leaky_trace(), 3, 2, 1);
+        assert_eq!(y.as_vec(), vec![-3.0, -1.0, 5.0, 7.0]);
+        let g = y.sum().backward().get(&x).as_vec();
+        let mut want = vec![0.0; 16];
+        for i in [5, 7, 13, 15] {
+            want[i] = 1.0;
+        }
+        assert_eq!(g, want, "the gradient goes to each window's maximum");
     }
 
     #[test]

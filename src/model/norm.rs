@@ -30,7 +30,13 @@ where
 /// Per-channel (scale, shift) of inference-mode batch norm: y = x·scale + shift with
 /// scale = γ / √(running_var + ε) and shift = β − running_mean·scale. Folding these into the
 /// preceding convolution is what makes inference cheap.
-pub fn inference_affine(gamma: &[f32], beta: &[f32], running_mean: &[f32], running_var: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+pub fn inference_affine(
+    gamma: &[f32],
+    beta: &[f32],
+    running_mean: &[f32],
+    running_var: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
     let scale: Vec<f32> = gamma.iter().zip(running_var).map(|(g, v)| g / (v + eps).sqrt()).collect();
     let shift = beta.iter().zip(running_mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
     (scale, shift)
@@ -43,12 +49,20 @@ where
     Tp: Tape<f32, D> + Merge<Tp> + Default,
 {
     let shape = *x.shape();
-    x * scale.retaped::<Tp>().broadcast_like::<_, Axes3<0, 2, 3>>(&shape) + shift.retaped::<Tp>().broadcast_like::<_, Axes3<0, 2, 3>>(&shape)
+    x * scale.retaped::<Tp>().broadcast_like::<_, Axes3<0, 2, 3>>(&shape)
+        + shift.retaped::<Tp>().broadcast_like::<_, Axes3<0, 2, 3>>(&shape)
 }
 
 /// PyTorch's running-average update: running ← (1 − m)·running + m·batch, with the batch
 /// variance made unbiased (× n / (n − 1), n = B·H·W) for the running estimate.
-pub fn update_running(running_mean: &mut [f32], running_var: &mut [f32], mean: &[f32], var_biased: &[f32], n: usize, momentum: f32) {
+pub fn update_running(
+    running_mean: &mut [f32],
+    running_var: &mut [f32],
+    mean: &[f32],
+    var_biased: &[f32],
+    n: usize,
+    momentum: f32,
+) {
     let unbias = if n > 1 { n as f32 / (n - 1) as f32 } else { 1.0 };
     for c in 0..running_mean.len() {
         running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean[c];

@@ -3,7 +3,7 @@
 //! aggregated kernel, as a batched product with the im2col columns.
 
 use super::blueprint::ConvSpec;
-use super::conv::{group_expansion, im2col, ConvGeometry, T4};
+use super::conv::{group_expansion, im2col, transposed_cols, transposed_out, ConvGeometry, T4};
 use dfdx::prelude::*;
 
 type T2<D, Tp = NoneTape> = Tensor<(usize, usize), f32, D, Tp>;
@@ -36,7 +36,8 @@ where
 }
 
 /// Convolution of x (B, C, H, W) with per-sample kernels Σₖ π[b, k]·Wₖ, where `kernels` holds
-/// the K kernels flattened, (K, O·(C/g)·k·k) in OIHW order.
+/// the K kernels flattened, (K, O·(C/g)·k·k) in OIHW order — or, for a transposed conv
+/// (groups 1), (K, C·O·k·k) in PyTorch's ConvTranspose order (C, O, k, k).
 pub fn dynamic_conv2d<D, Tp>(x: T4<D, Tp>, pi: T2<D, Tp>, kernels: &T2<D>, spec: &ConvSpec) -> T4<D, Tp>
 where
     D: Device<f32>,
@@ -47,6 +48,17 @@ where
     let (stride, padding) = (spec.stride, spec.padding);
     let kernels = kernels.retaped::<Tp>();
     let g = ConvGeometry { kernel: k, stride, padding };
+    if spec.transposed {
+        assert_eq!(groups, 1, "grouped transposed convolutions are not supported");
+        let (oh, ow) = transposed_out(h, w, g);
+        let wb = pi
+            .matmul(kernels)
+            .reshape_like(&(b, c, o, k, k))
+            .permute::<_, Axes5<0, 3, 4, 1, 2>>()
+            .reshape_like(&(b, k * k * c, o));
+        let cols = transposed_cols(x, g).reshape_like(&(b, oh * ow, k * k * c));
+        return cols.matmul(wb).reshape_like(&(b, oh, ow, o)).permute::<_, Axes4<0, 3, 1, 2>>();
+    }
     let (oh, ow) = g.out(h, w);
     let p = oh * ow;
     if groups == c && o == c {
@@ -93,6 +105,34 @@ mod tests {
         kernels: usize,
         hidden: usize,
         temperature: f64,
+        /// Transposed convolution (kernel layout C, O, k, k); `conv.h/w` are the input size.
+        transposed: bool,
+    }
+
+    /// f64 transposed convolution of one sample.
+    fn transposed(x: &[f64], w: &[f64], r: &Conv) -> Vec<f64> {
+        let (k, s, p) = (r.k, r.stride, r.pad);
+        let (oh, ow) = ((r.h - 1) * s + k - 2 * p, (r.w - 1) * s + k - 2 * p);
+        let mut y = vec![0.0; r.o * oh * ow];
+        for c in 0..r.c {
+            for iy in 0..r.h {
+                for ix in 0..r.w {
+                    for o in 0..r.o {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (oy, ox) =
+                                    ((iy * s + ky) as isize - p as isize, (ix * s + kx) as isize - p as isize);
+                                if oy >= 0 && ox >= 0 && (oy as usize) < oh && (ox as usize) < ow {
+                                    y[(o * oh + oy as usize) * ow + ox as usize] +=
+                                        x[(c * r.h + iy) * r.w + ix] * w[((c * r.o + o) * k + ky) * k + kx];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        y
     }
 
     /// Parameter vector layout: [x | kernels | fc1_w | fc1_b | fc2_w | fc2_b].
@@ -142,16 +182,22 @@ mod tests {
                 let wagg: Vec<f64> =
                     (0..kp).map(|i| (0..self.kernels).map(|k| pi[k] * ker[k * kp + i]).sum()).collect();
                 let one = Conv { b: 1, ..*r };
-                y.extend(one.forward(&x[b * r.c * hw..(b + 1) * r.c * hw], &wagg));
+                let xb = &x[b * r.c * hw..(b + 1) * r.c * hw];
+                y.extend(if self.transposed { transposed(xb, &wagg, &one) } else { one.forward(xb, &wagg) });
             }
             y
         }
     }
 
     fn check(conv: Conv, temperature: f32) {
+        check_with(conv, temperature, false)
+    }
+
+    fn check_with(conv: Conv, temperature: f32, is_transposed: bool) {
         let dev: Cpu = Default::default();
         let (kk, hidden) = (4, (conv.c / 4).max(1));
-        let reference = Reference { conv, kernels: kk, hidden, temperature: temperature as f64 };
+        let reference =
+            Reference { conv, kernels: kk, hidden, temperature: temperature as f64, transposed: is_transposed };
         let r = &reference.conv;
         let s = reference.sizes();
         let total: usize = s.iter().sum();
@@ -160,7 +206,11 @@ mod tests {
         for x in &mut v[s[0] + s[1]..] {
             *x *= 3.0;
         }
-        let (oh, ow) = r.out();
+        let (oh, ow) = if is_transposed {
+            ((r.h - 1) * r.stride + r.k - 2 * r.pad, (r.w - 1) * r.stride + r.k - 2 * r.pad)
+        } else {
+            r.out()
+        };
         let rv = values(r.b * r.o * oh * ow, 12);
         let f = |a: &[f64]| a.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         let mut at = 0;
@@ -179,8 +229,13 @@ mod tests {
         };
         let xt = x.leaky_trace();
         let pi = attention(xt.with_empty_tape(), &a, temperature);
-        let spec =
-            ConvSpec { padding: r.pad, groups: r.groups, dynamic: true, ..ConvSpec::new(r.c, r.o, r.k, r.stride) };
+        let spec = ConvSpec {
+            padding: r.pad,
+            groups: r.groups,
+            dynamic: true,
+            transposed: is_transposed,
+            ..ConvSpec::new(r.c, r.o, r.k, r.stride)
+        };
         let y = dynamic_conv2d(xt, pi, &kernels, &spec);
         let want = reference.forward(&v);
         assert!(rel_err(&y.as_vec(), &want) < 1e-5, "forward");
@@ -219,5 +274,11 @@ mod tests {
         check(Conv { b: 2, c: 8, h: 9, w: 7, o: 5, k: 3, stride: 2, pad: 1, groups: 1 }, 30.0);
         check(Conv { b: 2, c: 4, h: 5, w: 7, o: 6, k: 1, stride: 1, pad: 0, groups: 2 }, 3.0);
         check(Conv { b: 3, c: 6, h: 7, w: 9, o: 6, k: 3, stride: 2, pad: 1, groups: 6 }, 3.0);
+    }
+
+    #[test]
+    fn dynamic_transposed_conv_and_its_gradients_match_the_f64_reference() {
+        check_with(Conv { b: 2, c: 4, h: 3, w: 4, o: 3, k: 4, stride: 2, pad: 1, groups: 1 }, 2.0, true);
+        check_with(Conv { b: 3, c: 8, h: 2, w: 3, o: 2, k: 4, stride: 2, pad: 1, groups: 1 }, 30.0, true);
     }
 }

@@ -9,44 +9,42 @@ use dfdx::prelude::*;
 type T2<D, Tp = NoneTape> = Tensor<(usize, usize), f32, D, Tp>;
 type T1<D, Tp = NoneTape> = Tensor<(usize,), f32, D, Tp>;
 
-/// The attention branch's parameters: FC₁ (hidden × C, hidden), FC₂ (K × hidden, K).
-#[derive(Debug, Clone)]
-pub struct AttentionWeights<D: Device<f32>> {
-    pub fc1_weight: T2<D>,
-    pub fc1_bias: T1<D>,
-    pub fc2_weight: T2<D>,
-    pub fc2_bias: T1<D>,
+/// The attention branch's parameters, on the caller's tape: FC₁ (hidden × C, hidden),
+/// FC₂ (K × hidden, K).
+pub struct AttentionWeights<D: Device<f32>, Tp> {
+    pub fc1_weight: T2<D, Tp>,
+    pub fc1_bias: T1<D, Tp>,
+    pub fc2_weight: T2<D, Tp>,
+    pub fc2_bias: T1<D, Tp>,
 }
 
 /// Per-sample kernel weights π (B, K) for input x (B, C, H, W) at temperature τ.
-pub fn attention<D, Tp>(x: T4<D, Tp>, a: &AttentionWeights<D>, temperature: f32) -> T2<D, Tp>
+pub fn attention<D, Tp>(x: T4<D, Tp>, a: AttentionWeights<D, Tp>, temperature: f32) -> T2<D, Tp>
 where
     D: Device<f32>,
-    Tp: Tape<f32, D> + Merge<Tp> + Default,
+    Tp: Tape<f32, D> + Merge<Tp>,
 {
     let b = x.shape().0;
     let (hidden, k) = (a.fc1_weight.shape().0, a.fc2_weight.shape().0);
     let pooled: T2<D, Tp> = x.mean::<_, Axes2<2, 3>>();
-    // Parameters join the tape before they are transformed, so gradients reach them.
-    let h = pooled.matmul(a.fc1_weight.retaped::<Tp>().permute::<_, Axes2<1, 0>>())
-        + a.fc1_bias.retaped::<Tp>().broadcast_like::<_, Axis<0>>(&(b, hidden));
-    let z = h.relu().matmul(a.fc2_weight.retaped::<Tp>().permute::<_, Axes2<1, 0>>())
-        + a.fc2_bias.retaped::<Tp>().broadcast_like::<_, Axis<0>>(&(b, k));
+    let h =
+        pooled.matmul(a.fc1_weight.permute::<_, Axes2<1, 0>>()) + a.fc1_bias.broadcast_like::<_, Axis<0>>(&(b, hidden));
+    let z =
+        h.relu().matmul(a.fc2_weight.permute::<_, Axes2<1, 0>>()) + a.fc2_bias.broadcast_like::<_, Axis<0>>(&(b, k));
     (z * (1.0 / temperature)).softmax::<Axis<1>>()
 }
 
 /// Convolution of x (B, C, H, W) with per-sample kernels Σₖ π[b, k]·Wₖ, where `kernels` holds
 /// the K kernels flattened, (K, O·(C/g)·k·k) in OIHW order — or, for a transposed conv
 /// (groups 1), (K, C·O·k·k) in PyTorch's ConvTranspose order (C, O, k, k).
-pub fn dynamic_conv2d<D, Tp>(x: T4<D, Tp>, pi: T2<D, Tp>, kernels: &T2<D>, spec: &ConvSpec) -> T4<D, Tp>
+pub fn dynamic_conv2d<D, Tp>(x: T4<D, Tp>, pi: T2<D, Tp>, kernels: T2<D, Tp>, spec: &ConvSpec) -> T4<D, Tp>
 where
     D: Device<f32>,
-    Tp: Tape<f32, D> + Merge<Tp> + Default,
+    Tp: Tape<f32, D> + Merge<Tp>,
 {
     let (b, c, h, w) = *x.shape();
     let (o, k, groups) = (spec.cout, spec.kernel, spec.groups);
     let (stride, padding) = (spec.stride, spec.padding);
-    let kernels = kernels.retaped::<Tp>();
     let g = ConvGeometry { kernel: k, stride, padding };
     if spec.transposed {
         assert_eq!(groups, 1, "grouped transposed convolutions are not supported");
@@ -221,14 +219,18 @@ mod tests {
         };
         let x: T4<Cpu> = dev.tensor_from_vec(take(s[0]), (r.b, r.c, r.h, r.w));
         let kernels: T2<Cpu> = dev.tensor_from_vec(take(s[1]), (kk, s[1] / kk));
+        let fc1_weight: T2<Cpu> = dev.tensor_from_vec(take(s[2]), (hidden, r.c));
+        let fc1_bias: T1<Cpu> = dev.tensor_from_vec(take(s[3]), (hidden,));
+        let fc2_weight: T2<Cpu> = dev.tensor_from_vec(take(s[4]), (kk, hidden));
+        let fc2_bias: T1<Cpu> = dev.tensor_from_vec(take(s[5]), (kk,));
         let a = AttentionWeights {
-            fc1_weight: dev.tensor_from_vec(take(s[2]), (hidden, r.c)),
-            fc1_bias: dev.tensor_from_vec(take(s[3]), (hidden,)),
-            fc2_weight: dev.tensor_from_vec(take(s[4]), (kk, hidden)),
-            fc2_bias: dev.tensor_from_vec(take(s[5]), (kk,)),
+            fc1_weight: fc1_weight.leaky_trace(),
+            fc1_bias: fc1_bias.leaky_trace(),
+            fc2_weight: fc2_weight.leaky_trace(),
+            fc2_bias: fc2_bias.leaky_trace(),
         };
         let xt = x.leaky_trace();
-        let pi = attention(xt.with_empty_tape(), &a, temperature);
+        let pi = attention(xt.with_empty_tape(), a, temperature);
         let spec = ConvSpec {
             padding: r.pad,
             groups: r.groups,
@@ -236,7 +238,7 @@ mod tests {
             transposed: is_transposed,
             ..ConvSpec::new(r.c, r.o, r.k, r.stride)
         };
-        let y = dynamic_conv2d(xt, pi, &kernels, &spec);
+        let y = dynamic_conv2d(xt, pi, kernels.leaky_trace(), &spec);
         let want = reference.forward(&v);
         assert!(rel_err(&y.as_vec(), &want) < 1e-5, "forward");
         let rt: T4<Cpu> = dev.tensor_from_vec(f(&rv), (r.b, r.o, oh, ow));
@@ -254,10 +256,10 @@ mod tests {
         let got: Vec<Vec<f32>> = vec![
             grads.get(&x).as_vec(),
             grads.get(&kernels).as_vec(),
-            grads.get(&a.fc1_weight).as_vec(),
-            grads.get(&a.fc1_bias).as_vec(),
-            grads.get(&a.fc2_weight).as_vec(),
-            grads.get(&a.fc2_bias).as_vec(),
+            grads.get(&fc1_weight).as_vec(),
+            grads.get(&fc1_bias).as_vec(),
+            grads.get(&fc2_weight).as_vec(),
+            grads.get(&fc2_bias).as_vec(),
         ];
         let names = ["input", "kernels", "fc1 weight", "fc1 bias", "fc2 weight", "fc2 bias"];
         let mut at = 0;

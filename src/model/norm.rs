@@ -8,10 +8,15 @@ pub type T1<D, Tp = NoneTape> = Tensor<(usize,), f32, D, Tp>;
 /// Training mode: normalise with the batch's per-channel mean and (biased) variance, then scale
 /// by γ and shift by β. Returns the output and the batch mean and variance (biased), from which
 /// the caller updates its running averages.
-pub fn batch_norm_train<D, Tp>(x: T4<D, Tp>, gamma: &T1<D>, beta: &T1<D>, eps: f32) -> (T4<D, Tp>, Vec<f32>, Vec<f32>)
+pub fn batch_norm_train<D, Tp>(
+    x: T4<D, Tp>,
+    gamma: T1<D, Tp>,
+    beta: T1<D, Tp>,
+    eps: f32,
+) -> (T4<D, Tp>, Vec<f32>, Vec<f32>)
 where
     D: Device<f32>,
-    Tp: Tape<f32, D> + Merge<Tp> + Default,
+    Tp: Tape<f32, D> + Merge<Tp>,
 {
     let shape = *x.shape();
     // x is used twice; the copy with an empty tape shares its id, and the tapes merge below.
@@ -22,8 +27,8 @@ where
     let var_values = var.as_vec();
     let inv_std = (var + eps).sqrt().recip();
     let normed = centered * inv_std.broadcast_like::<_, Axes3<0, 2, 3>>(&shape);
-    let y = normed * gamma.retaped::<Tp>().broadcast_like::<_, Axes3<0, 2, 3>>(&shape)
-        + beta.retaped::<Tp>().broadcast_like::<_, Axes3<0, 2, 3>>(&shape);
+    let y =
+        normed * gamma.broadcast_like::<_, Axes3<0, 2, 3>>(&shape) + beta.broadcast_like::<_, Axes3<0, 2, 3>>(&shape);
     (y, mean_values, var_values)
 }
 
@@ -105,7 +110,7 @@ mod tests {
         let x: T4<Cpu> = dev.tensor_from_vec(f(&v[..n]), (3, 4, 5, 3));
         let gamma: T1<Cpu> = dev.tensor_from_vec(f(&v[n..n + c]), (c,));
         let beta: T1<Cpu> = dev.tensor_from_vec(f(&v[n + c..]), (c,));
-        let (y, _, var) = batch_norm_train(x.leaky_trace(), &gamma, &beta, 1e-5);
+        let (y, _, var) = batch_norm_train(x.leaky_trace(), gamma.leaky_trace(), beta.leaky_trace(), 1e-5);
         let want = reference(&v, dims, 1e-5);
         assert!(rel_err(&y.as_vec(), &want) < 1e-5, "forward");
         assert!(var.iter().all(|&s| s > 0.1));

@@ -242,6 +242,28 @@ where
     conv2d(x, dense, stride, padding)
 }
 
+/// Bilinear ×2 upsampling along the last axis (align_corners = False): output 2i reads
+/// 0.75·x[i] + 0.25·x[i − 1], output 2i + 1 reads 0.75·x[i] + 0.25·x[i + 1], clamped at the edges.
+fn upsample2x_last<D: Device<f32>, Tp: Tape<f32, D> + Merge<Tp>>(x: T4<D, Tp>) -> T4<D, Tp> {
+    let dev = x.device().clone();
+    let (b, c, h, w) = *x.shape();
+    let rows = x.permute::<_, Axes4<3, 0, 1, 2>>().reshape_like(&(w, b * c * h));
+    let near: Vec<usize> = (0..2 * w).map(|j| j / 2).collect();
+    let far: Vec<usize> =
+        (0..2 * w).map(|j| if j % 2 == 0 { (j / 2).saturating_sub(1) } else { (j / 2 + 1).min(w - 1) }).collect();
+    let a: Tensor<(usize, usize), f32, D, Tp> = rows.with_empty_tape().gather(dev.tensor_from_vec(near, (2 * w,)));
+    let f: Tensor<(usize, usize), f32, D, Tp> = rows.gather(dev.tensor_from_vec(far, (2 * w,)));
+    (a * 0.75 + f * 0.25).reshape_like(&(2 * w, b, c, h)).permute::<_, Axes4<1, 2, 3, 0>>()
+}
+
+/// Bilinear ×2 upsampling of (B, C, H, W), PyTorch's `interpolate(scale_factor=2,
+/// mode="bilinear", align_corners=False)`.
+pub fn upsample2x<D: Device<f32>, Tp: Tape<f32, D> + Merge<Tp>>(x: T4<D, Tp>) -> T4<D, Tp> {
+    let wide = upsample2x_last(x);
+    let tall = upsample2x_last(wide.permute::<_, Axes4<0, 1, 3, 2>>());
+    tall.permute::<_, Axes4<0, 1, 3, 2>>()
+}
+
 #[cfg(test)]
 pub(crate) mod reference {
     //! Plain-loop f64 convolution and its gradients: the independent reference for tests.
@@ -428,6 +450,22 @@ mod tests {
             assert!(rel_err(&grads.get(&x).as_vec(), &gx) < 1e-5, "input gradient");
             assert!(rel_err(&grads.get(&wt).as_vec(), &gw) < 1e-5, "weight gradient");
         }
+    }
+
+    #[test]
+    fn bilinear_upsampling_by_hand() {
+        let dev: Cpu = Default::default();
+        // 1×1×2×3: rows [0, 4, 8] and [12, 16, 20].
+        let x: T4<Cpu> = dev.tensor_from_vec(vec![0.0, 4.0, 8.0, 12.0, 16.0, 20.0], (1, 1, 2, 3));
+        let y = upsample2x(x.leaky_trace());
+        assert_eq!(*y.shape(), (1, 1, 4, 6));
+        // Along x: [0, 1, 3, 5, 7, 8] on the first row; along y the same weights with 12 between rows.
+        let row0 = [0.0, 1.0, 3.0, 5.0, 7.0, 8.0];
+        let want: Vec<f32> = [0.0, 3.0, 9.0, 12.0].iter().flat_map(|&dy| row0.iter().map(move |&v| v + dy)).collect();
+        assert_eq!(y.as_vec(), want);
+        // Each input pixel's weights sum to 4 over the output (a ×2 upsampling in both axes).
+        let g = y.sum().backward().get(&x).as_vec();
+        assert!((g.iter().sum::<f32>() - 24.0).abs() < 1e-5);
     }
 
     #[test]

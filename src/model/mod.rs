@@ -5,4 +5,6 @@ pub mod blueprint;
 pub mod conv;
 pub mod cost;
 pub mod dynamic;
+pub mod layers;
 pub mod norm;
+pub mod posenet;

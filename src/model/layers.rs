@@ -1,0 +1,380 @@
+//! Layers with runtime shapes and named parameters, built from blueprint specs.
+//!
+//! Every parameter and buffer is stored flat (a 1-D tensor) with its logical shape and a
+//! PyTorch-style dotted name; layers put it on the tape (`retaped`) and then reshape it, so
+//! gradients land on the flat tensor. One registry serves the optimiser and checkpoints.
+
+use super::blueprint::ConvSpec;
+use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, T4};
+use super::dynamic::{attention, dynamic_conv2d, AttentionWeights};
+use super::norm::{batch_norm_eval, batch_norm_train, inference_affine, update_running};
+use dfdx::prelude::*;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+use std::sync::Mutex;
+
+pub type Flat<D> = Tensor<(usize,), f32, D>;
+
+/// A named tensor: trainable parameter or buffer (BN running statistics).
+#[derive(Debug, Clone)]
+pub struct Param<D: Device<f32>> {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub value: Flat<D>,
+    pub trainable: bool,
+}
+
+impl<D: Device<f32>> Param<D> {
+    pub fn new(dev: &D, name: String, shape: Vec<usize>, data: Vec<f32>, trainable: bool) -> Self {
+        let n = data.len();
+        assert_eq!(n, shape.iter().product::<usize>(), "{name}: data does not fill {shape:?}");
+        Param { name, shape, value: dev.tensor_from_vec(data, (n,)), trainable }
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    fn taped<Tp: Tape<f32, D> + Default>(&self) -> Tensor<(usize,), f32, D, Tp> {
+        self.value.retaped::<Tp>()
+    }
+    pub fn t1<Tp: Tape<f32, D> + Default>(&self) -> Tensor<(usize,), f32, D, Tp> {
+        self.taped()
+    }
+    pub fn t2<Tp: Tape<f32, D> + Default>(&self, rows: usize) -> Tensor<(usize, usize), f32, D, Tp> {
+        self.taped().reshape_like(&(rows, self.numel() / rows))
+    }
+    pub fn t4<Tp: Tape<f32, D> + Default>(&self) -> T4<D, Tp> {
+        let s = &self.shape;
+        self.taped().reshape_like(&(s[0], s[1], s[2], s[3]))
+    }
+}
+
+/// Forward-pass settings: training mode (batch statistics, running-average updates) and the
+/// dynamic-conv softmax temperature.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx {
+    pub train: bool,
+    pub temperature: f32,
+}
+
+impl Ctx {
+    pub const INFERENCE: Ctx = Ctx { train: false, temperature: 1.0 };
+}
+
+/// Kaiming-normal (fan-out, ReLU gain) values, as torchvision initialises its convolutions.
+fn kaiming(rng: &mut ChaCha8Rng, n: usize, fan_out: usize) -> Vec<f32> {
+    let d = Normal::new(0.0, (2.0 / fan_out as f64).sqrt()).expect("positive std");
+    (0..n).map(|_| d.sample(rng) as f32).collect()
+}
+
+fn normal(rng: &mut ChaCha8Rng, n: usize, std: f64) -> Vec<f32> {
+    let d = Normal::new(0.0, std).expect("positive std");
+    (0..n).map(|_| d.sample(rng) as f32).collect()
+}
+
+/// PyTorch's default Linear init: U(−1/√fan_in, 1/√fan_in) for weight and bias.
+fn linear_init(rng: &mut ChaCha8Rng, n: usize, fan_in: usize) -> Vec<f32> {
+    let b = 1.0 / (fan_in as f64).sqrt();
+    let d = Uniform::new(-b, b).expect("valid range");
+    (0..n).map(|_| d.sample(rng) as f32).collect()
+}
+
+/// How a conv's weights start: Kaiming (backbones) or N(0, σ) (SimpleBaseline's head).
+#[derive(Debug, Clone, Copy)]
+pub enum Init {
+    Kaiming,
+    Normal(f64),
+}
+
+/// A convolution, static or dynamic, regular or transposed.
+#[derive(Debug)]
+pub struct Conv<D: Device<f32>> {
+    pub spec: ConvSpec,
+    /// Static: OIHW (transposed: IOHW). Dynamic: the same with a leading K.
+    pub weight: Param<D>,
+    pub bias: Option<Param<D>>,
+    /// fc1.weight, fc1.bias, fc2.weight, fc2.bias of a dynamic conv.
+    pub attention: Option<[Param<D>; 4]>,
+    /// The attention of the last forward pass, (B × K) row-major, for analysis and drawing.
+    pub last_attention: Mutex<Option<Vec<f32>>>,
+}
+
+impl<D: Device<f32>> Conv<D> {
+    pub fn new(dev: &D, name: &str, spec: ConvSpec, kernels: usize, init: Init, rng: &mut ChaCha8Rng) -> Self {
+        let (o, i) = (spec.cout, spec.cin / spec.groups);
+        let k = spec.kernel;
+        let mut shape = if spec.transposed { vec![spec.cin, spec.cout, k, k] } else { vec![o, i, k, k] };
+        let per_kernel: usize = shape.iter().product();
+        let copies = if spec.dynamic { kernels } else { 1 };
+        let data: Vec<f32> = (0..copies)
+            .flat_map(|_| match init {
+                Init::Kaiming => kaiming(rng, per_kernel, o * k * k),
+                Init::Normal(std) => normal(rng, per_kernel, std),
+            })
+            .collect();
+        if spec.dynamic {
+            shape.insert(0, kernels);
+        }
+        let weight = Param::new(dev, format!("{name}.weight"), shape, data, true);
+        let bias = spec.bias.then(|| Param::new(dev, format!("{name}.bias"), vec![o], vec![0.0; o], true));
+        let attention = spec.dynamic.then(|| {
+            let hidden = super::cost::attention_hidden(spec.cin);
+            [
+                Param::new(
+                    dev,
+                    format!("{name}.attention.fc1.weight"),
+                    vec![hidden, spec.cin],
+                    linear_init(rng, hidden * spec.cin, spec.cin),
+                    true,
+                ),
+                Param::new(
+                    dev,
+                    format!("{name}.attention.fc1.bias"),
+                    vec![hidden],
+                    linear_init(rng, hidden, spec.cin),
+                    true,
+                ),
+                Param::new(
+                    dev,
+                    format!("{name}.attention.fc2.weight"),
+                    vec![kernels, hidden],
+                    linear_init(rng, kernels * hidden, hidden),
+                    true,
+                ),
+                Param::new(
+                    dev,
+                    format!("{name}.attention.fc2.bias"),
+                    vec![kernels],
+                    linear_init(rng, kernels, hidden),
+                    true,
+                ),
+            ]
+        });
+        Conv { spec, weight, bias, attention, last_attention: Mutex::new(None) }
+    }
+
+    pub fn params(&self) -> Vec<&Param<D>> {
+        let mut v = vec![&self.weight];
+        v.extend(self.bias.iter());
+        v.extend(self.attention.iter().flatten());
+        v
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<D>> {
+        let mut v = vec![&mut self.weight];
+        v.extend(self.bias.iter_mut());
+        v.extend(self.attention.iter_mut().flatten());
+        v
+    }
+
+    pub fn forward<Tp>(&self, x: T4<D, Tp>, ctx: Ctx) -> T4<D, Tp>
+    where
+        Tp: Tape<f32, D> + Merge<Tp> + Default,
+    {
+        let s = &self.spec;
+        let y = match &self.attention {
+            Some([w1, b1, w2, b2]) => {
+                let hidden = w1.shape[0];
+                let k = w2.shape[0];
+                let a = AttentionWeights {
+                    fc1_weight: w1.t2(hidden),
+                    fc1_bias: b1.t1(),
+                    fc2_weight: w2.t2(k),
+                    fc2_bias: b2.t1(),
+                };
+                let pi = attention(x.with_empty_tape(), a, ctx.temperature);
+                *self.last_attention.lock().unwrap_or_else(|p| p.into_inner()) = Some(pi.as_vec());
+                dynamic_conv2d(x, pi, self.weight.t2(k), s)
+            }
+            None if s.transposed => conv_transpose2d(x, self.weight.t4::<Tp>(), s.stride, s.padding),
+            None if s.groups == 1 => conv2d(x, self.weight.t4::<Tp>(), s.stride, s.padding),
+            None if s.groups == s.cin && s.cin == s.cout => {
+                depthwise_conv2d(x, self.weight.t4::<Tp>(), s.stride, s.padding)
+            }
+            None => grouped_conv2d(x, self.weight.t4::<Tp>(), s.stride, s.padding, s.groups),
+        };
+        match &self.bias {
+            Some(b) => {
+                let shape = *y.shape();
+                y + b.t1::<Tp>().broadcast_like::<_, Axes3<0, 2, 3>>(&shape)
+            }
+            None => y,
+        }
+    }
+}
+
+/// Batch norm with running statistics (momentum 0.1, ε 1e-5, as PyTorch).
+#[derive(Debug)]
+pub struct BatchNorm<D: Device<f32>> {
+    pub weight: Param<D>,
+    pub bias: Param<D>,
+    pub running_mean: Param<D>,
+    pub running_var: Param<D>,
+}
+
+pub const BN_EPS: f32 = 1e-5;
+pub const BN_MOMENTUM: f32 = 0.1;
+
+impl<D: Device<f32>> BatchNorm<D> {
+    pub fn new(dev: &D, name: &str, c: usize) -> Self {
+        let p = |n: &str, v: f32, t: bool| Param::new(dev, format!("{name}.{n}"), vec![c], vec![v; c], t);
+        BatchNorm {
+            weight: p("weight", 1.0, true),
+            bias: p("bias", 0.0, true),
+            running_mean: p("running_mean", 0.0, false),
+            running_var: p("running_var", 1.0, false),
+        }
+    }
+
+    pub fn params(&self) -> Vec<&Param<D>> {
+        vec![&self.weight, &self.bias, &self.running_mean, &self.running_var]
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<D>> {
+        vec![&mut self.weight, &mut self.bias, &mut self.running_mean, &mut self.running_var]
+    }
+
+    /// Training: batch statistics, and the running averages move towards them.
+    /// Inference: the running statistics as a per-channel affine map.
+    pub fn forward<Tp>(&mut self, x: T4<D, Tp>, ctx: Ctx) -> T4<D, Tp>
+    where
+        Tp: Tape<f32, D> + Merge<Tp> + Default,
+    {
+        let dev = x.device().clone();
+        if ctx.train {
+            let (b, _, h, w) = *x.shape();
+            let (y, mean, var) = batch_norm_train(x, self.weight.t1(), self.bias.t1(), BN_EPS);
+            let (mut rm, mut rv) = (self.running_mean.value.as_vec(), self.running_var.value.as_vec());
+            update_running(&mut rm, &mut rv, &mean, &var, b * h * w, BN_MOMENTUM);
+            let c = rm.len();
+            self.running_mean.value = dev.tensor_from_vec(rm, (c,));
+            self.running_var.value = dev.tensor_from_vec(rv, (c,));
+            y
+        } else {
+            let (scale, shift) = self.inference_affine();
+            let c = scale.len();
+            batch_norm_eval(x, &dev.tensor_from_vec(scale, (c,)), &dev.tensor_from_vec(shift, (c,)))
+        }
+    }
+
+    pub fn inference_affine(&self) -> (Vec<f32>, Vec<f32>) {
+        inference_affine(
+            &self.weight.value.as_vec(),
+            &self.bias.value.as_vec(),
+            &self.running_mean.value.as_vec(),
+            &self.running_var.value.as_vec(),
+            BN_EPS,
+        )
+    }
+}
+
+/// A fully connected layer: (B, in) → (B, out).
+#[derive(Debug)]
+pub struct Linear<D: Device<f32>> {
+    pub weight: Param<D>,
+    pub bias: Param<D>,
+}
+
+impl<D: Device<f32>> Linear<D> {
+    pub fn new(dev: &D, name: &str, inp: usize, out: usize, rng: &mut ChaCha8Rng) -> Self {
+        Linear {
+            weight: Param::new(dev, format!("{name}.weight"), vec![out, inp], normal(rng, out * inp, 0.01), true),
+            bias: Param::new(dev, format!("{name}.bias"), vec![out], vec![0.0; out], true),
+        }
+    }
+
+    pub fn params(&self) -> Vec<&Param<D>> {
+        vec![&self.weight, &self.bias]
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<D>> {
+        vec![&mut self.weight, &mut self.bias]
+    }
+
+    pub fn forward<Tp>(&self, x: Tensor<(usize, usize), f32, D, Tp>) -> Tensor<(usize, usize), f32, D, Tp>
+    where
+        Tp: Tape<f32, D> + Merge<Tp> + Default,
+    {
+        let (b, out) = (x.shape().0, self.bias.shape[0]);
+        x.matmul(self.weight.t2::<Tp>(out).permute::<_, Axes2<1, 0>>())
+            + self.bias.t1::<Tp>().broadcast_like::<_, Axis<0>>(&(b, out))
+    }
+}
+
+/// The activation after a conv + BN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    None,
+    Relu,
+    Relu6,
+}
+
+impl Act {
+    pub fn apply<D: Device<f32>, Tp: Tape<f32, D>>(self, x: T4<D, Tp>) -> T4<D, Tp> {
+        match self {
+            Act::None => x,
+            Act::Relu => x.relu(),
+            Act::Relu6 => x.clamp(0.0, 6.0),
+        }
+    }
+}
+
+/// Conv → BN → activation, the unit every backbone and head is made of.
+#[derive(Debug)]
+pub struct ConvBn<D: Device<f32>> {
+    pub conv: Conv<D>,
+    pub bn: BatchNorm<D>,
+    pub act: Act,
+}
+
+impl<D: Device<f32>> ConvBn<D> {
+    /// Parameters named `{conv_name}.*` and `{bn_name}.*`.
+    pub fn new(
+        dev: &D,
+        conv_name: &str,
+        bn_name: &str,
+        spec: ConvSpec,
+        kernels: usize,
+        act: Act,
+        init: Init,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        ConvBn {
+            conv: Conv::new(dev, conv_name, spec, kernels, init, rng),
+            bn: BatchNorm::new(dev, bn_name, spec.cout),
+            act,
+        }
+    }
+
+    pub fn params(&self) -> Vec<&Param<D>> {
+        let mut v = self.conv.params();
+        v.extend(self.bn.params());
+        v
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<D>> {
+        let mut v = self.conv.params_mut();
+        v.extend(self.bn.params_mut());
+        v
+    }
+
+    pub fn forward<Tp>(&mut self, x: T4<D, Tp>, ctx: Ctx) -> T4<D, Tp>
+    where
+        Tp: Tape<f32, D> + Merge<Tp> + Default,
+    {
+        let y = self.conv.forward(x, ctx);
+        self.act.apply(self.bn.forward(y, ctx))
+    }
+}
+
+/// A random-number source seeded for model initialisation.
+pub fn init_rng(seed: u64) -> ChaCha8Rng {
+    crate::data::augment::sample_rng(seed, u64::MAX - 1, 0)
+}
+
+/// Used by tests to draw random inputs.
+pub fn random_values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}

@@ -330,11 +330,10 @@ pub struct ConvBn<D: Device<f32>> {
 }
 
 impl<D: Device<f32>> ConvBn<D> {
-    /// Parameters named `{conv_name}.*` and `{bn_name}.*`.
+    /// Parameters named `{conv}.*` and `{bn}.*` for `names` = [conv, bn].
     pub fn new(
         dev: &D,
-        conv_name: &str,
-        bn_name: &str,
+        names: [&str; 2],
         spec: ConvSpec,
         kernels: usize,
         act: Act,
@@ -342,8 +341,8 @@ impl<D: Device<f32>> ConvBn<D> {
         rng: &mut ChaCha8Rng,
     ) -> Self {
         ConvBn {
-            conv: Conv::new(dev, conv_name, spec, kernels, init, rng),
-            bn: BatchNorm::new(dev, bn_name, spec.cout),
+            conv: Conv::new(dev, names[0], spec, kernels, init, rng),
+            bn: BatchNorm::new(dev, names[1], spec.cout),
             act,
         }
     }

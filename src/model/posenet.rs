@@ -40,7 +40,7 @@ impl<D: Device<f32>> PoseNet<D> {
         } else {
             (Act::Relu6, ("backbone.features.0.conv", "backbone.features.0.bn"))
         };
-        let stem = ConvBn::new(dev, stem_names.0, stem_names.1, b.stem, k, act, Init::Kaiming, rng);
+        let stem = ConvBn::new(dev, [stem_names.0, stem_names.1], b.stem, k, act, Init::Kaiming, rng);
         let mut index = 1;
         let stages = b
             .stages
@@ -56,8 +56,7 @@ impl<D: Device<f32>> PoseNet<D> {
                             BlockLayers::Basic {
                                 conv1: ConvBn::new(
                                     dev,
-                                    &format!("{p}.conv1"),
-                                    &format!("{p}.bn1"),
+                                    [&format!("{p}.conv1"), &format!("{p}.bn1")],
                                     *conv1,
                                     k,
                                     Act::Relu,
@@ -66,8 +65,7 @@ impl<D: Device<f32>> PoseNet<D> {
                                 ),
                                 conv2: ConvBn::new(
                                     dev,
-                                    &format!("{p}.conv2"),
-                                    &format!("{p}.bn2"),
+                                    [&format!("{p}.conv2"), &format!("{p}.bn2")],
                                     *conv2,
                                     k,
                                     Act::None,
@@ -77,8 +75,7 @@ impl<D: Device<f32>> PoseNet<D> {
                                 shortcut: shortcut.map(|sc| {
                                     ConvBn::new(
                                         dev,
-                                        &format!("{p}.downsample.0"),
-                                        &format!("{p}.downsample.1"),
+                                        [&format!("{p}.downsample.0"), &format!("{p}.downsample.1")],
                                         sc,
                                         k,
                                         Act::None,
@@ -95,8 +92,7 @@ impl<D: Device<f32>> PoseNet<D> {
                                 expand: expand.map(|e| {
                                     ConvBn::new(
                                         dev,
-                                        &format!("{p}.expand"),
-                                        &format!("{p}.expand_bn"),
+                                        [&format!("{p}.expand"), &format!("{p}.expand_bn")],
                                         e,
                                         k,
                                         Act::Relu6,
@@ -106,8 +102,7 @@ impl<D: Device<f32>> PoseNet<D> {
                                 }),
                                 depthwise: ConvBn::new(
                                     dev,
-                                    &format!("{p}.depthwise"),
-                                    &format!("{p}.depthwise_bn"),
+                                    [&format!("{p}.depthwise"), &format!("{p}.depthwise_bn")],
                                     *depthwise,
                                     k,
                                     Act::Relu6,
@@ -116,8 +111,7 @@ impl<D: Device<f32>> PoseNet<D> {
                                 ),
                                 project: ConvBn::new(
                                     dev,
-                                    &format!("{p}.project"),
-                                    &format!("{p}.project_bn"),
+                                    [&format!("{p}.project"), &format!("{p}.project_bn")],
                                     *project,
                                     k,
                                     Act::None,
@@ -133,7 +127,7 @@ impl<D: Device<f32>> PoseNet<D> {
             .collect();
         let last = b.last_conv.map(|c| {
             let p = format!("backbone.features.{index}");
-            ConvBn::new(dev, &format!("{p}.conv"), &format!("{p}.bn"), c, k, Act::Relu6, Init::Kaiming, rng)
+            ConvBn::new(dev, [&format!("{p}.conv"), &format!("{p}.bn")], c, k, Act::Relu6, Init::Kaiming, rng)
         });
         let head = bp.head.as_ref().map(|h| match h {
             Head::Deconv { deconvs, final_conv } => HeadLayers::Deconv {
@@ -143,8 +137,7 @@ impl<D: Device<f32>> PoseNet<D> {
                     .map(|(i, d)| {
                         ConvBn::new(
                             dev,
-                            &format!("head.deconv_layers.{}", 3 * i),
-                            &format!("head.deconv_layers.{}", 3 * i + 1),
+                            [&format!("head.deconv_layers.{}", 3 * i), &format!("head.deconv_layers.{}", 3 * i + 1)],
                             *d,
                             k,
                             Act::Relu,
@@ -164,8 +157,7 @@ impl<D: Device<f32>> PoseNet<D> {
                         (
                             ConvBn::new(
                                 dev,
-                                &format!("{p}.depthwise"),
-                                &format!("{p}.depthwise_bn"),
+                                [&format!("{p}.depthwise"), &format!("{p}.depthwise_bn")],
                                 *dw,
                                 k,
                                 Act::Relu,
@@ -174,8 +166,7 @@ impl<D: Device<f32>> PoseNet<D> {
                             ),
                             ConvBn::new(
                                 dev,
-                                &format!("{p}.pointwise"),
-                                &format!("{p}.pointwise_bn"),
+                                [&format!("{p}.pointwise"), &format!("{p}.pointwise_bn")],
                                 *pw,
                                 k,
                                 Act::Relu,

@@ -22,6 +22,18 @@ pub enum Command {
     Synth(SynthArgs),
     /// Parameter and multiply-add counts of an architecture (classifier or pose model).
     Info(InfoArgs),
+    /// Write freshly initialised weights of an architecture as safetensors.
+    Init {
+        #[command(flatten)]
+        arch: InfoArgs,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace --out if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Look at the data pipeline.
     #[command(subcommand)]
     Data(DataCommand),
@@ -151,6 +163,20 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Eval(args) => run_eval(args),
         Command::Info(a) => run_info(a),
+        Command::Init { arch, seed, out, force } => {
+            let (bp, _) = blueprint_from_args(&arch)?;
+            let net = crate::model::posenet::PoseNet::new(&dfdx::prelude::Cpu::default(), &bp, seed);
+            if !force && out.exists() {
+                anyhow::bail!("{}: already exists (pass --force to overwrite it)", out.display());
+            }
+            let meta = std::collections::BTreeMap::from([
+                ("arch".to_string(), arch.arch.clone()),
+                ("seed".to_string(), seed.to_string()),
+            ]);
+            crate::model::checkpoint::save(&net, &out, meta)?;
+            println!("{}: {} tensors, {} trainable parameters", out.display(), net.params().len(), net.num_trainable());
+            Ok(())
+        }
         Command::Data(DataCommand::Show { config, set, count, out, force }) => {
             let cfg = crate::config::Config::load(&config, &set)?;
             for path in crate::viz::show_training_samples(&cfg, count, &out, force)? {
@@ -180,6 +206,18 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn run_info(a: InfoArgs) -> Result<()> {
+    let (bp, input) = blueprint_from_args(&a)?;
+    let text = crate::model::cost::describe(&bp, input);
+    if a.json {
+        println!("{}", text.lines().last().unwrap_or_default());
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+/// The blueprint and input size an `info`/`init` command line describes.
+fn blueprint_from_args(a: &InfoArgs) -> Result<(crate::model::blueprint::Blueprint, [usize; 2])> {
     use crate::model::blueprint::{backbone, deconv_head, light_head, Blueprint};
     anyhow::ensure!(a.kernels >= 1, "--kernels must be at least 1");
     let bb = backbone(&a.arch, a.width, a.dynamic_shortcut)?;
@@ -194,14 +232,7 @@ fn run_info(a: InfoArgs) -> Result<()> {
         Some(s) => parse_hw(s)?,
         None => default_input,
     };
-    let bp = Blueprint { backbone: bb, head, classifier, kernels: a.kernels };
-    let text = crate::model::cost::describe(&bp, input);
-    if a.json {
-        println!("{}", text.lines().last().unwrap_or_default());
-    } else {
-        println!("{text}");
-    }
-    Ok(())
+    Ok((Blueprint { backbone: bb, head, classifier, kernels: a.kernels }, input))
 }
 
 /// "256x192" → [256, 192].

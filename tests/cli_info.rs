@@ -42,3 +42,35 @@ fn bad_arguments_are_clear_errors() {
         assert!(!ok && err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn init_writes_a_checkpoint_and_never_overwrites_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.safetensors");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dypose"))
+            .args([
+                "init",
+                "--arch",
+                "mobilenetv2",
+                "--width",
+                "0.35",
+                "--head",
+                "light",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("backbone.features.0.conv.weight").unwrap().shape(), &[16, 3, 3, 3]);
+    assert_eq!(st.tensor("head.final_layer.bias").unwrap().shape(), &[17]);
+    let again = run(&["--seed", "3"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+}

@@ -2,6 +2,7 @@
 //! network issue).
 
 pub mod blueprint;
+pub mod checkpoint;
 pub mod conv;
 pub mod cost;
 pub mod dynamic;

@@ -1,0 +1,144 @@
+//! Model checkpoints as safetensors with PyTorch-style names and layouts (DESIGN §6):
+//! written atomically, loaded with every tensor's presence and shape checked.
+
+use super::layers::Param;
+use super::posenet::PoseNet;
+use anyhow::{bail, Context, Result};
+use dfdx::prelude::*;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Serialises every parameter and buffer (f32, little-endian) with `metadata`.
+pub fn to_bytes<D: Device<f32>>(params: &[&Param<D>], metadata: BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = params
+        .iter()
+        .map(|p| (p.name.clone(), p.shape.clone(), p.value.as_vec().iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, TensorView)> = data
+        .iter()
+        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b)?)))
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    let meta: HashMap<String, String> = metadata.into_iter().collect();
+    Ok(safetensors::serialize(views, Some(meta))?)
+}
+
+/// Writes the network's weights to `path` atomically (temporary file + rename).
+pub fn save<D: Device<f32>>(net: &PoseNet<D>, path: &Path, metadata: BTreeMap<String, String>) -> Result<()> {
+    let bytes = to_bytes(&net.params(), metadata)?;
+    crate::fsutil::write_atomic(path, &bytes)
+}
+
+/// Loads weights into `params`; every parameter must be present with its exact shape, and the
+/// file must hold nothing else. Errors name the file and the tensor.
+pub fn load_into<D: Device<f32>>(
+    params: Vec<&mut Param<D>>,
+    bytes: &[u8],
+    source: &str,
+) -> Result<BTreeMap<String, String>> {
+    let st = SafeTensors::deserialize(bytes).with_context(|| format!("{source}: not a safetensors file"))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).with_context(|| format!("{source}: unreadable header"))?;
+    let mut expected = std::collections::BTreeSet::new();
+    for p in params {
+        expected.insert(p.name.clone());
+        let view = st
+            .tensor(&p.name)
+            .map_err(|_| anyhow::anyhow!("{source}: tensor '{}' is missing (expected shape {:?})", p.name, p.shape))?;
+        if view.dtype() != Dtype::F32 {
+            bail!("{source}: tensor '{}' has dtype {:?}, expected F32", p.name, view.dtype());
+        }
+        if view.shape() != p.shape.as_slice() {
+            bail!("{source}: tensor '{}' has shape {:?}, expected {:?}", p.name, view.shape(), p.shape);
+        }
+        let values: Vec<f32> =
+            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            bail!("{source}: tensor '{}' has a non-finite value at index {i}", p.name);
+        }
+        let n = values.len();
+        p.value = p.value.device().tensor_from_vec(values, (n,));
+    }
+    let extra: Vec<String> = st.names().into_iter().filter(|n| !expected.contains(*n)).map(str::to_string).collect();
+    if !extra.is_empty() {
+        bail!(
+            "{source}: {} tensors do not belong to this model, e.g. '{}' (is it another architecture?)",
+            extra.len(),
+            extra[0]
+        );
+    }
+    Ok(meta.metadata().clone().unwrap_or_default().into_iter().collect())
+}
+
+/// Loads a checkpoint file into `net`; returns its metadata.
+pub fn load<D: Device<f32>>(net: &mut PoseNet<D>, path: &Path) -> Result<BTreeMap<String, String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
+    load_into(net.params_mut(), &bytes, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::blueprint::{backbone, deconv_head, Blueprint};
+    use super::super::conv::T4;
+    use super::super::layers::{init_rng, random_values, Ctx};
+    use super::*;
+
+    fn blueprint(arch: &str) -> Blueprint {
+        let b = backbone(arch, 1.0, false).unwrap();
+        let head = deconv_head(b.out_channels, 16, 2, 17, arch.starts_with("dy-"));
+        Blueprint { backbone: b, head: Some(head), classifier: None, kernels: 4 }
+    }
+
+    #[test]
+    fn round_trip_gives_bit_identical_outputs() {
+        let dev: Cpu = Default::default();
+        let bp = blueprint("dy-resnet10");
+        let mut trained = PoseNet::new(&dev, &bp, 1);
+        let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(5), 2 * 3 * 64 * 32), (2, 3, 64, 32));
+        // One training-mode pass moves the BN running statistics away from their initial values.
+        let _ = trained.forward(x.clone(), Ctx { train: true, temperature: 1.0 });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        save(&trained, &path, BTreeMap::from([("arch".to_string(), "dy-resnet10".to_string())])).unwrap();
+        let mut fresh = PoseNet::new(&dev, &bp, 2);
+        let meta = load(&mut fresh, &path).unwrap();
+        assert_eq!(meta["arch"], "dy-resnet10");
+        let a = trained.forward(x.clone(), Ctx::INFERENCE).as_vec();
+        let b = fresh.forward(x, Ctx::INFERENCE).as_vec();
+        assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
+    }
+
+    #[test]
+    fn missing_misshaped_and_foreign_tensors_are_named() {
+        let dev: Cpu = Default::default();
+        let net = PoseNet::new(&dev, &blueprint("resnet10"), 1);
+        let params = net.params();
+        let mut fresh = PoseNet::new(&dev, &blueprint("resnet10"), 1);
+        // Missing: drop one tensor.
+        let bytes = to_bytes(&params[1..], BTreeMap::new()).unwrap();
+        let err = load_into(fresh.params_mut(), &bytes, "ck.safetensors").unwrap_err().to_string();
+        assert!(err.contains("ck.safetensors: tensor 'backbone.conv1.weight' is missing"), "{err}");
+        // Mis-shaped: a checkpoint of another head width.
+        let other = PoseNet::new(
+            &dev,
+            &{
+                let mut bp = blueprint("resnet10");
+                bp.head = Some(deconv_head(512, 8, 2, 17, false));
+                bp
+            },
+            1,
+        );
+        let bytes = to_bytes(&other.params(), BTreeMap::new()).unwrap();
+        let err = load_into(fresh.params_mut(), &bytes, "ck.safetensors").unwrap_err().to_string();
+        assert!(
+            err.contains("tensor 'head.deconv_layers.0.weight' has shape [512, 8, 4, 4], expected [512, 16, 4, 4]"),
+            "{err}"
+        );
+        // Foreign: a dynamic model's checkpoint has tensors a static one lacks.
+        let dy = PoseNet::new(&dev, &blueprint("dy-resnet10"), 1);
+        let bytes = to_bytes(&dy.params(), BTreeMap::new()).unwrap();
+        let err = load_into(fresh.params_mut(), &bytes, "ck.safetensors").unwrap_err().to_string();
+        assert!(err.contains("has shape") || err.contains("do not belong"), "{err}");
+        let err = load_into(fresh.params_mut(), b"not safetensors", "x.bin").unwrap_err().to_string();
+        assert!(err.contains("x.bin: not a safetensors file"), "{err}");
+    }
+}

@@ -98,3 +98,103 @@ pub fn bench_data(ann: &Path, images: &Path, samples: usize, workers: usize, bat
         .to_string();
     Ok(out)
 }
+
+/// Single-thread GFLOP/s of dfdx's matmul on a conv-shaped product (im2col columns × weights).
+pub fn gemm_one_core_gflops() -> f64 {
+    use dfdx::prelude::*;
+    let (m, k, n) = (3072usize, 1152usize, 128usize);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("thread pool");
+    pool.install(|| {
+        let dev = Cpu::default();
+        let a: Tensor<(usize, usize), f32, Cpu> = dev.tensor_from_vec(vec![0.5; m * k], (m, k));
+        let b: Tensor<(usize, usize), f32, Cpu> = dev.tensor_from_vec(vec![0.25; k * n], (k, n));
+        let _ = a.clone().matmul(b.clone());
+        let times: Vec<f64> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let c = a.clone().matmul(b.clone());
+                std::hint::black_box(c);
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        2.0 * (m * k * n) as f64 / median(times) / 1e9
+    })
+}
+
+/// Peak resident memory of this process in MB (Linux `VmHWM`), if known.
+pub fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// `dypose bench model`: inference and training images/s of the config's model on the CPU.
+pub fn bench_model(cfg: &crate::config::Config, batch: usize, iters: usize) -> Result<String> {
+    use crate::model::conv::T4;
+    use crate::model::layers::{init_rng, random_values, Ctx};
+    use crate::model::posenet::PoseNet;
+    use dfdx::prelude::*;
+    anyhow::ensure!(batch >= 1 && iters >= 1, "--batch and --iters must be at least 1");
+    let bp = cfg.model.blueprint()?;
+    let [w, h] = cfg.input_size;
+    let (cost, out) = crate::model::cost::blueprint_cost(&bp, [h, w]);
+    let dev = Cpu::default();
+    let mut net = PoseNet::new(&dev, &bp, cfg.seed);
+    let rng = &mut init_rng(cfg.seed + 1);
+    let x: T4<Cpu> = dev.tensor_from_vec(random_values(rng, batch * 3 * h * w), (batch, 3, h, w));
+    let j = cfg.model.joints;
+    let target: T4<Cpu> =
+        dev.tensor_from_vec(random_values(rng, batch * j * out[0] * out[1]), (batch, j, out[0], out[1]));
+    let mut infer = || {
+        let t = Instant::now();
+        std::hint::black_box(net.forward(x.clone(), Ctx::INFERENCE).as_vec());
+        t.elapsed().as_secs_f64()
+    };
+    infer();
+    let inference: Vec<f64> = (0..iters).map(|_| infer()).collect();
+    let mut train = || {
+        let t = Instant::now();
+        let y = net.forward(x.leaky_trace(), Ctx { train: true, temperature: 1.0 });
+        let grads = (y - target.clone()).square().mean().backward();
+        std::hint::black_box(grads);
+        t.elapsed().as_secs_f64()
+    };
+    train();
+    let training: Vec<f64> = (0..iters).map(|_| train()).collect();
+    let (ti, tt) = (median(inference), median(training));
+    let (ips_i, ips_t) = (batch as f64 / ti, batch as f64 / tt);
+    let flops = 2.0 * cost.madds as f64;
+    let (gf_i, gf_t) = (flops * ips_i / 1e9, 3.0 * flops * ips_t / 1e9);
+    let gemm = gemm_one_core_gflops();
+    let cores = rayon::current_num_threads();
+    let rss = peak_rss_mb().unwrap_or(f64::NAN);
+    let mut s = format!(
+        "{} at {}×{} (h×w), batch {batch}, {} threads, CPU; {:.2} GMAdds and {:.1} M parameters per image; median of {iters}\n",
+        cfg.model.arch,
+        h,
+        w,
+        cores,
+        cost.madds as f64 / 1e9,
+        cost.params as f64 / 1e6
+    );
+    s += &format!("{:<22} {:>10} {:>10} {:>10} {:>16}\n", "", "s/batch", "img/s", "GFLOP/s", "of gemm bound");
+    let bound = gemm * cores as f64;
+    s += &format!("{:<22} {:>10.3} {:>10.2} {:>10.1} {:>15.0}%\n", "inference", ti, ips_i, gf_i, 100.0 * gf_i / bound);
+    s += &format!(
+        "{:<22} {:>10.3} {:>10.2} {:>10.1} {:>15.0}%\n",
+        "training (fwd+bwd)",
+        tt,
+        ips_t,
+        gf_t,
+        100.0 * gf_t / bound
+    );
+    s +=
+        &format!("gemm bound: {gemm:.1} GFLOP/s on one core × {cores} = {bound:.1} GFLOP/s; peak memory {rss:.0} MB\n");
+    s += &serde_json::json!({
+        "batch": batch, "inference_img_per_s": ips_i, "training_img_per_s": ips_t,
+        "inference_gflops": gf_i, "training_gflops": gf_t, "gemm_one_core_gflops": gemm, "threads": cores, "peak_rss_mb": rss,
+    })
+    .to_string();
+    Ok(s)
+}

@@ -64,8 +64,11 @@ pub struct EvalArgs {
 #[derive(Args, Debug)]
 pub struct InfoArgs {
     /// One of resnet10, resnet18, dy-resnet10, dy-resnet18, mobilenetv2, dy-mobilenetv2.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "config", default_value = "")]
     pub arch: String,
+    /// Describe the pose model of this config instead (its model section and input size).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// MobileNetV2 width multiplier.
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
@@ -141,6 +144,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Inference and training speed of a config's model on the CPU.
+    Model {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+    },
     /// Time the data path from JPEG on disk to collated training batches.
     Data {
         /// COCO person-keypoint annotation file.
@@ -198,6 +212,11 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}", bench::bench_coco_load(&ann, repeat)?);
             Ok(())
         }
+        Command::Bench(BenchCommand::Model { config, set, batch, iters }) => {
+            let cfg = crate::config::Config::load(&config, &set)?;
+            println!("{}", bench::bench_model(&cfg, batch, iters)?);
+            Ok(())
+        }
         Command::Bench(BenchCommand::Data { ann, images, samples, workers, batch }) => {
             println!("{}", bench::bench_data(&ann, &images, samples, workers, batch)?);
             Ok(())
@@ -219,6 +238,11 @@ fn run_info(a: InfoArgs) -> Result<()> {
 /// The blueprint and input size an `info`/`init` command line describes.
 fn blueprint_from_args(a: &InfoArgs) -> Result<(crate::model::blueprint::Blueprint, [usize; 2])> {
     use crate::model::blueprint::{backbone, deconv_head, light_head, Blueprint};
+    if let Some(path) = &a.config {
+        let cfg = crate::config::Config::load(path, &[])?;
+        let [w, h] = cfg.input_size;
+        return Ok((cfg.model.blueprint()?, [h, w]));
+    }
     anyhow::ensure!(a.kernels >= 1, "--kernels must be at least 1");
     let bb = backbone(&a.arch, a.width, a.dynamic_shortcut)?;
     let dynamic = a.arch.starts_with("dy-");

@@ -25,6 +25,64 @@ pub struct Config {
     pub box_padding: f64,
     pub augment: AugmentConfig,
     pub loader: LoaderSection,
+    pub model: ModelConfig,
+}
+
+/// The network: a backbone from `model::blueprint::ARCHS` and a keypoint head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub arch: String,
+    /// MobileNetV2 width multiplier.
+    pub width: f64,
+    /// "deconv" (SimpleBaseline) or "light" (bilinear ×2 + depthwise-separable).
+    pub head: String,
+    pub head_channels: usize,
+    pub head_layers: usize,
+    /// Dynamic head convs (default: as the backbone).
+    pub dynamic_head: Option<bool>,
+    /// Dynamic 1×1 shortcut convs in DY-ResNets.
+    pub dynamic_shortcut: bool,
+    /// Kernels per dynamic conv.
+    pub kernels: usize,
+    pub joints: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            arch: "dy-resnet18".into(),
+            width: 1.0,
+            head: "deconv".into(),
+            head_channels: 256,
+            head_layers: 3,
+            dynamic_head: None,
+            dynamic_shortcut: false,
+            kernels: 4,
+            joints: 17,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// The architecture this section describes.
+    pub fn blueprint(&self) -> Result<crate::model::blueprint::Blueprint> {
+        use crate::model::blueprint::{backbone, deconv_head, light_head, Blueprint};
+        ensure!(self.kernels >= 1, "model.kernels must be at least 1");
+        ensure!(
+            self.joints >= 1 && self.head_channels >= 1 && self.head_layers >= 1,
+            "model.joints, head_channels and head_layers must be positive"
+        );
+        let b = backbone(&self.arch, self.width, self.dynamic_shortcut)
+            .map_err(|e| anyhow::anyhow!("model.arch/width: {e}"))?;
+        let dynamic = self.dynamic_head.unwrap_or(self.arch.starts_with("dy-"));
+        let head = match self.head.as_str() {
+            "deconv" => deconv_head(b.out_channels, self.head_channels, self.head_layers, self.joints, dynamic),
+            "light" => light_head(b.out_channels, self.head_channels, self.head_layers, self.joints, dynamic),
+            other => bail!("model.head: unknown head '{other}' (use deconv or light)"),
+        };
+        Ok(Blueprint { backbone: b, head: Some(head), classifier: None, kernels: self.kernels })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +118,7 @@ impl Default for Config {
             box_padding: 1.25,
             augment: AugmentConfig::default(),
             loader: LoaderSection::default(),
+            model: ModelConfig::default(),
         }
     }
 }
@@ -129,6 +188,18 @@ impl Config {
         }
         ensure!((0.0..1.0).contains(&a.scale_factor), "augment.scale_factor must be in [0, 1)");
         ensure!(self.loader.batch_size > 0, "loader.batch_size must be positive");
+        let bp = self.model.blueprint()?;
+        // The head must turn the backbone's stride-32 map into the heatmap size.
+        let (_, out) = crate::model::cost::blueprint_cost(&bp, [ih, iw]);
+        ensure!(
+            out == [hh, hw],
+            "model: a {}×{} input gives {}×{} heatmaps, but heatmap_size is {:?} (w, h); use an input that is a multiple of 32 and input/heatmap = 4",
+            ih,
+            iw,
+            out[0],
+            out[1],
+            self.heatmap_size
+        );
         Ok(())
     }
 
@@ -225,6 +296,14 @@ mod tests {
         assert!(e.contains("augment.flip_prob = 1.5 is not a probability"), "{e}");
         let e = err("{}", &["heatmap_size=[50, 64]"]);
         assert!(e.contains("integer multiple"), "{e}");
+        let e = err("{}", &["model.arch=vgg16"]);
+        assert!(e.contains("unknown architecture 'vgg16'"), "{e}");
+        let e = err("{}", &["model.arch=mobilenetv2", "model.width=-2"]);
+        assert!(e.contains("width -2 is out of range"), "{e}");
+        let e = err("{}", &["model.head=fpn"]);
+        assert!(e.contains("unknown head 'fpn'"), "{e}");
+        let e = err("{}", &["input_size=[200, 256]", "heatmap_size=[50, 64]"]);
+        assert!(e.contains("heatmaps"), "{e}");
         let e = err("{}", &["seed"]);
         assert!(e.contains("--set seed") && e.contains("key=value"), "{e}");
     }

@@ -5,6 +5,7 @@ pub mod blueprint;
 pub mod checkpoint;
 pub mod conv;
 pub mod cost;
+pub mod cpu;
 pub mod dynamic;
 pub mod layers;
 pub mod norm;

@@ -1,0 +1,255 @@
+//! Per-sample convolution kernels on plain slices (NCHW, one sample at a time): im2col + GEMM
+//! for dense and grouped convs, direct loops for depthwise ones, col2im for transposed convs.
+
+use super::gemm::{gemm, View};
+use crate::model::blueprint::ConvSpec;
+
+/// Spatial sizes of a conv: input (h, w) → output (oh, ow).
+#[derive(Debug, Clone, Copy)]
+pub struct Geometry {
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub k: usize,
+    pub s: usize,
+    pub p: usize,
+}
+
+impl Geometry {
+    /// For a regular conv `spec` on an (h, w) input; for a transposed conv, the geometry of the
+    /// regular conv it is the adjoint of (its output is our "input").
+    pub fn of(spec: &ConvSpec, h: usize, w: usize) -> Geometry {
+        let [oh, ow] = spec.out_size([h, w]);
+        if spec.transposed {
+            Geometry { h: oh, w: ow, oh: h, ow: w, k: spec.kernel, s: spec.stride, p: spec.padding }
+        } else {
+            Geometry { h, w, oh, ow, k: spec.kernel, s: spec.stride, p: spec.padding }
+        }
+    }
+    fn src(&self, o: usize, t: usize, n: usize) -> Option<usize> {
+        let v = (o * self.s + t) as isize - self.p as isize;
+        (v >= 0 && (v as usize) < n).then_some(v as usize)
+    }
+}
+
+/// cols (C·k·k × oh·ow), row (c, ky, kx), from x (C × h × w).
+pub fn im2col(x: &[f32], c: usize, g: &Geometry, cols: &mut [f32]) {
+    let p = g.oh * g.ow;
+    for ch in 0..c {
+        for ky in 0..g.k {
+            for kx in 0..g.k {
+                let row = &mut cols[((ch * g.k + ky) * g.k + kx) * p..][..p];
+                for oy in 0..g.oh {
+                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    match g.src(oy, ky, g.h) {
+                        None => out.fill(0.0),
+                        Some(y) => {
+                            let src = &x[(ch * g.h + y) * g.w..][..g.w];
+                            for (ox, v) in out.iter_mut().enumerate() {
+                                *v = g.src(ox, kx, g.w).map_or(0.0, |xx| src[xx]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: adds cols (C·k·k × oh·ow) back into x (C × h × w).
+pub fn col2im(cols: &[f32], c: usize, g: &Geometry, x: &mut [f32]) {
+    let p = g.oh * g.ow;
+    for ch in 0..c {
+        for ky in 0..g.k {
+            for kx in 0..g.k {
+                let row = &cols[((ch * g.k + ky) * g.k + kx) * p..][..p];
+                for oy in 0..g.oh {
+                    if let Some(y) = g.src(oy, ky, g.h) {
+                        let dst = &mut x[(ch * g.h + y) * g.w..][..g.w];
+                        for ox in 0..g.ow {
+                            if let Some(xx) = g.src(ox, kx, g.w) {
+                                dst[xx] += row[oy * g.ow + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_depthwise(spec: &ConvSpec) -> bool {
+    !spec.transposed && spec.groups == spec.cin && spec.cin == spec.cout
+}
+
+/// Scratch size (floats) that `forward`/`backward` need for one sample.
+pub fn scratch_len(spec: &ConvSpec, g: &Geometry) -> usize {
+    if is_depthwise(spec) {
+        0
+    } else if spec.transposed {
+        spec.cout * g.k * g.k * g.oh * g.ow
+    } else {
+        spec.cin / spec.groups * g.k * g.k * g.oh * g.ow
+    }
+}
+
+/// y (one sample) = conv(x, w); w in PyTorch layout (OIHW, or IOHW for transposed).
+pub fn forward(spec: &ConvSpec, g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+    let (k2, p) = (g.k * g.k, g.oh * g.ow);
+    if spec.transposed {
+        // cols (Cout·k² × h_in·w_in) = Wᵀ · x, then col2im onto the output.
+        let (ci, co) = (spec.cin, spec.cout);
+        gemm(View::new(w, ci, co * k2).t(), View::new(x, ci, p), scratch, 0.0);
+        y.fill(0.0);
+        col2im(scratch, co, g, y);
+    } else if is_depthwise(spec) {
+        for ch in 0..spec.cin {
+            let (xc, wc) = (&x[ch * g.h * g.w..][..g.h * g.w], &w[ch * k2..][..k2]);
+            let yc = &mut y[ch * p..][..p];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut acc = 0.0;
+                    for ky in 0..g.k {
+                        if let Some(yy) = g.src(oy, ky, g.h) {
+                            for kx in 0..g.k {
+                                if let Some(xx) = g.src(ox, kx, g.w) {
+                                    acc += wc[ky * g.k + kx] * xc[yy * g.w + xx];
+                                }
+                            }
+                        }
+                    }
+                    yc[oy * g.ow + ox] = acc;
+                }
+            }
+        }
+    } else {
+        let (cg, og) = (spec.cin / spec.groups, spec.cout / spec.groups);
+        for grp in 0..spec.groups {
+            im2col(&x[grp * cg * g.h * g.w..], cg, g, scratch);
+            let wg = &w[grp * og * cg * k2..][..og * cg * k2];
+            gemm(View::new(wg, og, cg * k2), View::new(scratch, cg * k2, p), &mut y[grp * og * p..][..og * p], 0.0);
+        }
+    }
+}
+
+/// Gradients of one sample: gx += ∂L/∂x and gw += ∂L/∂w given gy = ∂L/∂y.
+pub fn backward(
+    spec: &ConvSpec,
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    gy: &[f32],
+    gx: &mut [f32],
+    gw: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (k2, p) = (g.k * g.k, g.oh * g.ow);
+    if spec.transposed {
+        // Forward was y = col2im(Wᵀx): so gcols = im2col(gy), gx = W·gcols, gW = x·gcolsᵀ.
+        let (ci, co) = (spec.cin, spec.cout);
+        im2col(gy, co, g, scratch);
+        gemm(View::new(w, ci, co * k2), View::new(scratch, co * k2, p), gx, 1.0);
+        gemm(View::new(x, ci, p), View::new(scratch, co * k2, p).t(), gw, 1.0);
+    } else if is_depthwise(spec) {
+        for ch in 0..spec.cin {
+            let xc = &x[ch * g.h * g.w..][..g.h * g.w];
+            let wc = &w[ch * k2..][..k2];
+            let gyc = &gy[ch * p..][..p];
+            let gxc = &mut gx[ch * g.h * g.w..][..g.h * g.w];
+            let gwc = &mut gw[ch * k2..][..k2];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let d = gyc[oy * g.ow + ox];
+                    for ky in 0..g.k {
+                        if let Some(yy) = g.src(oy, ky, g.h) {
+                            for kx in 0..g.k {
+                                if let Some(xx) = g.src(ox, kx, g.w) {
+                                    gwc[ky * g.k + kx] += d * xc[yy * g.w + xx];
+                                    gxc[yy * g.w + xx] += d * wc[ky * g.k + kx];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    } else {
+        let (cg, og) = (spec.cin / spec.groups, spec.cout / spec.groups);
+        for grp in 0..spec.groups {
+            let xg = &x[grp * cg * g.h * g.w..];
+            let wg = &w[grp * og * cg * k2..][..og * cg * k2];
+            let gyg = &gy[grp * og * p..][..og * p];
+            im2col(xg, cg, g, scratch);
+            gemm(
+                View::new(gyg, og, p),
+                View::new(scratch, cg * k2, p).t(),
+                &mut gw[grp * og * cg * k2..][..og * cg * k2],
+                1.0,
+            );
+            gemm(View::new(wg, og, cg * k2).t(), View::new(gyg, og, p), scratch, 0.0);
+            col2im(scratch, cg, g, &mut gx[grp * cg * g.h * g.w..]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conv::reference::{values, Conv};
+
+    fn f32s(v: &[f64]) -> Vec<f32> {
+        v.iter().map(|&x| x as f32).collect()
+    }
+
+    fn close(a: &[f32], b: &[f64]) -> bool {
+        let scale = b.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (*x as f64 - y).abs() / scale < 1e-5)
+    }
+
+    #[test]
+    fn regular_grouped_and_depthwise_match_the_f64_reference() {
+        for r in [
+            Conv { b: 1, c: 3, h: 7, w: 5, o: 4, k: 3, stride: 1, pad: 1, groups: 1 },
+            Conv { b: 1, c: 4, h: 9, w: 7, o: 6, k: 3, stride: 2, pad: 1, groups: 2 },
+            Conv { b: 1, c: 5, h: 8, w: 9, o: 5, k: 3, stride: 2, pad: 1, groups: 5 },
+            Conv { b: 1, c: 2, h: 11, w: 6, o: 3, k: 7, stride: 2, pad: 3, groups: 1 },
+        ] {
+            let spec = ConvSpec { padding: r.pad, groups: r.groups, ..ConvSpec::new(r.c, r.o, r.k, r.stride) };
+            let g = Geometry::of(&spec, r.h, r.w);
+            let (xv, wv) = (values(r.c * r.h * r.w, 41), values(r.o * r.c / r.groups * r.k * r.k, 42));
+            let (oh, ow) = r.out();
+            let gyv = values(r.o * oh * ow, 43);
+            let mut scratch = vec![0.0; scratch_len(&spec, &g)];
+            let mut y = vec![0.0; r.o * oh * ow];
+            forward(&spec, &g, &f32s(&xv), &f32s(&wv), &mut y, &mut scratch);
+            assert!(close(&y, &r.forward(&xv, &wv)), "forward {:?}", (r.c, r.o, r.groups));
+            let (mut gx, mut gw) = (vec![0.0; xv.len()], vec![0.0; wv.len()]);
+            backward(&spec, &g, &f32s(&xv), &f32s(&wv), &f32s(&gyv), &mut gx, &mut gw, &mut scratch);
+            let (rx, rw) = r.backward(&xv, &wv, &gyv);
+            assert!(close(&gx, &rx) && close(&gw, &rw), "backward {:?}", (r.c, r.o, r.groups));
+        }
+    }
+
+    #[test]
+    fn transposed_is_the_adjoint_of_the_regular_conv() {
+        // ⟨conv(x), y⟩ = ⟨x, convᵀ(y)⟩ for the same weights (OIHW for conv = IOHW for its
+        // transpose, with I and O swapped).
+        let (c, o, h, w) = (3usize, 4usize, 8usize, 6usize);
+        let conv = ConvSpec { padding: 1, ..ConvSpec::new(c, o, 4, 2) };
+        let tconv = ConvSpec { transposed: true, padding: 1, ..ConvSpec::new(o, c, 4, 2) };
+        let g = Geometry::of(&conv, h, w);
+        let gt = Geometry::of(&tconv, g.oh, g.ow);
+        assert_eq!((gt.h, gt.w), (h, w));
+        let x = f32s(&values(c * h * w, 1));
+        let wt = f32s(&values(o * c * 16, 2));
+        let yv = f32s(&values(o * g.oh * g.ow, 3));
+        let mut cx = vec![0.0; o * g.oh * g.ow];
+        forward(&conv, &g, &x, &wt, &mut cx, &mut vec![0.0; scratch_len(&conv, &g)]);
+        let mut ty = vec![0.0; c * h * w];
+        forward(&tconv, &gt, &yv, &wt, &mut ty, &mut vec![0.0; scratch_len(&tconv, &gt)]);
+        let lhs: f64 = cx.iter().zip(&yv).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+        let rhs: f64 = x.iter().zip(&ty).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+        assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+    }
+}

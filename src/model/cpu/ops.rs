@@ -1,0 +1,254 @@
+//! Custom dfdx ops on the Cpu device: values leave the tensors (`as_vec`), the kernels run per
+//! sample in parallel, and a backward closure on the tape adds the gradients back.
+
+use super::kernels::{backward, forward, scratch_len, Geometry};
+use crate::model::blueprint::ConvSpec;
+use crate::model::conv::T4;
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+type Flat<Tp> = Tensor<(usize,), f32, Cpu, Tp>;
+
+fn add_into(dst: &mut [f32], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += s;
+    }
+}
+
+/// Static convolution: x (B, C, H, W) with a flat weight in PyTorch layout.
+pub fn conv<Tp>(x: T4<Cpu, Tp>, w: Flat<Tp>, spec: &ConvSpec) -> T4<Cpu, Tp>
+where
+    Tp: Tape<f32, Cpu> + Merge<Tp>,
+{
+    let (x, xtape) = x.split_tape();
+    let (w, wtape) = w.split_tape();
+    let mut tape = xtape.merge(wtape);
+    let dev = x.device().clone();
+    let (b, c, h, wd) = *x.shape();
+    let spec = *spec;
+    let g = Geometry::of(&spec, h, wd);
+    let [oh, ow] = spec.out_size([h, wd]);
+    let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(&spec, &g));
+    let (xv, wv) = (x.as_vec(), w.as_vec());
+    let mut yv = vec![0.0f32; b * per_out];
+    yv.par_chunks_mut(per_out).enumerate().for_each_init(
+        || vec![0.0f32; scratch],
+        |s, (i, y)| forward(&spec, &g, &xv[i * per_in..][..per_in], &wv, y, s),
+    );
+    let out = dev.tensor_from_vec(yv, (b, spec.cout, oh, ow));
+    let (xg, wg, og) = (x.ghost(), w.ghost(), out.ghost());
+    tape.add_backward_op(move |grads| {
+        grads.try_alloc_for(&og)?;
+        let gy = grads.get(&og).as_vec();
+        let mut gx = vec![0.0f32; b * per_in];
+        let gw = gx
+            .par_chunks_mut(per_in)
+            .enumerate()
+            .fold(
+                || (vec![0.0f32; wv.len()], vec![0.0f32; scratch]),
+                |(mut gw, mut s), (i, gxi)| {
+                    backward(
+                        &spec,
+                        &g,
+                        &xv[i * per_in..][..per_in],
+                        &wv,
+                        &gy[i * per_out..][..per_out],
+                        gxi,
+                        &mut gw,
+                        &mut s,
+                    );
+                    (gw, s)
+                },
+            )
+            .map(|(gw, _)| gw)
+            .reduce(
+                || vec![0.0f32; wv.len()],
+                |mut a, b| {
+                    add_into(&mut a, &b);
+                    a
+                },
+            );
+        add_into(grads.get_or_alloc_mut(&xg)?, &gx);
+        add_into(grads.get_or_alloc_mut(&wg)?, &gw);
+        Ok(())
+    });
+    out.put_tape(tape)
+}
+
+/// Dynamic convolution: per-sample kernels Σₖ π[b, k]·Kₖ from `kernels` (K × |W| flat).
+pub fn dynamic_conv<Tp>(
+    x: T4<Cpu, Tp>,
+    pi: Tensor<(usize, usize), f32, Cpu, Tp>,
+    kernels: Flat<Tp>,
+    spec: &ConvSpec,
+) -> T4<Cpu, Tp>
+where
+    Tp: Tape<f32, Cpu> + Merge<Tp>,
+{
+    let (x, xtape) = x.split_tape();
+    let (pi, ptape) = pi.split_tape();
+    let (kernels, ktape) = kernels.split_tape();
+    let mut tape = xtape.merge(ptape).merge(ktape);
+    let dev = x.device().clone();
+    let (b, c, h, wd) = *x.shape();
+    let kk = pi.shape().1;
+    let spec = *spec;
+    let g = Geometry::of(&spec, h, wd);
+    let [oh, ow] = spec.out_size([h, wd]);
+    let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(&spec, &g));
+    let (xv, pv, kv) = (x.as_vec(), pi.as_vec(), kernels.as_vec());
+    let n = kv.len() / kk;
+    let aggregate = move |i: usize, wb: &mut [f32]| {
+        wb.fill(0.0);
+        for k in 0..kk {
+            let a = pv[i * kk + k];
+            for (d, s) in wb.iter_mut().zip(&kv[k * n..(k + 1) * n]) {
+                *d += a * s;
+            }
+        }
+    };
+    let mut yv = vec![0.0f32; b * per_out];
+    yv.par_chunks_mut(per_out).enumerate().for_each_init(
+        || (vec![0.0f32; n], vec![0.0f32; scratch]),
+        |(wb, s), (i, y)| {
+            aggregate(i, wb);
+            forward(&spec, &g, &xv[i * per_in..][..per_in], wb, y, s);
+        },
+    );
+    let out = dev.tensor_from_vec(yv, (b, spec.cout, oh, ow));
+    let (xg, pg, kg, og) = (x.ghost(), pi.ghost(), kernels.ghost(), out.ghost());
+    let (pv, kv) = (pi.as_vec(), kernels.as_vec());
+    tape.add_backward_op(move |grads| {
+        grads.try_alloc_for(&og)?;
+        let gy = grads.get(&og).as_vec();
+        let mut gx = vec![0.0f32; b * per_in];
+        let mut gpi = vec![0.0f32; b * kk];
+        let gk = gx
+            .par_chunks_mut(per_in)
+            .zip(gpi.par_chunks_mut(kk))
+            .enumerate()
+            .fold(
+                || (vec![0.0f32; kk * n], vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; scratch]),
+                |(mut gk, mut wb, mut gw, mut s), (i, (gxi, gpii))| {
+                    wb.fill(0.0);
+                    for k in 0..kk {
+                        let a = pv[i * kk + k];
+                        for (d, v) in wb.iter_mut().zip(&kv[k * n..(k + 1) * n]) {
+                            *d += a * v;
+                        }
+                    }
+                    gw.fill(0.0);
+                    backward(
+                        &spec,
+                        &g,
+                        &xv[i * per_in..][..per_in],
+                        &wb,
+                        &gy[i * per_out..][..per_out],
+                        gxi,
+                        &mut gw,
+                        &mut s,
+                    );
+                    // ∂L/∂π[i, k] = ⟨∂L/∂W(i), Kₖ⟩ and ∂L/∂Kₖ += π[i, k]·∂L/∂W(i).
+                    for k in 0..kk {
+                        let kslice = &kv[k * n..(k + 1) * n];
+                        gpii[k] = gw.iter().zip(kslice).map(|(a, b)| a * b).sum();
+                        let a = pv[i * kk + k];
+                        for (d, v) in gk[k * n..(k + 1) * n].iter_mut().zip(&gw) {
+                            *d += a * v;
+                        }
+                    }
+                    (gk, wb, gw, s)
+                },
+            )
+            .map(|(gk, ..)| gk)
+            .reduce(
+                || vec![0.0f32; kk * n],
+                |mut a, b| {
+                    add_into(&mut a, &b);
+                    a
+                },
+            );
+        add_into(grads.get_or_alloc_mut(&xg)?, &gx);
+        add_into(grads.get_or_alloc_mut(&pg)?, &gpi);
+        add_into(grads.get_or_alloc_mut(&kg)?, &gk);
+        Ok(())
+    });
+    out.put_tape(tape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conv::{conv_transpose2d, grouped_conv2d, reference::values};
+    use crate::model::dynamic::dynamic_conv2d;
+
+    fn f32s(v: &[f64]) -> Vec<f32> {
+        v.iter().map(|&x| x as f32).collect()
+    }
+
+    fn rel(a: &[f32], b: &[f32]) -> f32 {
+        let scale = b.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) / scale
+    }
+
+    /// The fast op and the generic op on the same data: outputs and all gradients.
+    fn compare(spec: ConvSpec, b: usize, h: usize, w: usize, dynamic: bool) {
+        let dev: Cpu = Default::default();
+        let kk = 4;
+        let wshape = if spec.transposed {
+            (spec.cin, spec.cout, spec.kernel, spec.kernel)
+        } else {
+            (spec.cout, spec.cin / spec.groups, spec.kernel, spec.kernel)
+        };
+        let wn = wshape.0 * wshape.1 * wshape.2 * wshape.3;
+        let x: T4<Cpu> = dev.tensor_from_vec(f32s(&values(b * spec.cin * h * w, 51)), (b, spec.cin, h, w));
+        let wflat: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(
+            f32s(&values(if dynamic { kk * wn } else { wn }, 52)),
+            (if dynamic { kk * wn } else { wn },),
+        );
+        let pi: Tensor<(usize, usize), f32, Cpu> =
+            dev.tensor_from_vec(f32s(&values(b * kk, 53)).iter().map(|v| v.abs() + 0.1).collect(), (b, kk));
+        let [oh, ow] = spec.out_size([h, w]);
+        let r: T4<Cpu> = dev.tensor_from_vec(f32s(&values(b * spec.cout * oh * ow, 54)), (b, spec.cout, oh, ow));
+        let run = |fast: bool| {
+            let xt = x.leaky_trace();
+            let y = match (dynamic, fast) {
+                (false, true) => conv(xt, wflat.leaky_trace(), &spec),
+                (true, true) => dynamic_conv(xt, pi.leaky_trace(), wflat.leaky_trace(), &spec),
+                (false, false) => {
+                    let w4 = wflat.leaky_trace().reshape_like(&wshape);
+                    if spec.transposed {
+                        conv_transpose2d(xt, w4, spec.stride, spec.padding)
+                    } else {
+                        grouped_conv2d(xt, w4, spec.stride, spec.padding, spec.groups)
+                    }
+                }
+                (true, false) => {
+                    dynamic_conv2d(xt, pi.leaky_trace(), wflat.leaky_trace().reshape_like(&(kk, wn)), &spec)
+                }
+            };
+            let yv = y.as_vec();
+            let grads = (y * r.clone()).sum().backward();
+            let gp = if dynamic { grads.get(&pi).as_vec() } else { vec![] };
+            (yv, grads.get(&x).as_vec(), grads.get(&wflat).as_vec(), gp)
+        };
+        let (fast, generic) = (run(true), run(false));
+        assert!(rel(&fast.0, &generic.0) < 1e-5, "output {spec:?}");
+        assert!(rel(&fast.1, &generic.1) < 1e-5, "input gradient {spec:?}");
+        assert!(rel(&fast.2, &generic.2) < 1e-5, "weight gradient {spec:?}");
+        assert!(rel(&fast.3, &generic.3) < 1e-5, "attention gradient {spec:?}");
+    }
+
+    #[test]
+    fn fast_and_generic_paths_agree() {
+        let c = |cin, cout, k, s| ConvSpec::new(cin, cout, k, s);
+        for dynamic in [false, true] {
+            compare(c(3, 5, 3, 1), 3, 7, 9, dynamic);
+            compare(c(4, 6, 3, 2), 2, 9, 8, dynamic);
+            compare(ConvSpec { groups: 2, ..c(4, 6, 3, 1) }, 2, 7, 5, dynamic);
+            compare(ConvSpec::depthwise(5, 3, 2), 3, 9, 7, dynamic);
+            compare(ConvSpec { padding: 0, ..c(6, 4, 1, 1) }, 2, 5, 5, dynamic);
+            compare(ConvSpec { transposed: true, padding: 1, ..c(6, 3, 4, 2) }, 2, 4, 3, dynamic);
+        }
+    }
+}

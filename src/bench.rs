@@ -155,7 +155,7 @@ pub fn bench_model(cfg: &crate::config::Config, batch: usize, iters: usize) -> R
     let inference: Vec<f64> = (0..iters).map(|_| infer()).collect();
     let mut train = || {
         let t = Instant::now();
-        let y = net.forward(x.leaky_trace(), Ctx { train: true, temperature: 1.0 });
+        let y = net.forward(x.leaky_trace(), Ctx::train(1.0));
         let grads = (y - target.clone()).square().mean().backward();
         std::hint::black_box(grads);
         t.elapsed().as_secs_f64()

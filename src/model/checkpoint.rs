@@ -24,7 +24,11 @@ pub fn to_bytes<D: Device<f32>>(params: &[&Param<D>], metadata: BTreeMap<String,
 }
 
 /// Writes the network's weights to `path` atomically (temporary file + rename).
-pub fn save<D: Device<f32>>(net: &PoseNet<D>, path: &Path, metadata: BTreeMap<String, String>) -> Result<()> {
+pub fn save<D: super::backend::ConvBackend>(
+    net: &PoseNet<D>,
+    path: &Path,
+    metadata: BTreeMap<String, String>,
+) -> Result<()> {
     let bytes = to_bytes(&net.params(), metadata)?;
     crate::fsutil::write_atomic(path, &bytes)
 }
@@ -70,7 +74,7 @@ pub fn load_into<D: Device<f32>>(
 }
 
 /// Loads a checkpoint file into `net`; returns its metadata.
-pub fn load<D: Device<f32>>(net: &mut PoseNet<D>, path: &Path) -> Result<BTreeMap<String, String>> {
+pub fn load<D: super::backend::ConvBackend>(net: &mut PoseNet<D>, path: &Path) -> Result<BTreeMap<String, String>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
     load_into(net.params_mut(), &bytes, &path.display().to_string())
 }
@@ -95,7 +99,7 @@ mod tests {
         let mut trained = PoseNet::new(&dev, &bp, 1);
         let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(5), 2 * 3 * 64 * 32), (2, 3, 64, 32));
         // One training-mode pass moves the BN running statistics away from their initial values.
-        let _ = trained.forward(x.clone(), Ctx { train: true, temperature: 1.0 });
+        let _ = trained.forward(x.clone(), Ctx::train(1.0));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
         save(&trained, &path, BTreeMap::from([("arch".to_string(), "dy-resnet10".to_string())])).unwrap();

@@ -4,6 +4,7 @@
 //! PyTorch-style dotted name; layers put it on the tape (`retaped`) and then reshape it, so
 //! gradients land on the flat tensor. One registry serves the optimiser and checkpoints.
 
+use super::backend::ConvBackend;
 use super::blueprint::ConvSpec;
 use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, T4};
 use super::dynamic::{attention, dynamic_conv2d, AttentionWeights};
@@ -51,16 +52,22 @@ impl<D: Device<f32>> Param<D> {
     }
 }
 
-/// Forward-pass settings: training mode (batch statistics, running-average updates) and the
-/// dynamic-conv softmax temperature.
+/// Forward-pass settings: training mode (batch statistics, running-average updates), the
+/// dynamic-conv softmax temperature, and whether to force the device-generic ops (to compare
+/// them with the fast CPU path).
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx {
     pub train: bool,
     pub temperature: f32,
+    pub generic_ops: bool,
 }
 
 impl Ctx {
-    pub const INFERENCE: Ctx = Ctx { train: false, temperature: 1.0 };
+    pub const INFERENCE: Ctx = Ctx { train: false, temperature: 1.0, generic_ops: false };
+
+    pub fn train(temperature: f32) -> Ctx {
+        Ctx { train: true, temperature, generic_ops: false }
+    }
 }
 
 /// Kaiming-normal (fan-out, ReLU gain) values, as torchvision initialises its convolutions.
@@ -101,7 +108,7 @@ pub struct Conv<D: Device<f32>> {
     pub last_attention: Mutex<Option<Vec<f32>>>,
 }
 
-impl<D: Device<f32>> Conv<D> {
+impl<D: ConvBackend> Conv<D> {
     pub fn new(dev: &D, name: &str, spec: ConvSpec, kernels: usize, init: Init, rng: &mut ChaCha8Rng) -> Self {
         let (o, i) = (spec.cout, spec.cin / spec.groups);
         let k = spec.kernel;
@@ -186,8 +193,13 @@ impl<D: Device<f32>> Conv<D> {
                 };
                 let pi = attention(x.with_empty_tape(), a, ctx.temperature);
                 *self.last_attention.lock().unwrap_or_else(|p| p.into_inner()) = Some(pi.as_vec());
-                dynamic_conv2d(x, pi, self.weight.t2(k), s)
+                if D::FAST && !ctx.generic_ops {
+                    D::fast_dynamic_conv(x, pi, self.weight.t1(), s)
+                } else {
+                    dynamic_conv2d(x, pi, self.weight.t2(k), s)
+                }
             }
+            None if D::FAST && !ctx.generic_ops => D::fast_conv(x, self.weight.t1(), s),
             None if s.transposed => conv_transpose2d(x, self.weight.t4::<Tp>(), s.stride, s.padding),
             None if s.groups == 1 => conv2d(x, self.weight.t4::<Tp>(), s.stride, s.padding),
             None if s.groups == s.cin && s.cin == s.cout => {
@@ -329,7 +341,7 @@ pub struct ConvBn<D: Device<f32>> {
     pub act: Act,
 }
 
-impl<D: Device<f32>> ConvBn<D> {
+impl<D: ConvBackend> ConvBn<D> {
     /// Parameters named `{conv}.*` and `{bn}.*` for `names` = [conv, bn].
     pub fn new(
         dev: &D,

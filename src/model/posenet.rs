@@ -1,6 +1,7 @@
 //! A backbone with a keypoint head (or an ImageNet classifier), instantiated from a
 //! [`Blueprint`] on any dfdx device.
 
+use super::backend::ConvBackend;
 use super::blueprint::{Block, Blueprint, Head};
 use super::conv::{max_pool2d, upsample2x, T4};
 use super::layers::{init_rng, Act, Conv, ConvBn, Ctx, Init, Linear, Param};
@@ -28,7 +29,7 @@ pub struct PoseNet<D: Device<f32>> {
     classifier: Option<Linear<D>>,
 }
 
-impl<D: Device<f32>> PoseNet<D> {
+impl<D: ConvBackend> PoseNet<D> {
     /// Builds the network with fresh weights drawn from `seed`.
     pub fn new(dev: &D, bp: &Blueprint, seed: u64) -> Self {
         let rng = &mut init_rng(seed);
@@ -413,7 +414,7 @@ mod tests {
             let want = blueprint_cost(&bp, [64, 48]).0.params as usize;
             assert_eq!(net.num_trainable(), want, "{arch}: trainable parameters = the cost model's count");
             let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(2), 2 * 3 * 64 * 32), (2, 3, 64, 32));
-            let y = net.forward(x, Ctx { train: true, temperature: 30.0 });
+            let y = net.forward(x, Ctx::train(30.0));
             assert_eq!(*y.shape(), (2, 17, 16, 8), "{arch}");
             assert!(y.as_vec().iter().all(|v| v.is_finite()));
             let names: std::collections::BTreeSet<&str> = net.params().iter().map(|p| p.name.as_str()).collect();
@@ -447,6 +448,32 @@ mod tests {
     }
 
     #[test]
+    fn fast_cpu_path_and_generic_path_give_the_same_network() {
+        let dev: Cpu = Default::default();
+        let bp = pose("dy-resnet10", 1.0, false);
+        let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(6), 2 * 3 * 64 * 32), (2, 3, 64, 32));
+        let run = |generic_ops: bool| {
+            let mut net = PoseNet::new(&dev, &bp, 7);
+            let y = net.forward(x.leaky_trace(), Ctx { train: true, temperature: 5.0, generic_ops });
+            let out = y.as_vec();
+            let grads = y.square().sum().backward();
+            let params = net.params();
+            let g: Vec<Vec<f32>> =
+                params.iter().filter(|p| p.trainable).map(|p| grads.get(&p.value).as_vec()).collect();
+            (out, g)
+        };
+        let (fast, generic) = (run(false), run(true));
+        let rel = |a: &[f32], b: &[f32]| {
+            let scale = b.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+            a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) / scale
+        };
+        assert!(rel(&fast.0, &generic.0) < 1e-4, "outputs differ: {}", rel(&fast.0, &generic.0));
+        for (i, (a, b)) in fast.1.iter().zip(&generic.1).enumerate() {
+            assert!(rel(a, b) < 1e-3, "parameter {i}: gradients differ by {}", rel(a, b));
+        }
+    }
+
+    #[test]
     fn a_few_sgd_steps_reduce_the_loss() {
         let dev: Cpu = Default::default();
         let mut net = PoseNet::new(&dev, &pose("dy-resnet10", 1.0, false), 3);
@@ -456,7 +483,7 @@ mod tests {
             dev.tensor_from_vec(random_values(rng, 2 * 17 * 16 * 8).iter().map(|v| v.abs()).collect(), (2, 17, 16, 8));
         let mut losses = Vec::new();
         for _ in 0..4 {
-            let y = net.forward(x.leaky_trace(), Ctx { train: true, temperature: 1.0 });
+            let y = net.forward(x.leaky_trace(), Ctx::train(1.0));
             let loss = (y - target.clone()).square().mean();
             losses.push(loss.array());
             let grads = loss.backward();

@@ -137,11 +137,9 @@ pub fn forward(spec: &ConvSpec, g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32
 pub fn backward(
     spec: &ConvSpec,
     g: &Geometry,
-    x: &[f32],
-    w: &[f32],
+    (x, w): (&[f32], &[f32]),
     gy: &[f32],
-    gx: &mut [f32],
-    gw: &mut [f32],
+    (gx, gw): (&mut [f32], &mut [f32]),
     scratch: &mut [f32],
 ) {
     let (k2, p) = (g.k * g.k, g.oh * g.ow);
@@ -225,7 +223,7 @@ mod tests {
             forward(&spec, &g, &f32s(&xv), &f32s(&wv), &mut y, &mut scratch);
             assert!(close(&y, &r.forward(&xv, &wv)), "forward {:?}", (r.c, r.o, r.groups));
             let (mut gx, mut gw) = (vec![0.0; xv.len()], vec![0.0; wv.len()]);
-            backward(&spec, &g, &f32s(&xv), &f32s(&wv), &f32s(&gyv), &mut gx, &mut gw, &mut scratch);
+            backward(&spec, &g, (&f32s(&xv), &f32s(&wv)), &f32s(&gyv), (&mut gx, &mut gw), &mut scratch);
             let (rx, rw) = r.backward(&xv, &wv, &gyv);
             assert!(close(&gx, &rx) && close(&gw, &rw), "backward {:?}", (r.c, r.o, r.groups));
         }

@@ -1,5 +1,8 @@
 //! Custom dfdx ops on the Cpu device: values leave the tensors (`as_vec`), the kernels run per
 //! sample in parallel, and a backward closure on the tape adds the gradients back.
+//!
+//! Inputs are made contiguous first: a gradient buffer follows its tensor's physical layout, so
+//! adding a logically ordered gradient into a permuted view's buffer would scramble it.
 
 use super::kernels::{backward, forward, scratch_len, Geometry};
 use crate::model::blueprint::ConvSpec;
@@ -20,7 +23,7 @@ pub fn conv<Tp>(x: T4<Cpu, Tp>, w: Flat<Tp>, spec: &ConvSpec) -> T4<Cpu, Tp>
 where
     Tp: Tape<f32, Cpu> + Merge<Tp>,
 {
-    let (x, xtape) = x.split_tape();
+    let (x, xtape) = x.contiguous().split_tape();
     let (w, wtape) = w.split_tape();
     let mut tape = xtape.merge(wtape);
     let dev = x.device().clone();
@@ -50,11 +53,9 @@ where
                     backward(
                         &spec,
                         &g,
-                        &xv[i * per_in..][..per_in],
-                        &wv,
+                        (&xv[i * per_in..][..per_in], &wv),
                         &gy[i * per_out..][..per_out],
-                        gxi,
-                        &mut gw,
+                        (gxi, &mut gw),
                         &mut s,
                     );
                     (gw, s)
@@ -85,8 +86,8 @@ pub fn dynamic_conv<Tp>(
 where
     Tp: Tape<f32, Cpu> + Merge<Tp>,
 {
-    let (x, xtape) = x.split_tape();
-    let (pi, ptape) = pi.split_tape();
+    let (x, xtape) = x.contiguous().split_tape();
+    let (pi, ptape) = pi.contiguous().split_tape();
     let (kernels, ktape) = kernels.split_tape();
     let mut tape = xtape.merge(ptape).merge(ktape);
     let dev = x.device().clone();
@@ -141,11 +142,9 @@ where
                     backward(
                         &spec,
                         &g,
-                        &xv[i * per_in..][..per_in],
-                        &wb,
+                        (&xv[i * per_in..][..per_in], &wb),
                         &gy[i * per_out..][..per_out],
-                        gxi,
-                        &mut gw,
+                        (gxi, &mut gw),
                         &mut s,
                     );
                     // ∂L/∂π[i, k] = ⟨∂L/∂W(i), Kₖ⟩ and ∂L/∂Kₖ += π[i, k]·∂L/∂W(i).
@@ -237,6 +236,26 @@ mod tests {
         assert!(rel(&fast.1, &generic.1) < 1e-5, "input gradient {spec:?}");
         assert!(rel(&fast.2, &generic.2) < 1e-5, "weight gradient {spec:?}");
         assert!(rel(&fast.3, &generic.3) < 1e-5, "attention gradient {spec:?}");
+    }
+
+    #[test]
+    fn a_permuted_input_gets_its_gradient_in_its_own_layout() {
+        let dev: Cpu = Default::default();
+        let (b, c, h, w) = (2, 3, 5, 4);
+        let spec = ConvSpec::new(c, 4, 3, 1);
+        let nhwc: Tensor<(usize, usize, usize, usize), f32, Cpu> =
+            dev.tensor_from_vec(f32s(&values(b * h * w * c, 61)), (b, h, w, c));
+        let wflat: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(f32s(&values(4 * c * 9, 62)), (4 * c * 9,));
+        let run = |fast: bool| {
+            let x = nhwc.leaky_trace().permute::<_, Axes4<0, 3, 1, 2>>();
+            let y = if fast {
+                conv(x, wflat.leaky_trace(), &spec)
+            } else {
+                grouped_conv2d(x, wflat.leaky_trace().reshape_like(&(4, c, 3, 3)), 1, 1, 1)
+            };
+            y.square().sum().backward().get(&nhwc).as_vec()
+        };
+        assert!(rel(&run(true), &run(false)) < 1e-5);
     }
 
     #[test]

@@ -1,0 +1,48 @@
+//! Which convolution implementation a device runs: the fast CPU ops on `Cpu`, the
+//! device-generic dfdx ops elsewhere (CUDA).
+
+use super::blueprint::ConvSpec;
+use super::conv::T4;
+use dfdx::prelude::*;
+
+type Flat<D, Tp> = Tensor<(usize,), f32, D, Tp>;
+
+pub trait ConvBackend: Device<f32> {
+    /// Whether `fast_conv` / `fast_dynamic_conv` exist on this device.
+    const FAST: bool = false;
+
+    fn fast_conv<Tp: Tape<f32, Self> + Merge<Tp>>(x: T4<Self, Tp>, w: Flat<Self, Tp>, spec: &ConvSpec) -> T4<Self, Tp> {
+        let _ = (x, w, spec);
+        unreachable!("callers check ConvBackend::FAST")
+    }
+
+    fn fast_dynamic_conv<Tp: Tape<f32, Self> + Merge<Tp>>(
+        x: T4<Self, Tp>,
+        pi: Tensor<(usize, usize), f32, Self, Tp>,
+        kernels: Flat<Self, Tp>,
+        spec: &ConvSpec,
+    ) -> T4<Self, Tp> {
+        let _ = (x, pi, kernels, spec);
+        unreachable!("callers check ConvBackend::FAST")
+    }
+}
+
+impl ConvBackend for Cpu {
+    const FAST: bool = true;
+
+    fn fast_conv<Tp: Tape<f32, Cpu> + Merge<Tp>>(x: T4<Cpu, Tp>, w: Flat<Cpu, Tp>, spec: &ConvSpec) -> T4<Cpu, Tp> {
+        super::cpu::ops::conv(x, w, spec)
+    }
+
+    fn fast_dynamic_conv<Tp: Tape<f32, Cpu> + Merge<Tp>>(
+        x: T4<Cpu, Tp>,
+        pi: Tensor<(usize, usize), f32, Cpu, Tp>,
+        kernels: Flat<Cpu, Tp>,
+        spec: &ConvSpec,
+    ) -> T4<Cpu, Tp> {
+        super::cpu::ops::dynamic_conv(x, pi, kernels, spec)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl ConvBackend for Cuda {}

@@ -25,10 +25,34 @@ pub trait ConvBackend: Device<f32> {
         let _ = (x, pi, kernels, spec);
         unreachable!("callers check ConvBackend::FAST")
     }
+
+    /// Inference with BN folded into the weights and the activation fused (see `cpu::ops`).
+    fn fast_conv_folded(
+        x: T4<Self>,
+        pi: Option<&[f32]>,
+        w: &[f32],
+        bias: &[f32],
+        relu_cap: Option<f32>,
+        spec: &ConvSpec,
+    ) -> T4<Self> {
+        let _ = (x, pi, w, bias, relu_cap, spec);
+        unreachable!("callers check ConvBackend::FAST")
+    }
 }
 
 impl ConvBackend for Cpu {
     const FAST: bool = true;
+
+    fn fast_conv_folded(
+        x: T4<Cpu>,
+        pi: Option<&[f32]>,
+        w: &[f32],
+        bias: &[f32],
+        relu_cap: Option<f32>,
+        spec: &ConvSpec,
+    ) -> T4<Cpu> {
+        super::cpu::ops::conv_folded(x, pi, w, bias, relu_cap, spec)
+    }
 
     fn fast_conv<Tp: Tape<f32, Cpu> + Merge<Tp>>(x: T4<Cpu, Tp>, w: Flat<Cpu, Tp>, spec: &ConvSpec) -> T4<Cpu, Tp> {
         super::cpu::ops::conv(x, w, spec)

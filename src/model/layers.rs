@@ -333,12 +333,19 @@ impl Act {
     }
 }
 
+/// BN-folded (weights, bias) of a ConvBn.
+type Folded = std::sync::Arc<(Vec<f32>, Vec<f32>)>;
+
 /// Conv → BN → activation, the unit every backbone and head is made of.
 #[derive(Debug)]
 pub struct ConvBn<D: Device<f32>> {
     pub conv: Conv<D>,
     pub bn: BatchNorm<D>,
     pub act: Act,
+    /// BN-folded weights and bias for inference. Parameters change only through `params_mut`
+    /// (optimiser, checkpoint loading) or a training-mode forward (running statistics); both
+    /// clear it.
+    folded: Mutex<Option<Folded>>,
 }
 
 impl<D: ConvBackend> ConvBn<D> {
@@ -356,6 +363,7 @@ impl<D: ConvBackend> ConvBn<D> {
             conv: Conv::new(dev, names[0], spec, kernels, init, rng),
             bn: BatchNorm::new(dev, names[1], spec.cout),
             act,
+            folded: Mutex::new(None),
         }
     }
 
@@ -366,6 +374,7 @@ impl<D: ConvBackend> ConvBn<D> {
     }
 
     pub fn params_mut(&mut self) -> Vec<&mut Param<D>> {
+        *self.folded.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
         let mut v = self.conv.params_mut();
         v.extend(self.bn.params_mut());
         v
@@ -373,10 +382,68 @@ impl<D: ConvBackend> ConvBn<D> {
 
     pub fn forward<Tp>(&mut self, x: T4<D, Tp>, ctx: Ctx) -> T4<D, Tp>
     where
-        Tp: Tape<f32, D> + Merge<Tp> + Default,
+        Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
+        let untaped = std::any::TypeId::of::<Tp>() == std::any::TypeId::of::<NoneTape>();
+        if D::FAST && !ctx.train && !ctx.generic_ops && untaped {
+            // Inference without a tape: BN folded into the conv, activation fused.
+            let (x, tape) = x.split_tape();
+            return self.forward_folded(x, ctx).put_tape(tape);
+        }
+        if ctx.train {
+            *self.folded.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+        }
         let y = self.conv.forward(x, ctx);
         self.act.apply(self.bn.forward(y, ctx))
+    }
+
+    /// act(BN(conv(x))) as one conv: weights scaled by γ/√(var + ε) per output channel, BN's
+    /// shift as the bias.
+    fn forward_folded(&self, x: T4<D>, ctx: Ctx) -> T4<D> {
+        let s = &self.conv.spec;
+        let folded = self.folded_weights();
+        let (w, bias) = (&folded.0, &folded.1);
+        let cap = match self.act {
+            Act::None => None,
+            Act::Relu => Some(f32::INFINITY),
+            Act::Relu6 => Some(6.0),
+        };
+        let pi = self.conv.attention.as_ref().map(|[w1, b1, w2, b2]| {
+            let a = AttentionWeights {
+                fc1_weight: w1.t2(w1.shape[0]),
+                fc1_bias: b1.t1(),
+                fc2_weight: w2.t2(w2.shape[0]),
+                fc2_bias: b2.t1(),
+            };
+            let pi = attention(x.clone(), a, ctx.temperature).as_vec();
+            *self.conv.last_attention.lock().unwrap_or_else(|p| p.into_inner()) = Some(pi.clone());
+            pi
+        });
+        D::fast_conv_folded(x, pi.as_deref(), w, bias, cap, s)
+    }
+
+    /// The folded (weights, bias), computed once per parameter change.
+    fn folded_weights(&self) -> Folded {
+        let mut cache = self.folded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = cache.as_ref() {
+            return v.clone();
+        }
+        let (scale, shift) = self.bn.inference_affine();
+        let s = &self.conv.spec;
+        let mut w = self.conv.weight.value.as_vec();
+        // Output channel of each weight element: OIHW (or K·OIHW) → index / (I·k·k) % O;
+        // transposed IOHW → index / (k·k) % O.
+        let k2 = s.kernel * s.kernel;
+        let per_o = if s.transposed { k2 } else { s.cin / s.groups * k2 };
+        for (i, v) in w.iter_mut().enumerate() {
+            *v *= scale[i / per_o % s.cout];
+        }
+        let conv_bias = self.conv.bias.as_ref().map(|b| b.value.as_vec());
+        let bias: Vec<f32> =
+            (0..s.cout).map(|o| shift[o] + conv_bias.as_ref().map_or(0.0, |b| b[o] * scale[o])).collect();
+        let v = std::sync::Arc::new((w, bias));
+        *cache = Some(v.clone());
+        v
     }
 }
 

@@ -261,7 +261,7 @@ impl<D: ConvBackend> PoseNet<D> {
     /// Backbone features (B, C, H/32, W/32).
     pub fn features<Tp>(&mut self, x: T4<D, Tp>, ctx: Ctx) -> T4<D, Tp>
     where
-        Tp: Tape<f32, D> + Merge<Tp> + Default,
+        Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
         let mut x = self.stem.forward(x, ctx);
         if self.blueprint.backbone.stem_pool {
@@ -303,7 +303,7 @@ impl<D: ConvBackend> PoseNet<D> {
     /// Heatmaps (B, J, H/4, W/4) for input (B, 3, H, W).
     pub fn forward<Tp>(&mut self, x: T4<D, Tp>, ctx: Ctx) -> T4<D, Tp>
     where
-        Tp: Tape<f32, D> + Merge<Tp> + Default,
+        Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
         let mut y = self.features(x, ctx);
         match self.head.as_mut().expect("this network has no keypoint head") {
@@ -325,7 +325,7 @@ impl<D: ConvBackend> PoseNet<D> {
     /// Class scores (B, N) of a classifier network.
     pub fn logits<Tp>(&mut self, x: T4<D, Tp>, ctx: Ctx) -> Tensor<(usize, usize), f32, D, Tp>
     where
-        Tp: Tape<f32, D> + Merge<Tp> + Default,
+        Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
         let f: Tensor<(usize, usize), f32, D, Tp> = self.features(x, ctx).mean::<_, Axes2<2, 3>>();
         self.classifier.as_ref().expect("this network has no classifier").forward(f)
@@ -470,6 +470,33 @@ mod tests {
         assert!(rel(&fast.0, &generic.0) < 1e-4, "outputs differ: {}", rel(&fast.0, &generic.0));
         for (i, (a, b)) in fast.1.iter().zip(&generic.1).enumerate() {
             assert!(rel(a, b) < 1e-3, "parameter {i}: gradients differ by {}", rel(a, b));
+        }
+    }
+
+    #[test]
+    fn folded_inference_equals_the_unfolded_network() {
+        let dev: Cpu = Default::default();
+        for (arch, light) in [("dy-resnet10", false), ("dy-mobilenetv2", true), ("mobilenetv2", false)] {
+            let mut net = PoseNet::new(&dev, &pose(arch, 0.5, light), 8);
+            let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(9), 2 * 3 * 64 * 32), (2, 3, 64, 32));
+            // Training passes move the BN running statistics away from (0, 1).
+            for _ in 0..2 {
+                let _ = net.forward(x.clone(), Ctx::train(1.0));
+            }
+            let compare = |net: &mut PoseNet<Cpu>| {
+                let folded = net.forward(x.clone(), Ctx::INFERENCE).as_vec();
+                let plain = net.forward(x.clone(), Ctx { generic_ops: true, ..Ctx::INFERENCE }).as_vec();
+                let scale = plain.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+                let err = folded.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale;
+                assert!(err < 1e-4, "{arch}: folded inference differs by {err}");
+            };
+            compare(&mut net);
+            // Changing parameters (as the optimiser and checkpoint loading do) drops the folded
+            // weights cached by the inference above.
+            for p in net.params_mut().into_iter().filter(|p| p.trainable) {
+                p.value = p.value.clone() * 0.9;
+            }
+            compare(&mut net);
         }
     }
 

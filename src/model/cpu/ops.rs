@@ -175,6 +175,57 @@ where
     out.put_tape(tape)
 }
 
+/// Inference-only convolution with batch norm folded in and the activation fused:
+/// y = act(conv(x, W) + bias), W shared or, with `pi` (B × K), aggregated per sample from K
+/// kernels. No tape: weights and BN are constants here.
+pub fn conv_folded(
+    x: T4<Cpu>,
+    pi: Option<&[f32]>,
+    w: &[f32],
+    bias: &[f32],
+    relu_cap: Option<f32>,
+    spec: &ConvSpec,
+) -> T4<Cpu> {
+    let x = x.contiguous();
+    let dev = x.device().clone();
+    let (b, c, h, wd) = *x.shape();
+    let g = Geometry::of(spec, h, wd);
+    let [oh, ow] = spec.out_size([h, wd]);
+    let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(spec, &g));
+    let p = oh * ow;
+    let xv = x.as_vec();
+    let kk = pi.map_or(1, |v| v.len() / b);
+    let n = w.len() / kk;
+    let mut yv = vec![0.0f32; b * per_out];
+    yv.par_chunks_mut(per_out).enumerate().for_each_init(
+        || (vec![0.0f32; if pi.is_some() { n } else { 0 }], vec![0.0f32; scratch]),
+        |(wb, s), (i, y)| {
+            let weights: &[f32] = match pi {
+                Some(pv) => {
+                    wb.fill(0.0);
+                    for k in 0..kk {
+                        let a = pv[i * kk + k];
+                        for (d, v) in wb.iter_mut().zip(&w[k * n..(k + 1) * n]) {
+                            *d += a * v;
+                        }
+                    }
+                    wb
+                }
+                None => w,
+            };
+            forward(spec, &g, &xv[i * per_in..][..per_in], weights, y, s);
+            for (o, row) in y.chunks_mut(p).enumerate() {
+                let bo = bias[o];
+                match relu_cap {
+                    Some(cap) => row.iter_mut().for_each(|v| *v = (*v + bo).clamp(0.0, cap)),
+                    None => row.iter_mut().for_each(|v| *v += bo),
+                }
+            }
+        },
+    );
+    dev.tensor_from_vec(yv, (b, spec.cout, oh, ow))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,9 +41,9 @@ where
     let out = dev.tensor_from_vec(yv, (b, spec.cout, oh, ow));
     let (xg, wg, og) = (x.ghost(), w.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
-        grads.try_alloc_for(&og)?;
-        let gy = grads.get(&og).as_vec();
-        let mut gx = vec![0.0f32; b * per_in];
+        // One copy of the output gradient; the input gradient accumulates in place.
+        let gy = grads.get_or_alloc_mut(&og)?.to_vec();
+        let gx = grads.get_or_alloc_mut(&xg)?;
         let gw = gx
             .par_chunks_mut(per_in)
             .enumerate()
@@ -69,7 +69,6 @@ where
                     a
                 },
             );
-        add_into(grads.get_or_alloc_mut(&xg)?, &gx);
         add_into(grads.get_or_alloc_mut(&wg)?, &gw);
         Ok(())
     });
@@ -120,10 +119,9 @@ where
     let (xg, pg, kg, og) = (x.ghost(), pi.ghost(), kernels.ghost(), out.ghost());
     let (pv, kv) = (pi.as_vec(), kernels.as_vec());
     tape.add_backward_op(move |grads| {
-        grads.try_alloc_for(&og)?;
-        let gy = grads.get(&og).as_vec();
-        let mut gx = vec![0.0f32; b * per_in];
+        let gy = grads.get_or_alloc_mut(&og)?.to_vec();
         let mut gpi = vec![0.0f32; b * kk];
+        let gx = grads.get_or_alloc_mut(&xg)?;
         let gk = gx
             .par_chunks_mut(per_in)
             .zip(gpi.par_chunks_mut(kk))
@@ -167,7 +165,6 @@ where
                     a
                 },
             );
-        add_into(grads.get_or_alloc_mut(&xg)?, &gx);
         add_into(grads.get_or_alloc_mut(&pg)?, &gpi);
         add_into(grads.get_or_alloc_mut(&kg)?, &gk);
         Ok(())

@@ -142,7 +142,8 @@ pub fn peak_rss_mb() -> Option<f64> {
 }
 
 /// `dypose bench model`: inference and training images/s of the config's model on the CPU.
-pub fn bench_model(cfg: &crate::config::Config, batch: usize, iters: usize) -> Result<String> {
+/// `generic` forces the device-generic ops (the path CUDA runs) instead of the fast CPU path.
+pub fn bench_model(cfg: &crate::config::Config, batch: usize, iters: usize, generic: bool) -> Result<String> {
     use crate::model::conv::T4;
     use crate::model::layers::{init_rng, random_values, Ctx};
     use crate::model::posenet::PoseNet;
@@ -160,14 +161,14 @@ pub fn bench_model(cfg: &crate::config::Config, batch: usize, iters: usize) -> R
         dev.tensor_from_vec(random_values(rng, batch * j * out[0] * out[1]), (batch, j, out[0], out[1]));
     let mut infer = || {
         let t = Instant::now();
-        std::hint::black_box(net.forward(x.clone(), Ctx::INFERENCE).as_vec());
+        std::hint::black_box(net.forward(x.clone(), Ctx { generic_ops: generic, ..Ctx::INFERENCE }).as_vec());
         t.elapsed().as_secs_f64()
     };
     infer();
     let inference: Vec<f64> = (0..iters).map(|_| infer()).collect();
     let mut train = || {
         let t = Instant::now();
-        let y = net.forward(x.leaky_trace(), Ctx::train(1.0));
+        let y = net.forward(x.leaky_trace(), Ctx { generic_ops: generic, ..Ctx::train(1.0) });
         let grads = (y - target.clone()).square().mean().backward();
         std::hint::black_box(grads);
         t.elapsed().as_secs_f64()
@@ -183,11 +184,12 @@ pub fn bench_model(cfg: &crate::config::Config, batch: usize, iters: usize) -> R
     let cores = rayon::current_num_threads();
     let rss = peak_rss_mb().unwrap_or(f64::NAN);
     let mut s = format!(
-        "{} at {}×{} (h×w), batch {batch}, {} threads, CPU; {:.2} GMAdds and {:.1} M parameters per image; median of {iters}\n",
+        "{} at {}×{} (h×w), batch {batch}, {} threads, CPU ({} ops); {:.2} GMAdds and {:.1} M parameters per image; median of {iters}\n",
         cfg.model.arch,
         h,
         w,
         cores,
+        if generic { "device-generic" } else { "fast CPU" },
         cost.madds as f64 / 1e9,
         cost.params as f64 / 1e6
     );
@@ -207,7 +209,7 @@ pub fn bench_model(cfg: &crate::config::Config, batch: usize, iters: usize) -> R
     );
     s += &serde_json::json!({
         "batch": batch, "inference_img_per_s": ips_i, "training_img_per_s": ips_t,
-        "inference_gflops": gf_i, "training_gflops": gf_t, "gemm_one_core_gflops": gemm, "gemm_one_core_gflops_dfdx": gemm_dfdx, "threads": cores, "peak_rss_mb": rss,
+        "inference_gflops": gf_i, "training_gflops": gf_t, "gemm_one_core_gflops": gemm, "gemm_one_core_gflops_dfdx": gemm_dfdx, "threads": cores, "peak_rss_mb": rss, "generic_ops": generic,
     })
     .to_string();
     Ok(s)

@@ -154,6 +154,9 @@ pub enum BenchCommand {
         batch: usize,
         #[arg(long, default_value_t = 3)]
         iters: usize,
+        /// Use the device-generic ops (the CUDA path) instead of the fast CPU path.
+        #[arg(long)]
+        generic: bool,
     },
     /// Time the data path from JPEG on disk to collated training batches.
     Data {
@@ -212,9 +215,9 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}", bench::bench_coco_load(&ann, repeat)?);
             Ok(())
         }
-        Command::Bench(BenchCommand::Model { config, set, batch, iters }) => {
+        Command::Bench(BenchCommand::Model { config, set, batch, iters, generic }) => {
             let cfg = crate::config::Config::load(&config, &set)?;
-            println!("{}", bench::bench_model(&cfg, batch, iters)?);
+            println!("{}", bench::bench_model(&cfg, batch, iters, generic)?);
             Ok(())
         }
         Command::Bench(BenchCommand::Data { ann, images, samples, workers, batch }) => {

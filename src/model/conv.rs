@@ -354,6 +354,18 @@ pub(crate) mod reference {
             .collect()
     }
 
+    /// ∂loss/∂v by central differences (step 1e-6) on an f64 function.
+    pub fn central_differences(loss: impl Fn(&[f64]) -> f64, v: &[f64]) -> Vec<f64> {
+        (0..v.len())
+            .map(|i| {
+                let (mut p, mut m) = (v.to_vec(), v.to_vec());
+                p[i] += 1e-6;
+                m[i] -= 1e-6;
+                (loss(&p) - loss(&m)) / 2e-6
+            })
+            .collect()
+    }
+
     /// Largest |a − b| relative to the largest |b| (the tensors' scale).
     pub fn rel_err(a: &[f32], b: &[f64]) -> f64 {
         assert_eq!(a.len(), b.len());

@@ -94,7 +94,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::reference::{rel_err, values, Conv};
+    use super::super::conv::reference::{central_differences, rel_err, values, Conv};
     use super::*;
 
     /// The whole operator in f64 plain loops: attention, aggregation, convolution.
@@ -245,14 +245,7 @@ mod tests {
         let grads = (y * rt).sum().backward();
         // Central differences of L = Σ r·y on the f64 reference, per parameter.
         let loss = |v: &[f64]| reference.forward(v).iter().zip(&rv).map(|(a, b)| a * b).sum::<f64>();
-        let numeric: Vec<f64> = (0..total)
-            .map(|i| {
-                let (mut p, mut m) = (v.clone(), v.clone());
-                p[i] += 1e-6;
-                m[i] -= 1e-6;
-                (loss(&p) - loss(&m)) / 2e-6
-            })
-            .collect();
+        let numeric = central_differences(loss, &v);
         let got: Vec<Vec<f32>> = vec![
             grads.get(&x).as_vec(),
             grads.get(&kernels).as_vec(),

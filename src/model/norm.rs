@@ -77,7 +77,7 @@ pub fn update_running(
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::reference::{rel_err, values};
+    use super::super::conv::reference::{central_differences, rel_err, values};
     use super::*;
 
     /// f64 batch norm, training mode: [x | γ | β] → y.
@@ -118,14 +118,7 @@ mod tests {
         let rt: T4<Cpu> = dev.tensor_from_vec(f(&r), (3, 4, 5, 3));
         let grads = (y * rt).sum().backward();
         let loss = |v: &[f64]| reference(v, dims, 1e-5).iter().zip(&r).map(|(a, b)| a * b).sum::<f64>();
-        let numeric: Vec<f64> = (0..v.len())
-            .map(|i| {
-                let (mut p, mut m) = (v.clone(), v.clone());
-                p[i] += 1e-6;
-                m[i] -= 1e-6;
-                (loss(&p) - loss(&m)) / 2e-6
-            })
-            .collect();
+        let numeric = central_differences(loss, &v);
         let e = rel_err(&grads.get(&x).as_vec(), &numeric[..n]);
         assert!(e < 1e-5, "input gradient: {e}");
         assert!(rel_err(&grads.get(&gamma).as_vec(), &numeric[n..n + c]) < 1e-5, "γ gradient");

@@ -18,6 +18,12 @@ fn add_into(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// Sums per-thread partial gradients (the reduce step after a rayon fold).
+fn summed(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
+    add_into(&mut a, &b);
+    a
+}
+
 /// Static convolution: x (B, C, H, W) with a flat weight in PyTorch layout.
 pub fn conv<Tp>(x: T4<Cpu, Tp>, w: Flat<Tp>, spec: &ConvSpec) -> T4<Cpu, Tp>
 where
@@ -62,13 +68,7 @@ where
                 },
             )
             .map(|(gw, _)| gw)
-            .reduce(
-                || vec![0.0f32; wv.len()],
-                |mut a, b| {
-                    add_into(&mut a, &b);
-                    a
-                },
-            );
+            .reduce(|| vec![0.0f32; wv.len()], summed);
         add_into(grads.get_or_alloc_mut(&wg)?, &gw);
         Ok(())
     });
@@ -158,13 +158,7 @@ where
                 },
             )
             .map(|(gk, ..)| gk)
-            .reduce(
-                || vec![0.0f32; kk * n],
-                |mut a, b| {
-                    add_into(&mut a, &b);
-                    a
-                },
-            );
+            .reduce(|| vec![0.0f32; kk * n], summed);
         add_into(grads.get_or_alloc_mut(&pg)?, &gpi);
         add_into(grads.get_or_alloc_mut(&kg)?, &gk);
         Ok(())

@@ -38,10 +38,33 @@ pub trait ConvBackend: Device<f32> {
         let _ = (x, pi, w, bias, relu_cap, spec);
         unreachable!("callers check ConvBackend::FAST")
     }
+
+    /// Training-mode batch norm with a fused activation; returns (y, batch mean, batch variance).
+    #[allow(clippy::type_complexity)]
+    fn fast_batch_norm_train<Tp: Tape<f32, Self> + Merge<Tp>>(
+        x: T4<Self, Tp>,
+        gamma: Flat<Self, Tp>,
+        beta: Flat<Self, Tp>,
+        eps: f32,
+        relu_cap: Option<f32>,
+    ) -> (T4<Self, Tp>, Vec<f32>, Vec<f32>) {
+        let _ = (x, gamma, beta, eps, relu_cap);
+        unreachable!("callers check ConvBackend::FAST")
+    }
 }
 
 impl ConvBackend for Cpu {
     const FAST: bool = true;
+
+    fn fast_batch_norm_train<Tp: Tape<f32, Cpu> + Merge<Tp>>(
+        x: T4<Cpu, Tp>,
+        gamma: Flat<Cpu, Tp>,
+        beta: Flat<Cpu, Tp>,
+        eps: f32,
+        relu_cap: Option<f32>,
+    ) -> (T4<Cpu, Tp>, Vec<f32>, Vec<f32>) {
+        super::cpu::ops::batch_norm_train(x, gamma, beta, eps, relu_cap)
+    }
 
     fn fast_conv_folded(
         x: T4<Cpu>,

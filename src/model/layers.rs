@@ -258,17 +258,23 @@ impl<D: Device<f32>> BatchNorm<D> {
         if ctx.train {
             let (b, _, h, w) = *x.shape();
             let (y, mean, var) = batch_norm_train(x, self.weight.t1(), self.bias.t1(), BN_EPS);
-            let (mut rm, mut rv) = (self.running_mean.value.as_vec(), self.running_var.value.as_vec());
-            update_running(&mut rm, &mut rv, &mean, &var, b * h * w, BN_MOMENTUM);
-            let c = rm.len();
-            self.running_mean.value = dev.tensor_from_vec(rm, (c,));
-            self.running_var.value = dev.tensor_from_vec(rv, (c,));
+            self.update_running_stats(&mean, &var, b * h * w);
             y
         } else {
             let (scale, shift) = self.inference_affine();
             let c = scale.len();
             batch_norm_eval(x, &dev.tensor_from_vec(scale, (c,)), &dev.tensor_from_vec(shift, (c,)))
         }
+    }
+
+    /// Moves the running averages towards a batch's statistics (PyTorch's rule).
+    pub fn update_running_stats(&mut self, mean: &[f32], var: &[f32], n: usize) {
+        let dev = self.running_mean.value.device().clone();
+        let (mut rm, mut rv) = (self.running_mean.value.as_vec(), self.running_var.value.as_vec());
+        update_running(&mut rm, &mut rv, mean, var, n, BN_MOMENTUM);
+        let c = rm.len();
+        self.running_mean.value = dev.tensor_from_vec(rm, (c,));
+        self.running_var.value = dev.tensor_from_vec(rv, (c,));
     }
 
     pub fn inference_affine(&self) -> (Vec<f32>, Vec<f32>) {
@@ -324,6 +330,15 @@ pub enum Act {
 }
 
 impl Act {
+    /// The upper clip of the activation: None for none, ∞ for ReLU, 6 for ReLU6.
+    pub fn cap(self) -> Option<f32> {
+        match self {
+            Act::None => None,
+            Act::Relu => Some(f32::INFINITY),
+            Act::Relu6 => Some(6.0),
+        }
+    }
+
     pub fn apply<D: Device<f32>, Tp: Tape<f32, D>>(self, x: T4<D, Tp>) -> T4<D, Tp> {
         match self {
             Act::None => x,
@@ -394,6 +409,14 @@ impl<D: ConvBackend> ConvBn<D> {
             *self.folded.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
         }
         let y = self.conv.forward(x, ctx);
+        if D::FAST && ctx.train && !ctx.generic_ops {
+            // One parallel op for BN with batch statistics and the activation.
+            let (b, _, h, w) = *y.shape();
+            let (y, mean, var) =
+                D::fast_batch_norm_train(y, self.bn.weight.t1(), self.bn.bias.t1(), BN_EPS, self.act.cap());
+            self.bn.update_running_stats(&mean, &var, b * h * w);
+            return y;
+        }
         self.act.apply(self.bn.forward(y, ctx))
     }
 
@@ -403,11 +426,7 @@ impl<D: ConvBackend> ConvBn<D> {
         let s = &self.conv.spec;
         let folded = self.folded_weights();
         let (w, bias) = (&folded.0, &folded.1);
-        let cap = match self.act {
-            Act::None => None,
-            Act::Relu => Some(f32::INFINITY),
-            Act::Relu6 => Some(6.0),
-        };
+        let cap = self.act.cap();
         let pi = self.conv.attention.as_ref().map(|[w1, b1, w2, b2]| {
             let a = AttentionWeights {
                 fc1_weight: w1.t2(w1.shape[0]),

@@ -217,6 +217,98 @@ pub fn conv_folded(
     dev.tensor_from_vec(yv, (b, spec.cout, oh, ow))
 }
 
+/// Training-mode batch norm with the activation fused: y = act(γ·(x − μ)/√(σ² + ε) + β), with
+/// batch statistics per channel; returns y and the batch mean and (biased) variance.
+/// `relu_cap`: None (no activation), ∞ (ReLU) or 6 (ReLU6).
+pub fn batch_norm_train<Tp>(
+    x: T4<Cpu, Tp>,
+    gamma: Flat<Tp>,
+    beta: Flat<Tp>,
+    eps: f32,
+    relu_cap: Option<f32>,
+) -> (T4<Cpu, Tp>, Vec<f32>, Vec<f32>)
+where
+    Tp: Tape<f32, Cpu> + Merge<Tp>,
+{
+    let (x, xtape) = x.contiguous().split_tape();
+    let (gamma, gtape) = gamma.split_tape();
+    let (beta, btape) = beta.split_tape();
+    let mut tape = xtape.merge(gtape).merge(btape);
+    let dev = x.device().clone();
+    let (b, c, h, w) = *x.shape();
+    let (hw, n) = (h * w, (b * h * w) as f64);
+    let (xv, gv, bv) = (x.as_vec(), gamma.as_vec(), beta.as_vec());
+    // Per-channel statistics (in f64: sums over B·H·W values).
+    let stats: Vec<(f32, f32)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let plane = |i: usize| &xv[(i * c + ch) * hw..][..hw];
+            let mean = (0..b).map(|i| plane(i).iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() / n;
+            let var = (0..b).map(|i| plane(i).iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()).sum::<f64>() / n;
+            (mean as f32, var as f32)
+        })
+        .collect();
+    let inv_std: Vec<f32> = stats.iter().map(|&(_, v)| 1.0 / (v + eps).sqrt()).collect();
+    let mut yv = vec![0.0f32; xv.len()];
+    yv.par_chunks_mut(hw).zip(xv.par_chunks(hw)).enumerate().for_each(|(i, (y, xp))| {
+        let ch = i % c;
+        let (m, s, g, be) = (stats[ch].0, inv_std[ch], gv[ch], bv[ch]);
+        for (o, &v) in y.iter_mut().zip(xp) {
+            let pre = (v - m) * s * g + be;
+            *o = match relu_cap {
+                Some(cap) => pre.max(0.0).min(cap),
+                None => pre,
+            };
+        }
+    });
+    let out = dev.tensor_from_vec(yv.clone(), (b, c, h, w));
+    let (xg, gg, bg, og) = (x.ghost(), gamma.ghost(), beta.ghost(), out.ghost());
+    let means: Vec<f32> = stats.iter().map(|s| s.0).collect();
+    let vars: Vec<f32> = stats.iter().map(|s| s.1).collect();
+    let m2 = means.clone();
+    tape.add_backward_op(move |grads| {
+        let gy = grads.get_or_alloc_mut(&og)?.to_vec();
+        // g = ∂L/∂(pre-activation): the activation passes the gradient where it is not clipped.
+        let pass = |y: f32| match relu_cap {
+            None => true,
+            Some(cap) => y > 0.0 && y < cap,
+        };
+        let xhat = |i: usize, j: usize| (xv[i * hw + j] - m2[i % c]) * inv_std[i % c];
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+                for i in (0..b).map(|bi| bi * c + ch) {
+                    for j in 0..hw {
+                        let k = i * hw + j;
+                        if pass(yv[k]) {
+                            sg += gy[k] as f64;
+                            sgx += (gy[k] * xhat(i, j)) as f64;
+                        }
+                    }
+                }
+                (sg, sgx)
+            })
+            .collect();
+        let gx = grads.get_or_alloc_mut(&xg)?;
+        gx.par_chunks_mut(hw).enumerate().for_each(|(i, gxp)| {
+            let ch = i % c;
+            let k0 = (gv[ch] * inv_std[ch]) as f64;
+            let (mg, mgx) = (sums[ch].0 / n, sums[ch].1 / n);
+            for (j, d) in gxp.iter_mut().enumerate() {
+                let k = i * hw + j;
+                let g = if pass(yv[k]) { gy[k] as f64 } else { 0.0 };
+                *d += (k0 * (g - mg - xhat(i, j) as f64 * mgx)) as f32;
+            }
+        });
+        let (dg, db): (Vec<f32>, Vec<f32>) = sums.iter().map(|&(sg, sgx)| (sgx as f32, sg as f32)).unzip();
+        add_into(grads.get_or_alloc_mut(&gg)?, &dg);
+        add_into(grads.get_or_alloc_mut(&bg)?, &db);
+        Ok(())
+    });
+    (out.put_tape(tape), means, vars)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +390,51 @@ mod tests {
             y.square().sum().backward().get(&nhwc).as_vec()
         };
         assert!(rel(&run(true), &run(false)) < 1e-5);
+    }
+
+    #[test]
+    fn fused_batch_norm_matches_the_generic_ops() {
+        use crate::model::norm::batch_norm_train as generic_bn;
+        let dev: Cpu = Default::default();
+        let (b, c, h, w) = (3, 5, 4, 6);
+        let x: T4<Cpu> = dev.tensor_from_vec(
+            f32s(&values(b * c * h * w, 81)).iter().enumerate().map(|(i, v)| v * 2.0 + (i % 3) as f32).collect(),
+            (b, c, h, w),
+        );
+        let gamma: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(f32s(&values(c, 82)), (c,));
+        let beta: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(f32s(&values(c, 83)), (c,));
+        let r: T4<Cpu> = dev.tensor_from_vec(f32s(&values(b * c * h * w, 84)), (b, c, h, w));
+        for cap in [None, Some(f32::INFINITY), Some(0.5)] {
+            let run = |fast: bool| {
+                let (y, mean, var) = if fast {
+                    batch_norm_train(x.leaky_trace(), gamma.leaky_trace(), beta.leaky_trace(), 1e-5, cap)
+                } else {
+                    let (y, m, v) = generic_bn(x.leaky_trace(), gamma.leaky_trace(), beta.leaky_trace(), 1e-5);
+                    (
+                        match cap {
+                            None => y,
+                            Some(c) => y.clamp(0.0, c),
+                        },
+                        m,
+                        v,
+                    )
+                };
+                let out = y.as_vec();
+                let grads = (y * r.clone()).sum().backward();
+                (out, mean, var, grads.get(&x).as_vec(), grads.get(&gamma).as_vec(), grads.get(&beta).as_vec())
+            };
+            let (f, g) = (run(true), run(false));
+            for (name, a, bb) in [
+                ("output", &f.0, &g.0),
+                ("mean", &f.1, &g.1),
+                ("var", &f.2, &g.2),
+                ("input gradient", &f.3, &g.3),
+                ("γ gradient", &f.4, &g.4),
+                ("β gradient", &f.5, &g.5),
+            ] {
+                assert!(rel(a, bb) < 1e-5, "{name} with cap {cap:?}: {}", rel(a, bb));
+            }
+        }
     }
 
     #[test]

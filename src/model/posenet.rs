@@ -264,8 +264,9 @@ impl<D: ConvBackend> PoseNet<D> {
         Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
         let mut x = self.stem.forward(x, ctx);
+        let fast = D::FAST && !ctx.generic_ops;
         if self.blueprint.backbone.stem_pool {
-            x = max_pool2d(x, 3, 2, 1);
+            x = if fast { D::fast_max_pool(x, 3, 2, 1) } else { max_pool2d(x, 3, 2, 1) };
         }
         for block in self.stages.iter_mut().flatten() {
             x = match block {
@@ -275,7 +276,11 @@ impl<D: ConvBackend> PoseNet<D> {
                         Some(s) => s.forward(x, ctx),
                         None => x,
                     };
-                    (identity + main).relu()
+                    if fast {
+                        D::fast_add_relu(identity, main)
+                    } else {
+                        (identity + main).relu()
+                    }
                 }
                 BlockLayers::Inverted { expand, depthwise, project, residual } => {
                     let mut branch = |y: T4<D, Tp>| {

@@ -309,6 +309,87 @@ where
     (out.put_tape(tape), means, vars)
 }
 
+/// k×k max-pool (padding never wins), parallel over (sample, channel) planes; the gradient goes
+/// to each window's first maximum, as in PyTorch.
+pub fn max_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>, k: usize, stride: usize, padding: usize) -> T4<Cpu, Tp> {
+    let (x, mut tape) = x.contiguous().split_tape();
+    let dev = x.device().clone();
+    let (b, c, h, w) = *x.shape();
+    let spec = ConvSpec { padding, ..ConvSpec::new(c, c, k, stride) };
+    let g = Geometry::of(&spec, h, w);
+    let (oh, ow) = (g.oh, g.ow);
+    let xv = x.as_vec();
+    let mut yv = vec![0.0f32; b * c * oh * ow];
+    let mut arg = vec![0u32; yv.len()];
+    yv.par_chunks_mut(oh * ow).zip(arg.par_chunks_mut(oh * ow)).enumerate().for_each(|(i, (y, a))| {
+        let plane = &xv[i * h * w..][..h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (mut best, mut at) = (f32::NEG_INFINITY, 0usize);
+                for ky in 0..k {
+                    let Some(yy) = (oy * stride + ky).checked_sub(padding).filter(|&v| v < h) else { continue };
+                    for kx in 0..k {
+                        let Some(xx) = (ox * stride + kx).checked_sub(padding).filter(|&v| v < w) else { continue };
+                        let v = plane[yy * w + xx];
+                        if v > best {
+                            (best, at) = (v, yy * w + xx);
+                        }
+                    }
+                }
+                y[oy * ow + ox] = best;
+                a[oy * ow + ox] = at as u32;
+            }
+        }
+    });
+    let out = dev.tensor_from_vec(yv, (b, c, oh, ow));
+    let (xg, og) = (x.ghost(), out.ghost());
+    tape.add_backward_op(move |grads| {
+        let gy = grads.get_or_alloc_mut(&og)?.to_vec();
+        let gx = grads.get_or_alloc_mut(&xg)?;
+        gx.par_chunks_mut(h * w).enumerate().for_each(|(i, gp)| {
+            for j in 0..oh * ow {
+                gp[arg[i * oh * ow + j] as usize] += gy[i * oh * ow + j];
+            }
+        });
+        Ok(())
+    });
+    out.put_tape(tape)
+}
+
+/// relu(a + b) in one parallel pass (the end of a residual block).
+pub fn add_relu<Tp: Tape<f32, Cpu> + Merge<Tp>>(a: T4<Cpu, Tp>, b: T4<Cpu, Tp>) -> T4<Cpu, Tp> {
+    let (a, atape) = a.contiguous().split_tape();
+    let (b, btape) = b.contiguous().split_tape();
+    let mut tape = atape.merge(btape);
+    let dev = a.device().clone();
+    let shape = *a.shape();
+    assert_eq!(shape, *b.shape(), "add_relu needs equal shapes");
+    let (av, bv) = (a.as_vec(), b.as_vec());
+    let mut yv = vec![0.0f32; av.len()];
+    const CHUNK: usize = 1 << 14;
+    yv.par_chunks_mut(CHUNK).zip(av.par_chunks(CHUNK).zip(bv.par_chunks(CHUNK))).for_each(|(y, (p, q))| {
+        for ((o, x), z) in y.iter_mut().zip(p).zip(q) {
+            *o = (x + z).max(0.0);
+        }
+    });
+    let out = dev.tensor_from_vec(yv.clone(), shape);
+    let (ag, bg, og) = (a.ghost(), b.ghost(), out.ghost());
+    tape.add_backward_op(move |grads| {
+        let mut gy = grads.get_or_alloc_mut(&og)?.to_vec();
+        gy.par_chunks_mut(CHUNK).zip(yv.par_chunks(CHUNK)).for_each(|(g, y)| {
+            for (d, &v) in g.iter_mut().zip(y) {
+                if v <= 0.0 {
+                    *d = 0.0;
+                }
+            }
+        });
+        add_into(grads.get_or_alloc_mut(&ag)?, &gy);
+        add_into(grads.get_or_alloc_mut(&bg)?, &gy);
+        Ok(())
+    });
+    out.put_tape(tape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +471,36 @@ mod tests {
             y.square().sum().backward().get(&nhwc).as_vec()
         };
         assert!(rel(&run(true), &run(false)) < 1e-5);
+    }
+
+    #[test]
+    fn max_pool_and_add_relu_match_the_generic_ops() {
+        use crate::model::conv::max_pool2d;
+        let dev: Cpu = Default::default();
+        let x: T4<Cpu> = dev.tensor_from_vec(f32s(&values(2 * 3 * 9 * 7, 91)), (2, 3, 9, 7));
+        let z: T4<Cpu> = dev.tensor_from_vec(f32s(&values(2 * 3 * 9 * 7, 92)), (2, 3, 9, 7));
+        let r: T4<Cpu> = dev.tensor_from_vec(f32s(&values(2 * 3 * 5 * 4, 93)), (2, 3, 5, 4));
+        let pool = |fast: bool| {
+            let y = if fast { max_pool(x.leaky_trace(), 3, 2, 1) } else { max_pool2d(x.leaky_trace(), 3, 2, 1) };
+            let out = y.as_vec();
+            (out, (y * r.clone()).sum().backward().get(&x).as_vec())
+        };
+        let (f, g) = (pool(true), pool(false));
+        assert_eq!(f.0, g.0);
+        assert!(rel(&f.1, &g.1) < 1e-6);
+        let sum = |fast: bool| {
+            let y = if fast {
+                add_relu(x.leaky_trace(), z.leaky_trace())
+            } else {
+                (x.leaky_trace() + z.leaky_trace()).relu()
+            };
+            let out = y.as_vec();
+            let grads = y.square().sum().backward();
+            (out, grads.get(&x).as_vec(), grads.get(&z).as_vec())
+        };
+        let (f, g) = (sum(true), sum(false));
+        assert_eq!(f.0, g.0);
+        assert!(rel(&f.1, &g.1) < 1e-6 && rel(&f.2, &g.2) < 1e-6);
     }
 
     #[test]

@@ -61,10 +61,19 @@ pub trait ConvBackend: Device<f32> {
         let _ = (a, b);
         unreachable!("callers check ConvBackend::FAST")
     }
+
+    fn fast_global_avg_pool<Tp: Tape<f32, Self>>(x: T4<Self, Tp>) -> Tensor<(usize, usize), f32, Self, Tp> {
+        let _ = x;
+        unreachable!("callers check ConvBackend::FAST")
+    }
 }
 
 impl ConvBackend for Cpu {
     const FAST: bool = true;
+
+    fn fast_global_avg_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> Tensor<(usize, usize), f32, Cpu, Tp> {
+        super::cpu::ops::global_avg_pool(x)
+    }
 
     fn fast_max_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>, k: usize, stride: usize, padding: usize) -> T4<Cpu, Tp> {
         super::cpu::ops::max_pool(x, k, stride, padding)

@@ -24,9 +24,17 @@ where
     D: Device<f32>,
     Tp: Tape<f32, D> + Merge<Tp>,
 {
-    let b = x.shape().0;
+    attention_head(x.mean::<_, Axes2<2, 3>>(), a, temperature)
+}
+
+/// The attention from already pooled features (B, C): FC → ReLU → FC → softmax(z/τ).
+pub fn attention_head<D, Tp>(pooled: T2<D, Tp>, a: AttentionWeights<D, Tp>, temperature: f32) -> T2<D, Tp>
+where
+    D: Device<f32>,
+    Tp: Tape<f32, D> + Merge<Tp>,
+{
+    let b = pooled.shape().0;
     let (hidden, k) = (a.fc1_weight.shape().0, a.fc2_weight.shape().0);
-    let pooled: T2<D, Tp> = x.mean::<_, Axes2<2, 3>>();
     let h =
         pooled.matmul(a.fc1_weight.permute::<_, Axes2<1, 0>>()) + a.fc1_bias.broadcast_like::<_, Axis<0>>(&(b, hidden));
     let z =

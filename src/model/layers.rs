@@ -7,7 +7,7 @@
 use super::backend::ConvBackend;
 use super::blueprint::ConvSpec;
 use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, T4};
-use super::dynamic::{attention, dynamic_conv2d, AttentionWeights};
+use super::dynamic::{attention, attention_head, dynamic_conv2d, AttentionWeights};
 use super::norm::{batch_norm_eval, batch_norm_train, inference_affine, update_running};
 use dfdx::prelude::*;
 use rand::Rng;
@@ -191,7 +191,11 @@ impl<D: ConvBackend> Conv<D> {
                     fc2_weight: w2.t2(k),
                     fc2_bias: b2.t1(),
                 };
-                let pi = attention(x.with_empty_tape(), a, ctx.temperature);
+                let pi = if D::FAST && !ctx.generic_ops {
+                    attention_head(D::fast_global_avg_pool(x.with_empty_tape()), a, ctx.temperature)
+                } else {
+                    attention(x.with_empty_tape(), a, ctx.temperature)
+                };
                 *self.last_attention.lock().unwrap_or_else(|p| p.into_inner()) = Some(pi.as_vec());
                 if D::FAST && !ctx.generic_ops {
                     D::fast_dynamic_conv(x, pi, self.weight.t1(), s)
@@ -434,7 +438,7 @@ impl<D: ConvBackend> ConvBn<D> {
                 fc2_weight: w2.t2(w2.shape[0]),
                 fc2_bias: b2.t1(),
             };
-            let pi = attention(x.clone(), a, ctx.temperature).as_vec();
+            let pi = attention_head(D::fast_global_avg_pool(x.clone()), a, ctx.temperature).as_vec();
             *self.conv.last_attention.lock().unwrap_or_else(|p| p.into_inner()) = Some(pi.clone());
             pi
         });

@@ -356,6 +356,29 @@ pub fn max_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>, k: usize, stride: usize, pad
     out.put_tape(tape)
 }
 
+/// Global average pool (B, C, H, W) → (B, C), parallel over planes.
+pub fn global_avg_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> Tensor<(usize, usize), f32, Cpu, Tp> {
+    let (x, mut tape) = x.contiguous().split_tape();
+    let dev = x.device().clone();
+    let (b, c, h, w) = *x.shape();
+    let hw = h * w;
+    let xv = x.as_vec();
+    let means: Vec<f32> =
+        xv.par_chunks(hw).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32).collect();
+    let out = dev.tensor_from_vec(means, (b, c));
+    let (xg, og) = (x.ghost(), out.ghost());
+    tape.add_backward_op(move |grads| {
+        let gy = grads.get_or_alloc_mut(&og)?.to_vec();
+        let gx = grads.get_or_alloc_mut(&xg)?;
+        gx.par_chunks_mut(hw).zip(gy.par_iter()).for_each(|(p, &g)| {
+            let d = g / hw as f32;
+            p.iter_mut().for_each(|v| *v += d);
+        });
+        Ok(())
+    });
+    out.put_tape(tape)
+}
+
 /// relu(a + b) in one parallel pass (the end of a residual block).
 pub fn add_relu<Tp: Tape<f32, Cpu> + Merge<Tp>>(a: T4<Cpu, Tp>, b: T4<Cpu, Tp>) -> T4<Cpu, Tp> {
     let (a, atape) = a.contiguous().split_tape();
@@ -501,6 +524,15 @@ mod tests {
         let (f, g) = (sum(true), sum(false));
         assert_eq!(f.0, g.0);
         assert!(rel(&f.1, &g.1) < 1e-6 && rel(&f.2, &g.2) < 1e-6);
+        let rp: Tensor<(usize, usize), f32, Cpu> = dev.tensor_from_vec(f32s(&values(6, 94)), (2, 3));
+        let gap = |fast: bool| {
+            let y: Tensor<(usize, usize), f32, Cpu, _> =
+                if fast { global_avg_pool(x.leaky_trace()) } else { x.leaky_trace().mean::<_, Axes2<2, 3>>() };
+            let out = y.as_vec();
+            (out, (y * rp.clone()).sum().backward().get(&x).as_vec())
+        };
+        let (f, g) = (gap(true), gap(false));
+        assert!(rel(&f.0, &g.0) < 1e-6 && rel(&f.1, &g.1) < 1e-6);
     }
 
     #[test]

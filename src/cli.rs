@@ -183,14 +183,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init { arch, seed, out, force } => {
             let (bp, _) = blueprint_from_args(&arch)?;
             let net = crate::model::posenet::PoseNet::new(&dfdx::prelude::Cpu::default(), &bp, seed);
-            if !force && out.exists() {
-                anyhow::bail!("{}: already exists (pass --force to overwrite it)", out.display());
-            }
             let meta = std::collections::BTreeMap::from([
                 ("arch".to_string(), arch.arch.clone()),
                 ("seed".to_string(), seed.to_string()),
             ]);
-            crate::model::checkpoint::save(&net, &out, meta)?;
+            crate::model::checkpoint::save(&net, &out, meta, force)?;
             println!("{}: {} tensors, {} trainable parameters", out.display(), net.params().len(), net.num_trainable());
             Ok(())
         }
@@ -240,26 +237,46 @@ fn run_info(a: InfoArgs) -> Result<()> {
 
 /// The blueprint and input size an `info`/`init` command line describes.
 fn blueprint_from_args(a: &InfoArgs) -> Result<(crate::model::blueprint::Blueprint, [usize; 2])> {
-    use crate::model::blueprint::{backbone, deconv_head, light_head, Blueprint};
+    use crate::model::blueprint::{backbone, Blueprint};
     if let Some(path) = &a.config {
         let cfg = crate::config::Config::load(path, &[])?;
         let [w, h] = cfg.input_size;
         return Ok((cfg.model.blueprint()?, [h, w]));
     }
     anyhow::ensure!(a.kernels >= 1, "--kernels must be at least 1");
-    let bb = backbone(&a.arch, a.width, a.dynamic_shortcut)?;
-    let dynamic = a.arch.starts_with("dy-");
-    let (head, classifier, default_input) = match a.head.as_deref() {
-        None => (None, Some(a.classifier.unwrap_or(1000)), [224, 224]),
-        Some("deconv") => (Some(deconv_head(bb.out_channels, 256, 3, a.joints, dynamic)), None, [256, 192]),
-        Some("light") => (Some(light_head(bb.out_channels, 128, 3, a.joints, dynamic)), None, [256, 192]),
-        Some(other) => anyhow::bail!("unknown head '{other}' (use deconv or light)"),
+    let (bp, default_input) = match a.head.as_deref() {
+        None => {
+            let bb = backbone(&a.arch, a.width, a.dynamic_shortcut)?;
+            (
+                Blueprint {
+                    backbone: bb,
+                    head: None,
+                    classifier: Some(a.classifier.unwrap_or(1000)),
+                    kernels: a.kernels,
+                },
+                [224, 224],
+            )
+        }
+        Some(head) => {
+            // The pose model a config would build (the light head defaults to 128 channels here).
+            let model = crate::config::ModelConfig {
+                arch: a.arch.clone(),
+                width: a.width,
+                head: head.to_string(),
+                head_channels: if head == "light" { 128 } else { 256 },
+                dynamic_shortcut: a.dynamic_shortcut,
+                kernels: a.kernels,
+                joints: a.joints,
+                ..Default::default()
+            };
+            (model.blueprint()?, [256, 192])
+        }
     };
     let input = match &a.input {
         Some(s) => parse_hw(s)?,
         None => default_input,
     };
-    Ok((Blueprint { backbone: bb, head, classifier, kernels: a.kernels }, input))
+    Ok((bp, input))
 }
 
 /// "256x192" → [256, 192].

@@ -81,11 +81,7 @@ impl Loader {
 
     /// Sample order of an epoch: shuffled by (seed, epoch) when configured.
     pub fn order(&self, epoch: u64) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.instances.len()).collect();
-        if self.cfg.shuffle {
-            order.shuffle(&mut sample_rng(self.cfg.seed, epoch, u64::MAX));
-        }
-        order
+        epoch_order(self.instances.len(), self.cfg.seed, epoch, self.cfg.shuffle)
     }
 
     /// The batches of one epoch, produced in the background. Dropping the iterator stops the
@@ -115,6 +111,15 @@ impl Loader {
         });
         EpochBatches { rx, stop, handle: Some(handle), report }
     }
+}
+
+/// The order of `n` samples in `epoch`: shuffled by (seed, epoch) when `shuffle`.
+pub fn epoch_order(n: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if shuffle {
+        order.shuffle(&mut sample_rng(seed, epoch, u64::MAX));
+    }
+    order
 }
 
 /// Builds the samples of one batch in parallel; unreadable images are skipped and recorded.

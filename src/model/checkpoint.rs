@@ -23,14 +23,16 @@ pub fn to_bytes<D: Device<f32>>(params: &[&Param<D>], metadata: BTreeMap<String,
     Ok(safetensors::serialize(views, Some(meta))?)
 }
 
-/// Writes the network's weights to `path` atomically (temporary file + rename).
+/// Writes the network's weights to `path` atomically (temporary file + rename); an existing
+/// file is replaced only with `overwrite`.
 pub fn save<D: super::backend::ConvBackend>(
     net: &PoseNet<D>,
     path: &Path,
     metadata: BTreeMap<String, String>,
+    overwrite: bool,
 ) -> Result<()> {
     let bytes = to_bytes(&net.params(), metadata)?;
-    crate::fsutil::write_atomic(path, &bytes)
+    crate::fsutil::write_new(path, &bytes, overwrite)
 }
 
 /// Loads weights into `params`; every parameter must be present with its exact shape, and the
@@ -102,7 +104,7 @@ mod tests {
         let _ = trained.forward(x.clone(), Ctx::train(1.0));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
-        save(&trained, &path, BTreeMap::from([("arch".to_string(), "dy-resnet10".to_string())])).unwrap();
+        save(&trained, &path, BTreeMap::from([("arch".to_string(), "dy-resnet10".to_string())]), false).unwrap();
         let mut fresh = PoseNet::new(&dev, &bp, 2);
         let meta = load(&mut fresh, &path).unwrap();
         assert_eq!(meta["arch"], "dy-resnet10");

@@ -121,7 +121,7 @@ pub fn show_training_samples(
     use crate::coco::CocoDataset;
     use crate::config::Config;
     use crate::data::instances::train_instances;
-    use crate::data::loader::{load_rgb, Loader, LoaderConfig};
+    use crate::data::loader::{epoch_order, load_rgb};
     Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
     Config::require(&cfg.data.train_images, "data.train_images")?;
     let ds = CocoDataset::load(&cfg.data.train_annotations)?;
@@ -129,9 +129,7 @@ pub fn show_training_samples(
     let (instances, report) = train_instances(&ds, &cfg.data.train_images, cfg.data.category_id, kspec.len());
     eprintln!("{report}");
     let spec = cfg.sample_spec(&kspec, true);
-    let loader_cfg =
-        LoaderConfig { batch_size: 1, seed: cfg.seed, shuffle: true, prefetch: 1, workers: 1, drop_last: false };
-    let order = Loader::new(instances.clone(), spec.clone(), loader_cfg)?.order(0);
+    let order = epoch_order(instances.len(), cfg.seed, 0, true);
     let mut written = Vec::new();
     for &i in order.iter().take(count) {
         let inst = &instances[i];

@@ -69,7 +69,7 @@ pub struct InfoArgs {
     /// Describe the pose model of this config instead (its model section and input size).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// MobileNetV2 width multiplier.
+    /// Channel width multiplier (MobileNetV2 and ResNet).
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
     /// Classifier with this many classes (the ImageNet models of the paper: 1000).

@@ -33,7 +33,7 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     pub arch: String,
-    /// MobileNetV2 width multiplier.
+    /// Channel width multiplier (MobileNetV2 and ResNet).
     pub width: f64,
     /// "deconv" (SimpleBaseline) or "light" (bilinear ×2 + depthwise-separable).
     pub head: String,

@@ -10,5 +10,7 @@ pub mod config;
 pub mod data;
 pub mod eval;
 pub mod fsutil;
+pub mod infer;
 pub mod model;
+pub mod progress;
 pub mod viz;

@@ -363,12 +363,7 @@ pub fn write_dataset(
     for (split, count, split_seed) in [("train", train, 1u64), ("val", val, 2u64)] {
         let dir = out.join(split);
         std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
-        let bar = indicatif::ProgressBar::new(count as u64).with_style(
-            indicatif::ProgressStyle::with_template("{msg:>6} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_message(split);
+        let bar = crate::progress::bar(count as u64, split, "images");
         let images: Vec<anyhow::Result<(Value, Vec<Value>)>> = (0..count)
             .into_par_iter()
             .map(|i| {

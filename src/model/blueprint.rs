@@ -110,16 +110,19 @@ pub fn make_divisible(v: f64, divisor: usize) -> usize {
 }
 
 /// ResNet-10 ([1,1,1,1]) or ResNet-18 ([2,2,2,2]) with basic blocks; `dynamic` makes every conv
-/// but the stem dynamic, the 1×1 shortcuts only with `dynamic_shortcut`.
-pub fn resnet(depth: usize, dynamic: bool, dynamic_shortcut: bool) -> Result<Backbone> {
+/// but the stem dynamic, the 1×1 shortcuts only with `dynamic_shortcut`. `width` scales every
+/// channel count (rounded to a multiple of 8), for small models such as the quickstart's.
+pub fn resnet(depth: usize, width: f64, dynamic: bool, dynamic_shortcut: bool) -> Result<Backbone> {
+    ensure!(width > 0.0 && width <= 4.0 && width.is_finite(), "ResNet width {width} is out of range (0, 4]");
+    let ch = |c: usize| make_divisible(c as f64 * width, 8);
     let blocks = match depth {
         10 => [1, 1, 1, 1],
         18 => [2, 2, 2, 2],
         _ => bail!("ResNet depth {depth} is not available (use 10 or 18)"),
     };
-    let mut cin = 64;
+    let mut cin = ch(64);
     let mut stages = Vec::new();
-    for (i, (&n, cout)) in blocks.iter().zip([64, 128, 256, 512]).enumerate() {
+    for (i, (&n, cout)) in blocks.iter().zip([ch(64), ch(128), ch(256), ch(512)]).enumerate() {
         let mut stage = Vec::new();
         for b in 0..n {
             let stride = if b == 0 && i > 0 { 2 } else { 1 };
@@ -137,11 +140,11 @@ pub fn resnet(depth: usize, dynamic: bool, dynamic_shortcut: bool) -> Result<Bac
     }
     Ok(Backbone {
         name: format!("{}resnet{depth}", if dynamic { "dy-" } else { "" }),
-        stem: ConvSpec::new(3, 64, 7, 2),
+        stem: ConvSpec::new(3, ch(64), 7, 2),
         stem_pool: true,
         stages,
         last_conv: None,
-        out_channels: 512,
+        out_channels: ch(512),
     })
 }
 
@@ -216,8 +219,8 @@ pub fn backbone(arch: &str, width: f64, dynamic_shortcut: bool) -> Result<Backbo
         None => (false, arch),
     };
     match base {
-        "resnet10" => resnet(10, dynamic, dynamic_shortcut),
-        "resnet18" => resnet(18, dynamic, dynamic_shortcut),
+        "resnet10" => resnet(10, width, dynamic, dynamic_shortcut),
+        "resnet18" => resnet(18, width, dynamic, dynamic_shortcut),
         "mobilenetv2" => mobilenet_v2(width, dynamic),
         _ => bail!("unknown architecture '{arch}' (available: {})", ARCHS.join(", ")),
     }
@@ -238,7 +241,7 @@ mod tests {
 
     #[test]
     fn shapes_and_dynamic_layers() {
-        let r = resnet(18, true, false).unwrap();
+        let r = resnet(18, 1.0, true, false).unwrap();
         assert!(!r.stem.dynamic);
         let Block::Basic { conv1, shortcut, .. } = &r.stages[1][0] else { panic!() };
         assert!(conv1.dynamic && conv1.stride == 2 && !shortcut.unwrap().dynamic);

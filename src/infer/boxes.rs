@@ -1,0 +1,98 @@
+//! Where the persons are: ground-truth boxes, a detector's boxes, or the whole image.
+
+use crate::coco::schema::Id;
+use crate::coco::CocoDataset;
+use anyhow::{ensure, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+/// One person box to run the pose model on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonBox {
+    pub image_id: Id,
+    /// COCO `[x, y, w, h]` in image pixels.
+    pub bbox: [f64; 4],
+    pub score: f64,
+}
+
+/// The ground-truth persons that SimpleBaseline evaluates with GT boxes: not crowd, at least one
+/// labelled joint, the box clipped to the image and non-empty; score 1.
+pub fn gt_boxes(gt: &CocoDataset, category_id: i64, num_joints: usize) -> Vec<PersonBox> {
+    let (instances, _) = crate::data::instances::train_instances(gt, Path::new(""), category_id, num_joints);
+    instances.into_iter().map(|i| PersonBox { image_id: i.image_id, bbox: i.bbox, score: 1.0 }).collect()
+}
+
+#[derive(Deserialize)]
+struct DetectionRecord {
+    image_id: Id,
+    category_id: Id,
+    bbox: Vec<f64>,
+    score: f64,
+}
+
+/// Person boxes from a COCO detection results file (`[{image_id, category_id, bbox, score}]`):
+/// `category_id` only, score at least `min_score`, boxes with positive size. With `gt`, every
+/// image must be one of its images.
+pub fn detection_boxes(
+    path: &Path,
+    category_id: i64,
+    min_score: f64,
+    gt: Option<&CocoDataset>,
+) -> Result<Vec<PersonBox>> {
+    let records: Vec<DetectionRecord> = crate::coco::json::read_with(path, crate::coco::json::parse_array_par)?;
+    let mut out = Vec::new();
+    for (i, r) in records.into_iter().enumerate() {
+        let at = || format!("{}: record [{i}] (image_id {})", path.display(), r.image_id);
+        ensure!(r.bbox.len() == 4, "{}: bbox has {} numbers, expected 4 ([x, y, w, h])", at(), r.bbox.len());
+        ensure!(r.bbox.iter().all(|v| v.is_finite()), "{}: bbox {:?} is not finite", at(), r.bbox);
+        ensure!(r.score.is_finite(), "{}: score {} is not a finite number", at(), r.score);
+        if let Some(gt) = gt {
+            ensure!(
+                gt.contains_image(r.image_id),
+                "{}: image_id {} is not an image of {}",
+                at(),
+                r.image_id,
+                gt.source.display()
+            );
+        }
+        if r.category_id != category_id || r.score < min_score || r.bbox[2] <= 0.0 || r.bbox[3] <= 0.0 {
+            continue;
+        }
+        out.push(PersonBox {
+            image_id: r.image_id,
+            bbox: [r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]],
+            score: r.score,
+        });
+    }
+    Ok(out)
+}
+
+/// The whole image as one person box (for images nobody has boxed).
+pub fn whole_image_box(image_id: Id, width: u32, height: u32) -> PersonBox {
+    PersonBox { image_id, bbox: [0.0, 0.0, width as f64, height as f64], score: 1.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detections_are_filtered_and_bad_records_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dets.json");
+        std::fs::write(
+            &p,
+            r#"[{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.9},
+                {"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.9},
+                {"image_id": 2, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.1},
+                {"image_id": 2, "category_id": 1, "bbox": [1, 2, 0, 4], "score": 0.9}]"#,
+        )
+        .unwrap();
+        let b = detection_boxes(&p, 1, 0.2, None).unwrap();
+        assert_eq!(b, vec![PersonBox { image_id: 1, bbox: [1.0, 2.0, 3.0, 4.0], score: 0.9 }]);
+        assert_eq!(detection_boxes(&p, 1, 0.0, None).unwrap().len(), 2);
+        std::fs::write(&p, r#"[{"image_id": 7, "category_id": 1, "bbox": [1, 2, 3], "score": 0.9}]"#).unwrap();
+        let e = format!("{:#}", detection_boxes(&p, 1, 0.0, None).unwrap_err());
+        assert!(e.contains("dets.json: record [0] (image_id 7): bbox has 3 numbers"), "{e}");
+    }
+}

@@ -1,0 +1,9 @@
+//! Inference: person boxes → crops → heatmaps (with flip test) → joints in image coordinates →
+//! rescoring and OKS-NMS → COCO results. Only `HeatmapModel` for `PoseNet` touches tensors.
+
+pub mod boxes;
+pub mod post;
+pub mod predictor;
+
+pub use boxes::PersonBox;
+pub use predictor::{evaluate_persons, results_json, HeatmapModel, ImageJob, Person, PredictOptions, Predictor};

@@ -1,0 +1,289 @@
+//! The top-down predictor: crops every box of an image by the training code's affine, runs the
+//! network in batches (and on the mirrored crops for the flip test), decodes, maps the joints
+//! back to the image, rescores and suppresses duplicates per image.
+
+use super::boxes::{whole_image_box, PersonBox};
+use super::post::{merge_flipped, mirror_inputs, oks_nms, rescore};
+use crate::coco::Id;
+use crate::data::affine::{Affine, CropRegion};
+use crate::data::codec::{Decoding, HeatmapCodec};
+use crate::data::warp::{normalize_chw, warp_rgb};
+use anyhow::Result;
+use image::RgbImage;
+use rayon::prelude::*;
+use std::path::PathBuf;
+
+/// Anything that turns normalised `n × 3 × H × W` crops into `n × J × h × w` heatmaps.
+pub trait HeatmapModel {
+    fn heatmaps(&mut self, inputs: &[f32], n: usize, size: [usize; 2]) -> Result<Vec<f32>>;
+}
+
+impl<D: crate::model::backend::ConvBackend> HeatmapModel for crate::model::posenet::PoseNet<D> {
+    fn heatmaps(&mut self, inputs: &[f32], n: usize, [w, h]: [usize; 2]) -> Result<Vec<f32>> {
+        let dev: D = Default::default();
+        let x = dev.tensor_from_vec(inputs.to_vec(), (n, 3, h, w));
+        Ok(self.forward(x, crate::model::layers::Ctx::INFERENCE).as_vec())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PredictOptions {
+    pub flip: bool,
+    pub decoding: Decoding,
+    pub batch_size: usize,
+    /// Joints scoring above this count toward the instance score (0.2).
+    pub joint_threshold: f64,
+    /// OKS above which the weaker of two poses is dropped (0.9).
+    pub nms_threshold: f64,
+    /// Box padding (1.25), as in training.
+    pub padding: f64,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        PredictOptions {
+            flip: true,
+            decoding: Decoding::Quarter,
+            batch_size: 32,
+            joint_threshold: 0.2,
+            nms_threshold: 0.9,
+            padding: 1.25,
+        }
+    }
+}
+
+/// One image to run on, with its person boxes (none: the whole image is one box).
+#[derive(Debug, Clone)]
+pub struct ImageJob {
+    pub image_id: Id,
+    pub path: PathBuf,
+    pub boxes: Vec<PersonBox>,
+}
+
+/// One predicted person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    pub image_id: Id,
+    pub bbox: [f64; 4],
+    pub box_score: f64,
+    /// `[x, y, score]` per joint, image pixels.
+    pub keypoints: Vec<[f64; 3]>,
+    /// Box score × mean confident joint score.
+    pub score: f64,
+    /// Area of the padded crop region (mmpose's scale for OKS-NMS).
+    pub area: f64,
+}
+
+/// The crop region and image→crop affine of a box.
+pub fn crop_of(bbox: [f64; 4], codec: &HeatmapCodec, padding: f64) -> (CropRegion, Affine) {
+    let [w, h] = codec.input;
+    let region = CropRegion::from_bbox(bbox, w as f64 / h as f64, padding);
+    (region, Affine::crop(region.center, region.size, 0.0, codec.input))
+}
+
+/// Decodes one crop's `J × h × w` heatmaps into a person in image coordinates (not yet rescored
+/// against others: `score` is already the instance score).
+pub fn person_from_heatmaps(maps: &[f32], pb: &PersonBox, codec: &HeatmapCodec, opts: &PredictOptions) -> Person {
+    let (region, m) = crop_of(pb.bbox, codec, opts.padding);
+    let back = m.inverse();
+    let keypoints: Vec<[f64; 3]> = codec
+        .decode(maps, opts.decoding)
+        .into_iter()
+        .map(|(p, s)| {
+            let q = back.apply([p[0] as f64, p[1] as f64]);
+            [q[0], q[1], s as f64]
+        })
+        .collect();
+    let score = rescore(pb.score, keypoints.iter().map(|k| k[2]), opts.joint_threshold);
+    Person {
+        image_id: pb.image_id,
+        bbox: pb.bbox,
+        box_score: pb.score,
+        keypoints,
+        score,
+        area: region.size[0] * region.size[1],
+    }
+}
+
+/// OKS-NMS over the persons of one image; survivors best first.
+pub fn suppress(persons: Vec<Person>, sigmas: &[f64], threshold: f64) -> Vec<Person> {
+    let poses: Vec<&[[f64; 3]]> = persons.iter().map(|p| p.keypoints.as_slice()).collect();
+    let scores: Vec<f64> = persons.iter().map(|p| p.score).collect();
+    let areas: Vec<f64> = persons.iter().map(|p| p.area).collect();
+    let keep = oks_nms(&poses, &scores, &areas, sigmas, threshold);
+    keep.into_iter().map(|i| persons[i].clone()).collect()
+}
+
+/// The network's heatmaps for `n` crops, averaged with those of the mirrored crops when
+/// `flip_permutation` is given.
+pub fn heatmaps_with_flip(
+    model: &mut impl HeatmapModel,
+    inputs: &[f32],
+    n: usize,
+    codec: &HeatmapCodec,
+    flip_permutation: Option<&[usize]>,
+) -> Result<Vec<f32>> {
+    let mut maps = model.heatmaps(inputs, n, codec.input)?;
+    if let Some(perm) = flip_permutation {
+        let flipped = model.heatmaps(&mirror_inputs(inputs, codec.input), n, codec.input)?;
+        let per = maps.len() / n.max(1);
+        maps.par_chunks_mut(per)
+            .zip(flipped.par_chunks(per))
+            .for_each(|(a, b)| merge_flipped(a, b, perm, codec.heatmap));
+    }
+    Ok(maps)
+}
+
+/// Runs a model over images. `sigmas` and `flip_permutation` come from the keypoint spec.
+pub struct Predictor<M> {
+    pub model: M,
+    pub codec: HeatmapCodec,
+    pub options: PredictOptions,
+    pub flip_permutation: Vec<usize>,
+    pub sigmas: Vec<f64>,
+}
+
+/// What a run produced: persons (per image, best first) and the images that could not be read.
+#[derive(Debug, Default)]
+pub struct Predictions {
+    pub persons: Vec<Person>,
+    pub failed: Vec<(PathBuf, String)>,
+    pub crops: usize,
+}
+
+impl<M: HeatmapModel> Predictor<M> {
+    /// Predicts every job; `each` sees every readable image with its final persons (for drawing).
+    pub fn run(
+        &mut self,
+        jobs: &[ImageJob],
+        mut each: impl FnMut(&ImageJob, &RgbImage, &[Person]) -> Result<()>,
+    ) -> Result<Predictions> {
+        let bar = crate::progress::bar(jobs.len() as u64, "predict", "images");
+        let mut out = Predictions::default();
+        // Chunks of images small enough to keep in memory, big enough to fill a few batches.
+        let per_chunk = (self.options.batch_size * 2).max(rayon::current_num_threads());
+        for chunk in jobs.chunks(per_chunk) {
+            let loaded: Vec<std::result::Result<RgbImage, String>> =
+                chunk.par_iter().map(|j| crate::data::loader::load_rgb(&j.path)).collect();
+            let mut crops: Vec<(usize, PersonBox)> = Vec::new();
+            for (i, (job, img)) in chunk.iter().zip(&loaded).enumerate() {
+                match img {
+                    Ok(img) if job.boxes.is_empty() => {
+                        crops.push((i, whole_image_box(job.image_id, img.width(), img.height())))
+                    }
+                    Ok(_) => crops.extend(job.boxes.iter().map(|b| (i, b.clone()))),
+                    Err(e) => out.failed.push((job.path.clone(), e.clone())),
+                }
+            }
+            let persons = self.predict_crops(&loaded, &crops)?;
+            out.crops += crops.len();
+            let mut per_image: Vec<Vec<Person>> = vec![Vec::new(); chunk.len()];
+            for ((i, _), p) in crops.iter().zip(persons) {
+                per_image[*i].push(p);
+            }
+            for ((job, img), persons) in chunk.iter().zip(&loaded).zip(per_image) {
+                let kept = suppress(persons, &self.sigmas, self.options.nms_threshold);
+                if let Ok(img) = img {
+                    each(job, img, &kept)?;
+                }
+                out.persons.extend(kept);
+                bar.inc(1);
+            }
+        }
+        bar.finish_and_clear();
+        Ok(out)
+    }
+
+    /// Crops, runs the network in batches and decodes, in the order of `crops`.
+    fn predict_crops(
+        &mut self,
+        images: &[std::result::Result<RgbImage, String>],
+        crops: &[(usize, PersonBox)],
+    ) -> Result<Vec<Person>> {
+        let codec = &self.codec;
+        let [w, h] = codec.input;
+        let mut persons = Vec::with_capacity(crops.len());
+        for batch in crops.chunks(self.options.batch_size.max(1)) {
+            let mut inputs = vec![0.0f32; batch.len() * 3 * w * h];
+            inputs.par_chunks_mut(3 * w * h).zip(batch).for_each(|(dst, (i, pb))| {
+                let img = images[*i].as_ref().expect("only readable images get crops");
+                let (_, m) = crop_of(pb.bbox, codec, self.options.padding);
+                normalize_chw(&warp_rgb(img, &m, codec.input), dst);
+            });
+            let perm = self.options.flip.then_some(self.flip_permutation.as_slice());
+            let maps = heatmaps_with_flip(&mut self.model, &inputs, batch.len(), codec, perm)?;
+            let per = maps.len() / batch.len();
+            let opts = &self.options;
+            persons.par_extend(
+                maps.par_chunks(per).zip(batch).map(|(m, (_, pb))| person_from_heatmaps(m, pb, codec, opts)),
+            );
+        }
+        Ok(persons)
+    }
+}
+
+/// COCO keypoint results (`[{image_id, category_id, keypoints, score}]`), as pycocotools reads them.
+pub fn results_json(persons: &[Person], category_id: Id) -> serde_json::Value {
+    serde_json::Value::Array(
+        persons
+            .iter()
+            .map(|p| {
+                let kps: Vec<f64> = p.keypoints.iter().flatten().copied().collect();
+                serde_json::json!({"image_id": p.image_id, "category_id": category_id, "keypoints": kps, "score": p.score})
+            })
+            .collect(),
+    )
+}
+
+/// The 10 COCO keypoint stats of `persons` against `gt` (the evaluator of `dypose eval --gt`).
+pub fn evaluate_persons(
+    gt: &crate::coco::CocoDataset,
+    persons: &[Person],
+    category_id: Id,
+    spec: &crate::coco::KeypointSpec,
+) -> Result<crate::eval::Stats> {
+    use crate::coco::results::results_from_records;
+    let records = serde_json::from_value(results_json(persons, category_id))?;
+    let results = results_from_records(records, "predictions", gt, spec.len())?;
+    let eval = crate::eval::CocoEval::new(gt, &results, crate::eval::EvalParams::keypoints(spec.sigmas.clone()))?;
+    Ok(eval.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coco::KeypointSpec;
+    use crate::model::posenet::PoseNet;
+
+    /// With a mirror-symmetric crop, the flip-test maps of a left joint are the mirror of its
+    /// right partner's (about W/2, the one-pixel shift included), for any network: so decoded
+    /// pairs sit at x and W − x with equal y and score.
+    #[test]
+    fn flip_test_on_a_symmetric_input_gives_symmetric_pairs() {
+        let cfg = crate::config::ModelConfig {
+            arch: "dy-resnet10".into(),
+            width: 0.125,
+            head_channels: 16,
+            ..Default::default()
+        };
+        let mut net = PoseNet::new(&dfdx::prelude::Cpu::default(), &cfg.blueprint().unwrap(), 3);
+        let codec = HeatmapCodec::new([64, 64], [16, 16], 2.0);
+        let mut rng = crate::model::layers::init_rng(9);
+        let half = crate::model::layers::random_values(&mut rng, 3 * 64 * 32);
+        let input: Vec<f32> =
+            half.chunks(32).flat_map(|r| r.iter().chain(r.iter().rev()).copied().collect::<Vec<_>>()).collect();
+        assert_eq!(mirror_inputs(&input, [64, 64]), input);
+        let spec = KeypointSpec::coco17();
+        let perm = spec.flip_permutation();
+        let maps = heatmaps_with_flip(&mut net, &input, 1, &codec, Some(&perm)).unwrap();
+        let joints = codec.decode(&maps, Decoding::Quarter);
+        for [l, r] in &spec.flip_pairs {
+            let ((pl, sl), (pr, sr)) = (joints[*l], joints[*r]);
+            assert!((pl[0] + pr[0] - 64.0).abs() < 1e-4, "pair {l},{r}: x {} and {}", pl[0], pr[0]);
+            assert_eq!((pl[1], sl), (pr[1], sr), "pair {l},{r}");
+        }
+        // Without the flip test the network's own (untrained) maps are not symmetric.
+        let plain = codec.decode(&net.heatmaps(&input, 1, codec.input).unwrap(), Decoding::Quarter);
+        assert!(spec.flip_pairs.iter().any(|[l, r]| (plain[*l].0[0] + plain[*r].0[0] - 64.0).abs() > 1e-4));
+    }
+}

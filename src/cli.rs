@@ -37,9 +37,109 @@ pub enum Command {
     /// Look at the data pipeline.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Run a trained model on images: results.json (COCO format) and one drawing per image.
+    Predict(PredictArgs),
+    /// Draw skeletons (GT or results) on images.
+    Draw(DrawArgs),
+    /// Train a pose model from a config (progress, metrics.csv, curves.png, checkpoints).
+    Train(TrainArgs),
+    /// Generate the synthetic set, train the quickstart model on the CPU, evaluate and draw.
+    Quickstart(QuickstartArgs),
     /// Measurements printed as a table (last line JSON).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Experiment config (JSON).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Run directory (default: runs/<config name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its last.safetensors.
+    #[arg(long)]
+    pub resume: bool,
+    /// A COCO download (annotations/, train2017/, val2017/): replaces the config's data paths.
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// cpu, or cuda (needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Config overrides, e.g. --set train.epochs=20 (the value is read as JSON, else a string).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Stop after this many steps, writing a checkpoint as Ctrl-C does (for tests and timing).
+    #[arg(long, hide = true)]
+    pub stop_after: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Image files.
+    #[arg(long, num_args = 1.., required_unless_present = "image_dir", conflicts_with = "image_dir")]
+    pub images: Vec<PathBuf>,
+    /// A folder of images (every file in it).
+    #[arg(long)]
+    pub image_dir: Option<PathBuf>,
+    /// GT annotations: their person boxes (and image ids by file name).
+    #[arg(long, conflicts_with = "boxes")]
+    pub ann: Option<PathBuf>,
+    /// Detector boxes (COCO detection results); without --ann, image ids come from COCO-style file names.
+    #[arg(long)]
+    pub boxes: Option<PathBuf>,
+    #[arg(long, default_value = "runs/predict")]
+    pub out: PathBuf,
+    /// No flip test.
+    #[arg(long)]
+    pub no_flip: bool,
+    /// quarter or dark.
+    #[arg(long)]
+    pub decode: Option<String>,
+    /// Skip the drawings.
+    #[arg(long)]
+    pub no_draw: bool,
+    /// Replace an existing results.json in --out.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DrawArgs {
+    /// GT annotations (image list, and the skeletons drawn when no --results).
+    #[arg(long)]
+    pub ann: PathBuf,
+    #[arg(long)]
+    pub images: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Draw these COCO keypoint results instead of the GT.
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Hide results below this score (and joints below it).
+    #[arg(long, default_value_t = 0.3)]
+    pub min_score: f64,
+    /// Output format: png or jpg (default: that of each input).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Replace existing drawings.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QuickstartArgs {
+    /// Replace an earlier runs/quickstart.
+    #[arg(long)]
+    pub force: bool,
+    /// Config overrides for configs/quickstart.json.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -48,8 +148,20 @@ pub struct EvalArgs {
     #[arg(long)]
     pub gt: PathBuf,
     /// Results file: [{image_id, category_id, keypoints, score}].
+    #[arg(long, required_unless_present = "checkpoint", conflicts_with = "checkpoint")]
+    pub results: Option<PathBuf>,
+    /// Evaluate a model instead: predict on --images with GT boxes (or --boxes) first.
+    #[arg(long, requires_all = ["config", "images"])]
+    pub checkpoint: Option<PathBuf>,
+    /// The config the checkpoint was trained with.
     #[arg(long)]
-    pub results: PathBuf,
+    pub config: Option<PathBuf>,
+    /// Image folder of the GT file's images.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Detector boxes (COCO detection results) instead of GT boxes.
+    #[arg(long)]
+    pub boxes: Option<PathBuf>,
     /// Also write the 10 stats as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -198,6 +310,45 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Train(a) => {
+            let mut cfg = crate::config::Config::load(&a.config, &a.set)?;
+            if let Some(root) = &a.data_root {
+                cfg.use_coco_root(root);
+            }
+            let run_dir = a.out.unwrap_or_else(|| PathBuf::from("runs").join(a.config.file_stem().unwrap_or_default()));
+            let opts =
+                crate::train::TrainOptions { run_dir: run_dir.clone(), resume: a.resume, stop_after: a.stop_after };
+            let out = crate::train::train_on(&a.device, &cfg, &opts)?;
+            println!(
+                "{} at epoch {}, iteration {}: {:.1} images/s{}; checkpoints in {}",
+                if out.interrupted { "stopped" } else { "finished" },
+                out.state.epoch,
+                out.state.iteration,
+                out.images_per_s,
+                out.last_val.map(|s| format!(", val AP {:.4}", s.ap)).unwrap_or_default(),
+                run_dir.display()
+            );
+            Ok(())
+        }
+        Command::Predict(a) => run_predict(a),
+        Command::Draw(a) => {
+            let n = crate::viz::draw::draw_dataset(&crate::viz::draw::DrawRequest {
+                ann: &a.ann,
+                images: &a.images,
+                out: &a.out,
+                results: a.results.as_deref(),
+                min_score: a.min_score,
+                format: a.format.as_deref(),
+                force: a.force,
+            })?;
+            println!("{n} drawings in {}", a.out.display());
+            Ok(())
+        }
+        Command::Quickstart(a) => {
+            let summary = crate::quickstart::run(a.force, &a.set)?;
+            println!("{summary}");
+            Ok(())
+        }
         Command::Synth(a) => {
             let cfg = crate::data::synth::SynthConfig {
                 width: a.width,
@@ -288,13 +439,74 @@ fn parse_hw(s: &str) -> Result<[usize; 2]> {
     }
 }
 
+fn run_predict(a: PredictArgs) -> Result<()> {
+    use crate::infer::run::{files_in, predict, BoxSource, PredictRequest};
+    let mut cfg = crate::config::Config::load(&a.config, &[])?;
+    cfg.val.flip_test &= !a.no_flip;
+    if let Some(d) = a.decode {
+        cfg.val.decoding = d;
+    }
+    let images = match &a.image_dir {
+        Some(d) => files_in(d)?,
+        None => a.images.clone(),
+    };
+    let boxes = match (&a.ann, &a.boxes) {
+        (Some(g), None) => BoxSource::Gt(g),
+        (g, Some(d)) => BoxSource::Detections { gt: g.as_deref(), path: d },
+        (None, None) => BoxSource::WholeImage,
+    };
+    let req = PredictRequest {
+        config: &cfg,
+        checkpoint: &a.checkpoint,
+        images,
+        boxes,
+        out: &a.out,
+        draw: !a.no_draw,
+        force: a.force,
+    };
+    let start = Instant::now();
+    let (out, results) = predict(&req)?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{} persons in {} images ({} crops, {:.1} crops/s) → {}",
+        out.persons.len(),
+        req.images.len() - out.failed.len(),
+        out.crops,
+        out.crops as f64 / secs,
+        results.display()
+    );
+    if !out.failed.is_empty() {
+        for (p, e) in &out.failed {
+            eprintln!("skipped {}: {e}", p.display());
+        }
+        anyhow::bail!(
+            "{} of {} images could not be read (the others were written)",
+            out.failed.len(),
+            req.images.len()
+        );
+    }
+    Ok(())
+}
+
 fn run_eval(args: EvalArgs) -> Result<()> {
     let start = Instant::now();
+    if let Some(ck) = &args.checkpoint {
+        let cfg = crate::config::Config::load(args.config.as_deref().expect("clap requires it"), &[])?;
+        let images = args.images.as_deref().expect("clap requires it");
+        let (stats, crops) = crate::infer::run::evaluate_checkpoint(&cfg, ck, &args.gt, images, args.boxes.as_deref())?;
+        eprintln!("predicted {crops} crops in {:.1}s", start.elapsed().as_secs_f64());
+        print!("{stats}");
+        if let Some(path) = &args.json {
+            fsutil::write_new(path, (serde_json::to_string_pretty(&stats)? + "\n").as_bytes(), args.force)?;
+        }
+        return Ok(());
+    }
+    let results = args.results.as_deref().expect("clap requires --results without --checkpoint");
     let spec = match &args.spec {
         Some(p) => KeypointSpec::from_json_file(p)?,
         None => KeypointSpec::coco17(),
     };
-    let report = eval::evaluate_files(&args.gt, &args.results, &spec)?;
+    let report = eval::evaluate_files(&args.gt, results, &spec)?;
     eprintln!(
         "evaluated {} results on {} images ({} GT annotations) in {:.2}s",
         report.num_results,

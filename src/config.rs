@@ -26,6 +26,113 @@ pub struct Config {
     pub augment: AugmentConfig,
     pub loader: LoaderSection,
     pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub val: ValConfig,
+}
+
+/// The optimisation recipe (SimpleBaseline/mmpose defaults, DESIGN §4) and the trainer's habits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    /// Adam learning rate, β (0.9, 0.999), ε 1e-8.
+    pub lr: f64,
+    /// Epochs at whose start the learning rate is multiplied by `lr_factor`.
+    pub lr_steps: Vec<usize>,
+    pub lr_factor: f64,
+    /// Linear warm-up from `warmup_ratio`·lr over this many iterations.
+    pub warmup_iters: usize,
+    pub warmup_ratio: f64,
+    /// L2 penalty added to the gradients (PyTorch Adam's `weight_decay`).
+    pub weight_decay: f64,
+    /// Dynamic-conv softmax temperature: `start` → `end` linearly over `epochs`, per iteration.
+    pub temperature: TemperatureSchedule,
+    /// Validation AP every this many epochs (and after the last); 0: never.
+    pub val_every: usize,
+    /// A `metrics.csv` row every this many iterations.
+    pub log_every: usize,
+    /// Also write `last.safetensors` every this many iterations (0: at epoch ends only).
+    pub checkpoint_every: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemperatureSchedule {
+    pub start: f64,
+    pub end: f64,
+    pub epochs: f64,
+}
+
+/// How validation (and `dypose eval`/`predict` from a config) runs the predictor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValConfig {
+    pub flip_test: bool,
+    /// "quarter" (argmax + ¼ px) or "dark".
+    pub decoding: String,
+    pub batch_size: usize,
+    /// Detector boxes scoring below this are dropped.
+    pub box_score_threshold: f64,
+    /// Joints above this score count toward the instance score.
+    pub joint_score_threshold: f64,
+    pub nms_oks_threshold: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 210,
+            lr: 1e-3,
+            lr_steps: vec![170, 200],
+            lr_factor: 0.1,
+            warmup_iters: 500,
+            warmup_ratio: 0.001,
+            weight_decay: 0.0,
+            temperature: TemperatureSchedule::default(),
+            val_every: 10,
+            log_every: 50,
+            checkpoint_every: 0,
+        }
+    }
+}
+
+impl Default for TemperatureSchedule {
+    fn default() -> Self {
+        TemperatureSchedule { start: 30.0, end: 1.0, epochs: 10.0 }
+    }
+}
+
+impl Default for ValConfig {
+    fn default() -> Self {
+        ValConfig {
+            flip_test: true,
+            decoding: "quarter".into(),
+            batch_size: 32,
+            box_score_threshold: 0.0,
+            joint_score_threshold: 0.2,
+            nms_oks_threshold: 0.9,
+        }
+    }
+}
+
+impl ValConfig {
+    /// Predictor options for this section and a box padding.
+    pub fn predict_options(&self, padding: f64) -> Result<crate::infer::PredictOptions> {
+        use crate::data::codec::Decoding;
+        let decoding = match self.decoding.as_str() {
+            "quarter" => Decoding::Quarter,
+            "dark" => Decoding::Dark,
+            other => bail!("val.decoding: unknown decoding '{other}' (use quarter or dark)"),
+        };
+        Ok(crate::infer::PredictOptions {
+            flip: self.flip_test,
+            decoding,
+            batch_size: self.batch_size.max(1),
+            joint_threshold: self.joint_score_threshold,
+            nms_threshold: self.nms_oks_threshold,
+            padding,
+        })
+    }
 }
 
 /// The network: a backbone from `model::blueprint::ARCHS` and a keypoint head.
@@ -119,6 +226,8 @@ impl Default for Config {
             augment: AugmentConfig::default(),
             loader: LoaderSection::default(),
             model: ModelConfig::default(),
+            train: TrainConfig::default(),
+            val: ValConfig::default(),
         }
     }
 }
@@ -188,6 +297,15 @@ impl Config {
         }
         ensure!((0.0..1.0).contains(&a.scale_factor), "augment.scale_factor must be in [0, 1)");
         ensure!(self.loader.batch_size > 0, "loader.batch_size must be positive");
+        let t = &self.train;
+        ensure!(t.lr > 0.0 && t.lr.is_finite(), "train.lr must be a positive number");
+        ensure!(t.lr_factor > 0.0, "train.lr_factor must be positive");
+        ensure!((0.0..=1.0).contains(&t.warmup_ratio), "train.warmup_ratio must be in [0, 1]");
+        ensure!(t.weight_decay >= 0.0, "train.weight_decay must not be negative");
+        let tau = &t.temperature;
+        ensure!(tau.start >= 1.0 && tau.end >= 1.0, "train.temperature start and end must be at least 1");
+        ensure!(tau.epochs >= 0.0, "train.temperature.epochs must not be negative");
+        self.val.predict_options(self.box_padding)?;
         let bp = self.model.blueprint()?;
         // The head must turn the backbone's stride-32 map into the heatmap size.
         let (_, out) = crate::model::cost::blueprint_cost(&bp, [ih, iw]);
@@ -217,6 +335,20 @@ impl Config {
             padding: self.box_padding,
             flip_permutation: spec.flip_permutation(),
         }
+    }
+
+    /// Points the data section at a COCO download laid out as cocodataset.org ships it:
+    /// `annotations/person_keypoints_{train,val}2017.json`, `train2017/`, `val2017/`, and the
+    /// SimpleBaseline detector boxes `person_detection_results/COCO_val2017_detections_AP_H_56_person.json`
+    /// when present (GT boxes otherwise).
+    pub fn use_coco_root(&mut self, root: &Path) {
+        let d = &mut self.data;
+        d.train_annotations = root.join("annotations/person_keypoints_train2017.json");
+        d.train_images = root.join("train2017");
+        d.val_annotations = root.join("annotations/person_keypoints_val2017.json");
+        d.val_images = root.join("val2017");
+        let dets = root.join("person_detection_results/COCO_val2017_detections_AP_H_56_person.json");
+        d.val_boxes = dets.exists().then_some(dets);
     }
 
     /// Fails with a clear message when a data path the caller needs is unset or missing.

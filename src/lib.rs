@@ -13,4 +13,6 @@ pub mod fsutil;
 pub mod infer;
 pub mod model;
 pub mod progress;
+pub mod quickstart;
+pub mod train;
 pub mod viz;

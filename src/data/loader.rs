@@ -87,11 +87,28 @@ impl Loader {
     /// The batches of one epoch, produced in the background. Dropping the iterator stops the
     /// producer after the batch it is on.
     pub fn epoch(&self, epoch: u64) -> EpochBatches {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// Batches in one epoch (the last, short one dropped when configured).
+    pub fn batches_per_epoch(&self) -> usize {
+        let (n, b) = (self.instances.len(), self.cfg.batch_size);
+        if self.cfg.drop_last {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
+    }
+
+    /// The batches of `epoch` from batch `first` on (a resumed run skips those it has done,
+    /// without loading them).
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> EpochBatches {
         let order = self.order(epoch);
         let mut chunks: Vec<Vec<usize>> = order.chunks(self.cfg.batch_size).map(|c| c.to_vec()).collect();
         if self.cfg.drop_last && chunks.last().is_some_and(|c| c.len() < self.cfg.batch_size) {
             chunks.pop();
         }
+        chunks.drain(..first.min(chunks.len()));
         let (tx, rx) = sync_channel(self.cfg.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(LoadReport::default()));

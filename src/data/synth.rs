@@ -28,7 +28,7 @@ pub struct SynthConfig {
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        SynthConfig { width: 384, height: 288, seed: 0, person_height: [24.0, 260.0], max_persons: 4 }
+        SynthConfig { width: 384, height: 288, seed: 0, person_height: [48.0, 260.0], max_persons: 4 }
     }
 }
 

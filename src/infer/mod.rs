@@ -4,6 +4,7 @@
 pub mod boxes;
 pub mod post;
 pub mod predictor;
+pub mod run;
 
 pub use boxes::PersonBox;
 pub use predictor::{evaluate_persons, results_json, HeatmapModel, ImageJob, Person, PredictOptions, Predictor};

@@ -26,6 +26,12 @@ impl<D: crate::model::backend::ConvBackend> HeatmapModel for crate::model::posen
     }
 }
 
+impl<M: HeatmapModel + ?Sized> HeatmapModel for &mut M {
+    fn heatmaps(&mut self, inputs: &[f32], n: usize, size: [usize; 2]) -> Result<Vec<f32>> {
+        (**self).heatmaps(inputs, n, size)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PredictOptions {
     pub flip: bool,

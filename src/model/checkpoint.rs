@@ -9,6 +9,9 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+/// Names under this prefix are trainer state, not model weights.
+pub const OPTIMIZER_PREFIX: &str = "optimizer.";
+
 /// Serialises every parameter and buffer (f32, little-endian) with `metadata`.
 pub fn to_bytes<D: Device<f32>>(params: &[&Param<D>], metadata: BTreeMap<String, String>) -> Result<Vec<u8>> {
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = params
@@ -64,7 +67,13 @@ pub fn load_into<D: Device<f32>>(
         let n = values.len();
         p.value = p.value.device().tensor_from_vec(values, (n,));
     }
-    let extra: Vec<String> = st.names().into_iter().filter(|n| !expected.contains(*n)).map(str::to_string).collect();
+    // Training checkpoints also hold the optimizer's moments; a model load skips them.
+    let extra: Vec<String> = st
+        .names()
+        .into_iter()
+        .filter(|n| !expected.contains(*n) && !n.starts_with(OPTIMIZER_PREFIX))
+        .map(str::to_string)
+        .collect();
     if !extra.is_empty() {
         bail!(
             "{source}: {} tensors do not belong to this model, e.g. '{}' (is it another architecture?)",

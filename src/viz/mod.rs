@@ -1,6 +1,10 @@
 //! Drawing: skeletons with left/right/centre limb colours, heatmap overlays. Plain `image`
 //! buffers and imageproc; no tensors.
 
+pub mod draw;
+pub mod plot;
+pub mod text;
+
 use crate::coco::KeypointSpec;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_circle_mut, draw_line_segment_mut};
@@ -39,17 +43,16 @@ pub fn draw_skeleton(img: &mut RgbImage, keypoints: &[[f32; 2]], shown: &[bool],
         let (p, q) = (keypoints[a], keypoints[b]);
         let (dx, dy) = (q[0] - p[0], q[1] - p[1]);
         let len = (dx * dx + dy * dy).sqrt().max(1e-3);
-        let (nx, ny) = (-dy / len, dx / len);
-        let steps = (thickness.ceil() as i32).max(1);
-        for s in 0..steps {
-            let o = -half + thickness * (s as f32 + 0.5) / steps as f32;
-            draw_line_segment_mut(
-                img,
-                (p[0] + nx * o, p[1] + ny * o),
-                (q[0] + nx * o, q[1] + ny * o),
-                limb_colour(spec, a, b),
-            );
+        let (nx, ny) = (-dy / len * half, dx / len * half);
+        let colour = limb_colour(spec, a, b);
+        // A filled quad: parallel 1-px lines would leave holes along diagonal limbs.
+        let corners = [(p[0] + nx, p[1] + ny), (q[0] + nx, q[1] + ny), (q[0] - nx, q[1] - ny), (p[0] - nx, p[1] - ny)];
+        let poly: Vec<imageproc::point::Point<i32>> =
+            corners.iter().map(|c| imageproc::point::Point::new(c.0.round() as i32, c.1.round() as i32)).collect();
+        if thickness >= 2.0 && poly[0] != poly[3] && poly[1] != poly[2] && poly[0] != poly[1] {
+            imageproc::drawing::draw_polygon_mut(img, &poly, colour);
         }
+        draw_line_segment_mut(img, (p[0], p[1]), (q[0], q[1]), colour);
     }
     let r = (thickness * 0.9).round().max(1.0) as i32;
     for (j, k) in keypoints.iter().enumerate() {
@@ -63,6 +66,46 @@ pub fn draw_skeleton(img: &mut RgbImage, keypoints: &[[f32; 2]], shown: &[bool],
             draw_filled_circle_mut(img, (k[0].round() as i32, k[1].round() as i32), r, c);
         }
     }
+}
+
+/// One person to draw: `[x, y, score]` per joint (image pixels), optional box and score label.
+pub struct Pose<'a> {
+    pub keypoints: &'a [[f64; 3]],
+    pub bbox: Option<[f64; 4]>,
+    pub score: Option<f64>,
+}
+
+/// Draws a person: limbs and joints scoring at least `min_joint_score` (line width and dot size
+/// follow the person's size), the box, and the score on a label.
+pub fn draw_pose(img: &mut RgbImage, pose: &Pose, spec: &KeypointSpec, min_joint_score: f64) {
+    let shown: Vec<bool> = pose.keypoints.iter().map(|k| k[2] >= min_joint_score).collect();
+    let pts: Vec<[f32; 2]> = pose.keypoints.iter().map(|k| [k[0] as f32, k[1] as f32]).collect();
+    let extent = pose.bbox.map(|b| b[2].max(b[3])).unwrap_or_else(|| {
+        let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+        for k in pose.keypoints.iter().zip(&shown).filter(|(_, s)| **s).map(|(k, _)| k) {
+            lo = [lo[0].min(k[0]), lo[1].min(k[1])];
+            hi = [hi[0].max(k[0]), hi[1].max(k[1])];
+        }
+        (hi[0] - lo[0]).max(hi[1] - lo[1]).max(0.0)
+    });
+    let thickness = (extent / 60.0).clamp(1.0, 6.0) as f32;
+    if let Some(b) = pose.bbox {
+        let rect = imageproc::rect::Rect::at(b[0].round() as i32, b[1].round() as i32)
+            .of_size(b[2].round().max(1.0) as u32, b[3].round().max(1.0) as u32);
+        imageproc::drawing::draw_hollow_rect_mut(img, rect, Rgb([255, 255, 255]));
+        if let Some(s) = pose.score {
+            text::label(
+                img,
+                &format!("{s:.2}"),
+                rect.left(),
+                rect.top() - 16,
+                13.0,
+                Rgb([0, 0, 0]),
+                Rgb([255, 255, 255]),
+            );
+        }
+    }
+    draw_skeleton(img, &pts, &shown, spec, thickness);
 }
 
 /// A jet-like colour for v in [0, 1].
@@ -149,6 +192,15 @@ pub fn show_training_samples(
         written.push(path);
     }
     Ok(written)
+}
+
+/// Writes an image atomically, PNG or JPEG by the file's extension.
+pub fn save_image(img: &RgbImage, path: &std::path::Path) -> anyhow::Result<()> {
+    let format = image::ImageFormat::from_path(path)
+        .map_err(|_| anyhow::anyhow!("{}: unknown image extension (use .png or .jpg)", path.display()))?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, format).map_err(|e| anyhow::anyhow!("{}: cannot encode: {e}", path.display()))?;
+    crate::fsutil::write_atomic(path, bytes.get_ref())
 }
 
 #[cfg(test)]

@@ -1,0 +1,94 @@
+//! `dypose quickstart`: the whole pipeline on the CPU in minutes, on generated data. Generates
+//! `data/synthetic/` when absent, trains `configs/quickstart.json` into `runs/quickstart/`,
+//! scores the synthetic val split with GT and detector boxes, draws a few val images, and writes
+//! `runs/quickstart/summary.json`.
+
+use crate::coco::KeypointSpec;
+use crate::config::Config;
+use crate::train::trainer::{evaluate, ValSet};
+use anyhow::{bail, ensure, Context, Result};
+use std::path::Path;
+
+pub const CONFIG: &str = "configs/quickstart.json";
+pub const RUN_DIR: &str = "runs/quickstart";
+pub const DATA_DIR: &str = "data/synthetic";
+/// Synthetic train and val images generated when `data/synthetic` is absent.
+pub const TRAIN_IMAGES: usize = 3000;
+pub const VAL_IMAGES: usize = 300;
+const DRAWINGS: usize = 6;
+
+pub fn run(force: bool, overrides: &[String]) -> Result<String> {
+    let started = std::time::Instant::now();
+    ensure!(Path::new(CONFIG).exists(), "{CONFIG} not found: run the quickstart from the repository root");
+    let run_dir = Path::new(RUN_DIR);
+    if run_dir.exists() {
+        if !force {
+            bail!("{RUN_DIR} exists from an earlier quickstart; pass --force to replace it (or move it away)");
+        }
+        std::fs::remove_dir_all(run_dir).with_context(|| format!("{RUN_DIR}: cannot remove"))?;
+    }
+    if !Path::new(DATA_DIR).join("annotations/person_keypoints_val.json").exists() {
+        eprintln!("generating the synthetic data set in {DATA_DIR} ({TRAIN_IMAGES} train, {VAL_IMAGES} val images)");
+        let cfg = crate::data::synth::SynthConfig::default();
+        eprintln!("{}", crate::data::synth::write_dataset(Path::new(DATA_DIR), &cfg, TRAIN_IMAGES, VAL_IMAGES, false)?);
+    }
+    let cfg = Config::load(Path::new(CONFIG), overrides)?;
+    let opts = crate::train::TrainOptions { run_dir: run_dir.to_path_buf(), resume: false, stop_after: None };
+    let outcome = crate::train::train::<dfdx::prelude::Cpu>(&cfg, &opts)?;
+    ensure!(!outcome.interrupted, "the quickstart was interrupted; its checkpoint is in {RUN_DIR}");
+
+    // Score the final model (τ = 1, flip test) and keep its predictions.
+    let dev = dfdx::prelude::Cpu::default();
+    let mut net = crate::model::posenet::PoseNet::new(&dev, &cfg.model.blueprint()?, cfg.seed);
+    crate::model::checkpoint::load(&mut net, &run_dir.join(crate::train::trainer::LAST))?;
+    let spec = KeypointSpec::coco17();
+    let val = ValSet::load(&cfg, &spec)?;
+    let t = std::time::Instant::now();
+    let (stats, preds) = evaluate(&mut net, &cfg, &spec, &val.gt, &val.gt_jobs)?;
+    let infer_s = t.elapsed().as_secs_f64();
+    let dets = match &val.det_jobs {
+        Some(j) => Some(evaluate(&mut net, &cfg, &spec, &val.gt, j)?),
+        None => None,
+    };
+    let results = crate::infer::results_json(&preds.persons, cfg.data.category_id);
+    crate::fsutil::write_atomic(&run_dir.join("val_results.json"), serde_json::to_string(&results)?.as_bytes())?;
+
+    // Draw the detector-box predictions (what a user without GT boxes gets) on a few val images.
+    let drawn_from = dets.as_ref().map(|d| &d.1).unwrap_or(&preds);
+    let draw_dir = run_dir.join("drawings");
+    for job in val.gt_jobs.iter().take(DRAWINGS) {
+        let mut img = crate::data::loader::load_rgb(&job.path).map_err(anyhow::Error::msg)?;
+        for p in drawn_from.persons.iter().filter(|p| p.image_id == job.image_id && p.score >= 0.3) {
+            let pose = crate::viz::Pose { keypoints: &p.keypoints, bbox: Some(p.bbox), score: Some(p.score) };
+            crate::viz::draw_pose(&mut img, &pose, &spec, 0.3);
+        }
+        let name = job.path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+        crate::viz::save_image(&img, &draw_dir.join(format!("{name}.png")))?;
+    }
+
+    let summary = serde_json::json!({
+        "val_ap": stats.ap,
+        "val_ap50": stats.ap50,
+        "val_ap_detector_boxes": dets.as_ref().map(|d| d.0.ap),
+        "train_seconds": outcome.state.train_seconds,
+        "images_per_s": outcome.images_per_s,
+        "val_crops_per_s": preds.crops as f64 / infer_s,
+        "epochs": outcome.state.epoch,
+        "iterations": outcome.state.iteration,
+        "model": cfg.model.arch,
+        "total_seconds": started.elapsed().as_secs_f64(),
+        "stats_gt_boxes": stats,
+    });
+    let text = serde_json::to_string_pretty(&summary)?;
+    crate::fsutil::write_atomic(&run_dir.join("summary.json"), text.as_bytes())?;
+    Ok(format!(
+        "{}\nquickstart: val AP {:.3} (GT boxes){}; trained {:.0} s at {:.0} images/s; drawings in {}, curves in {}/curves.png",
+        stats,
+        stats.ap,
+        dets.as_ref().map(|d| format!(", {:.3} (detector boxes)", d.0.ap)).unwrap_or_default(),
+        outcome.state.train_seconds,
+        outcome.images_per_s,
+        draw_dir.display(),
+        RUN_DIR
+    ))
+}

@@ -1,0 +1,23 @@
+//! Training: the heatmap loss, Adam, the learning-rate and temperature schedules, checkpoints
+//! with the full trainer state, metrics, and the loop that ties them together.
+
+pub mod adam;
+pub mod loss;
+pub mod metrics;
+pub mod schedule;
+pub mod state;
+pub mod trainer;
+
+pub use trainer::{train, TrainOptions, TrainOutcome};
+
+/// Trains on the named device: `cpu`, or `cuda` in a build with the `cuda` feature.
+pub fn train_on(device: &str, cfg: &crate::config::Config, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
+    match device {
+        "cpu" => train::<dfdx::prelude::Cpu>(cfg, opts),
+        #[cfg(feature = "cuda")]
+        "cuda" => train::<dfdx::prelude::Cuda>(cfg, opts),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => anyhow::bail!("--device cuda: this binary was built without CUDA (build with --features cuda)"),
+        other => anyhow::bail!("--device {other}: unknown device (use cpu or cuda)"),
+    }
+}

@@ -325,7 +325,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 out.state.epoch,
                 out.state.iteration,
                 out.images_per_s,
-                out.last_val.map(|s| format!(", val AP {:.4}", s.ap)).unwrap_or_default(),
+                out.last_val.map(|v| format!(", val AP {:.4}", v.gt.0.ap)).unwrap_or_default(),
                 run_dir.display()
             );
             Ok(())

@@ -5,6 +5,10 @@ use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
 
+// Names of the temporary files `write_atomic` renames into place.
+const TEMP_PREFIX: &str = ".dypose-";
+const TEMP_SUFFIX: &str = ".tmp";
+
 /// Writes `bytes` to `path` atomically: a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
@@ -13,8 +17,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".dypose-")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
         .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
     tmp.write_all(bytes)
@@ -32,6 +36,16 @@ pub fn write_new(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
         bail!("{}: already exists (pass --force to overwrite it)", path.display());
     }
     write_atomic(path, bytes)
+}
+
+/// Removes the temporary files that killed `write_atomic` calls left in `dir`.
+pub fn remove_stale_temporaries(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 
 use crate::coco::KeypointSpec;
 use crate::config::Config;
-use crate::train::trainer::{evaluate, ValSet};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
 
@@ -32,47 +31,45 @@ pub fn run(force: bool, overrides: &[String]) -> Result<String> {
         let cfg = crate::data::synth::SynthConfig::default();
         eprintln!("{}", crate::data::synth::write_dataset(Path::new(DATA_DIR), &cfg, TRAIN_IMAGES, VAL_IMAGES, false)?);
     }
-    let cfg = Config::load(Path::new(CONFIG), overrides)?;
+    let mut cfg = Config::load(Path::new(CONFIG), overrides)?;
+    // The trainer validates after the last epoch whenever it validates at all; its last
+    // validation is the quickstart's score.
+    if cfg.train.val_every == 0 {
+        cfg.train.val_every = cfg.train.epochs.max(1);
+    }
     let opts = crate::train::TrainOptions { run_dir: run_dir.to_path_buf(), resume: false, stop_after: None };
     let outcome = crate::train::train::<dfdx::prelude::Cpu>(&cfg, &opts)?;
     ensure!(!outcome.interrupted, "the quickstart was interrupted; its checkpoint is in {RUN_DIR}");
-
-    // Score the final model (τ = 1, flip test) and keep its predictions.
-    let dev = dfdx::prelude::Cpu::default();
-    let mut net = crate::model::posenet::PoseNet::new(&dev, &cfg.model.blueprint()?, cfg.seed);
-    crate::model::checkpoint::load(&mut net, &run_dir.join(crate::train::trainer::LAST))?;
-    let spec = KeypointSpec::coco17();
-    let val = ValSet::load(&cfg, &spec)?;
-    let t = std::time::Instant::now();
-    let (stats, preds) = evaluate(&mut net, &cfg, &spec, &val.gt, &val.gt_jobs)?;
-    let infer_s = t.elapsed().as_secs_f64();
-    let dets = match &val.det_jobs {
-        Some(j) => Some(evaluate(&mut net, &cfg, &spec, &val.gt, j)?),
-        None => None,
-    };
+    let val = outcome.last_val.as_ref().context("the quickstart trained no epoch, so nothing was scored")?;
+    let (stats, preds) = &val.gt;
+    let dets = val.detections.as_ref();
     let results = crate::infer::results_json(&preds.persons, cfg.data.category_id);
     crate::fsutil::write_atomic(&run_dir.join("val_results.json"), serde_json::to_string(&results)?.as_bytes())?;
 
     // Draw the detector-box predictions (what a user without GT boxes gets) on a few val images.
-    let drawn_from = dets.as_ref().map(|d| &d.1).unwrap_or(&preds);
+    let spec = KeypointSpec::coco17();
+    let drawn_from = dets.map(|d| &d.1).unwrap_or(preds);
+    // The first val images with labelled persons (GT-box predictions come one image after another).
+    let mut image_ids: Vec<i64> = preds.persons.iter().map(|p| p.image_id).collect();
+    image_ids.dedup();
+    let gt = crate::coco::CocoDataset::load(&cfg.data.val_annotations)?;
     let draw_dir = run_dir.join("drawings");
-    for job in val.gt_jobs.iter().take(DRAWINGS) {
-        let mut img = crate::data::loader::load_rgb(&job.path).map_err(anyhow::Error::msg)?;
-        for p in drawn_from.persons.iter().filter(|p| p.image_id == job.image_id && p.score >= 0.3) {
-            let pose = crate::viz::Pose { keypoints: &p.keypoints, bbox: Some(p.bbox), score: Some(p.score) };
-            crate::viz::draw_pose(&mut img, &pose, &spec, 0.3);
-        }
-        let name = job.path.file_stem().unwrap_or_default().to_string_lossy().to_string();
-        crate::viz::save_image(&img, &draw_dir.join(format!("{name}.png")))?;
+    for id in image_ids.into_iter().take(DRAWINGS) {
+        let Some(rec) = gt.image(id) else { continue };
+        let path = cfg.data.val_images.join(&rec.file_name);
+        let img = crate::data::loader::load_rgb(&path).map_err(anyhow::Error::msg)?;
+        let persons: Vec<_> = drawn_from.persons.iter().filter(|p| p.image_id == id).cloned().collect();
+        let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+        crate::infer::run::draw_persons(&img, &persons, &spec, &draw_dir.join(format!("{name}.png")))?;
     }
 
     let summary = serde_json::json!({
         "val_ap": stats.ap,
         "val_ap50": stats.ap50,
-        "val_ap_detector_boxes": dets.as_ref().map(|d| d.0.ap),
+        "val_ap_detector_boxes": dets.map(|d| d.0.ap),
         "train_seconds": outcome.state.train_seconds,
         "images_per_s": outcome.images_per_s,
-        "val_crops_per_s": preds.crops as f64 / infer_s,
+        "val_crops_per_s": preds.crops as f64 / val.gt_seconds,
         "epochs": outcome.state.epoch,
         "iterations": outcome.state.iteration,
         "model": cfg.model.arch,
@@ -85,7 +82,7 @@ pub fn run(force: bool, overrides: &[String]) -> Result<String> {
         "{}\nquickstart: val AP {:.3} (GT boxes){}; trained {:.0} s at {:.0} images/s; drawings in {}, curves in {}/curves.png",
         stats,
         stats.ap,
-        dets.as_ref().map(|d| format!(", {:.3} (detector boxes)", d.0.ap)).unwrap_or_default(),
+        dets.map(|d| format!(", {:.3} (detector boxes)", d.0.ap)).unwrap_or_default(),
         outcome.state.train_seconds,
         outcome.images_per_s,
         draw_dir.display(),

@@ -105,9 +105,7 @@ impl Loader {
     pub fn epoch_from(&self, epoch: u64, first: usize) -> EpochBatches {
         let order = self.order(epoch);
         let mut chunks: Vec<Vec<usize>> = order.chunks(self.cfg.batch_size).map(|c| c.to_vec()).collect();
-        if self.cfg.drop_last && chunks.last().is_some_and(|c| c.len() < self.cfg.batch_size) {
-            chunks.pop();
-        }
+        chunks.truncate(self.batches_per_epoch());
         chunks.drain(..first.min(chunks.len()));
         let (tx, rx) = sync_channel(self.cfg.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));

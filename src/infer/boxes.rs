@@ -67,6 +67,15 @@ pub fn detection_boxes(
     Ok(out)
 }
 
+/// Boxes grouped by image, in image-id order.
+pub fn group_by_image(boxes: Vec<PersonBox>) -> std::collections::BTreeMap<Id, Vec<PersonBox>> {
+    let mut by_image: std::collections::BTreeMap<Id, Vec<PersonBox>> = Default::default();
+    for b in boxes {
+        by_image.entry(b.image_id).or_default().push(b);
+    }
+    by_image
+}
+
 /// The whole image as one person box (for images nobody has boxed).
 pub fn whole_image_box(image_id: Id, width: u32, height: u32) -> PersonBox {
     PersonBox { image_id, bbox: [0.0, 0.0, width as f64, height as f64], score: 1.0 }

@@ -150,7 +150,7 @@ pub struct Predictor<M> {
 }
 
 /// What a run produced: persons (per image, best first) and the images that could not be read.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Predictions {
     pub persons: Vec<Person>,
     pub failed: Vec<(PathBuf, String)>,

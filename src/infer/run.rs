@@ -1,8 +1,9 @@
 //! `dypose predict` and `dypose eval --checkpoint`: a config, a checkpoint and images in;
 //! COCO results, drawings and stats out.
 
-use super::boxes::{detection_boxes, gt_boxes, PersonBox};
+use super::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
 use super::predictor::{Person, Predictions};
+use super::validate::{evaluate, ValSet};
 use super::{results_json, ImageJob, Predictor};
 use crate::coco::{CocoDataset, KeypointSpec};
 use crate::config::Config;
@@ -93,10 +94,7 @@ pub fn predict(req: &PredictRequest) -> Result<(Predictions, PathBuf)> {
         }
         BoxSource::WholeImage => Vec::new(),
     };
-    let mut by_image: BTreeMap<i64, Vec<PersonBox>> = BTreeMap::new();
-    for b in boxes {
-        by_image.entry(b.image_id).or_default().push(b);
-    }
+    let mut by_image = group_by_image(boxes);
     let jobs: Vec<ImageJob> = req
         .images
         .iter()
@@ -113,7 +111,7 @@ pub fn predict(req: &PredictRequest) -> Result<(Predictions, PathBuf)> {
     std::fs::create_dir_all(req.out).with_context(|| format!("{}: cannot create", req.out.display()))?;
     let out = predictor.run(&jobs, |job, img, persons| {
         if req.draw {
-            draw_persons(img, persons, &spec, &drawing_path(req.out, &job.path))?;
+            draw_persons(img, persons, &spec, &crate::viz::drawing_path(req.out, &job.path, None))?;
         }
         Ok(())
     })?;
@@ -124,13 +122,6 @@ pub fn predict(req: &PredictRequest) -> Result<(Predictions, PathBuf)> {
     Ok((out, results_path))
 }
 
-/// `out/<name>.png`, or `.jpg` for JPEG inputs.
-pub fn drawing_path(out: &Path, image: &Path) -> PathBuf {
-    let stem = image.file_stem().unwrap_or_default().to_string_lossy();
-    let jpeg = image.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
-    out.join(format!("{stem}.{}", if jpeg { "jpg" } else { "png" }))
-}
-
 /// Draws persons scoring at least 0.3 (joints at least 0.3) and saves the image.
 pub fn draw_persons(img: &image::RgbImage, persons: &[Person], spec: &KeypointSpec, path: &Path) -> Result<()> {
     let mut canvas = img.clone();
@@ -138,10 +129,10 @@ pub fn draw_persons(img: &image::RgbImage, persons: &[Person], spec: &KeypointSp
         let pose = crate::viz::Pose { keypoints: &p.keypoints, bbox: Some(p.bbox), score: Some(p.score) };
         crate::viz::draw_pose(&mut canvas, &pose, spec, 0.3);
     }
-    crate::viz::save_image(&canvas, path)
+    crate::viz::save_image(&canvas, path, true)
 }
 
-/// The stats of a checkpoint on a COCO set: GT boxes, or detector boxes.
+/// The stats of a checkpoint on a COCO set: GT boxes, or detector boxes; and the crops run.
 pub fn evaluate_checkpoint(
     cfg: &Config,
     checkpoint: &Path,
@@ -150,13 +141,9 @@ pub fn evaluate_checkpoint(
     dets: Option<&Path>,
 ) -> Result<(crate::eval::Stats, usize)> {
     let spec = KeypointSpec::coco17();
-    let gt = CocoDataset::load(gt_path)?;
-    let boxes = match dets {
-        Some(p) => detection_boxes(p, cfg.data.category_id, cfg.val.box_score_threshold, Some(&gt))?,
-        None => gt_boxes(&gt, cfg.data.category_id, spec.len()),
-    };
-    let jobs = crate::train::trainer::jobs(&gt, images, boxes);
+    let val = ValSet::from_files(cfg, &spec, gt_path, images, dets)?;
+    let jobs = val.det_jobs.as_ref().unwrap_or(&val.gt_jobs);
     let mut net = load_model(cfg, checkpoint)?;
-    let (stats, preds) = crate::train::trainer::evaluate(&mut net, cfg, &spec, &gt, &jobs)?;
+    let (stats, preds) = evaluate(&mut net, cfg, &spec, &val.gt, jobs)?;
     Ok((stats, preds.crops))
 }

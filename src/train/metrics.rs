@@ -99,7 +99,7 @@ pub fn plot(path: &Path, rows: &[Row]) -> Result<()> {
         ("log10 loss", &loss),
         ("val AP", &[("GT boxes", &ap), ("detector boxes", &ap_dets)]),
     );
-    crate::viz::save_image(&img, path)
+    crate::viz::save_image(&img, path, true)
 }
 
 #[cfg(test)]

@@ -7,13 +7,11 @@ use super::loss::heatmap_loss;
 use super::metrics::{self, Row};
 use super::schedule::{learning_rate, temperature};
 use super::state::{self, TrainState};
-use crate::coco::{CocoDataset, KeypointSpec};
+use crate::coco::CocoDataset;
 use crate::config::Config;
 use crate::data::instances::train_instances;
 use crate::data::loader::{Loader, LoaderConfig};
-use crate::eval::Stats;
-use crate::infer::boxes::{detection_boxes, gt_boxes};
-use crate::infer::{ImageJob, PersonBox, Predictor};
+use crate::infer::validate::{validate, ValSet, Validation};
 use crate::model::backend::ConvBackend;
 use crate::model::conv::T4;
 use crate::model::layers::Ctx;
@@ -21,7 +19,7 @@ use crate::model::posenet::PoseNet;
 use anyhow::{bail, ensure, Context, Result};
 use dfdx::prelude::*;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -38,8 +36,8 @@ pub struct TrainOptions {
 pub struct TrainOutcome {
     pub state: TrainState,
     pub interrupted: bool,
-    /// The last validation's stats with GT boxes.
-    pub last_val: Option<Stats>,
+    /// The last validation (after the last epoch when `train.val_every` > 0).
+    pub last_val: Option<Validation>,
     /// Training images per second (loading included) over this process's steps.
     pub images_per_s: f64,
 }
@@ -60,79 +58,14 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     .clone()
 }
 
-/// Appends to `train.log` and prints above the progress bar.
+/// Appends to `train.log` and prints to stderr (between progress bars, never during one).
 struct Log(std::fs::File);
 
 impl Log {
-    fn line(&mut self, bar: Option<&indicatif::ProgressBar>, text: &str) {
+    fn line(&mut self, text: &str) {
         let _ = writeln!(self.0, "{text}");
-        match bar {
-            Some(b) => b.println(text),
-            None => eprintln!("{text}"),
-        }
+        eprintln!("{text}");
     }
-}
-
-/// The validation set: GT boxes, and detector boxes when configured.
-pub struct ValSet {
-    pub gt: CocoDataset,
-    pub gt_jobs: Vec<ImageJob>,
-    pub det_jobs: Option<Vec<ImageJob>>,
-}
-
-impl ValSet {
-    pub fn load(cfg: &Config, spec: &KeypointSpec) -> Result<ValSet> {
-        Config::require(&cfg.data.val_annotations, "data.val_annotations")?;
-        Config::require(&cfg.data.val_images, "data.val_images")?;
-        let gt = CocoDataset::load(&cfg.data.val_annotations)?;
-        let gt_jobs = jobs(&gt, &cfg.data.val_images, gt_boxes(&gt, cfg.data.category_id, spec.len()));
-        let det_jobs = match &cfg.data.val_boxes {
-            Some(p) => {
-                let boxes = detection_boxes(p, cfg.data.category_id, cfg.val.box_score_threshold, Some(&gt))?;
-                Some(jobs(&gt, &cfg.data.val_images, boxes))
-            }
-            None => None,
-        };
-        Ok(ValSet { gt, gt_jobs, det_jobs })
-    }
-}
-
-/// One job per image that has boxes, in image-id order.
-pub fn jobs(gt: &CocoDataset, images: &Path, boxes: Vec<PersonBox>) -> Vec<ImageJob> {
-    let mut by_image: std::collections::BTreeMap<i64, Vec<PersonBox>> = Default::default();
-    for b in boxes {
-        by_image.entry(b.image_id).or_default().push(b);
-    }
-    by_image
-        .into_iter()
-        .filter_map(|(id, boxes)| {
-            let img = gt.image(id)?;
-            Some(ImageJob { image_id: id, path: images.join(&img.file_name), boxes })
-        })
-        .collect()
-}
-
-/// COCO stats of `net` on `jobs` (τ = 1, BN in inference mode, the config's flip test and decoding).
-pub fn evaluate<D: ConvBackend>(
-    net: &mut PoseNet<D>,
-    cfg: &Config,
-    spec: &KeypointSpec,
-    gt: &CocoDataset,
-    jobs: &[ImageJob],
-) -> Result<(Stats, crate::infer::predictor::Predictions)> {
-    let mut predictor = Predictor {
-        model: net,
-        codec: cfg.sample_spec(spec, false).codec,
-        options: cfg.val.predict_options(cfg.box_padding)?,
-        flip_permutation: spec.flip_permutation(),
-        sigmas: spec.sigmas.clone(),
-    };
-    let out = predictor.run(jobs, |_, _, _| Ok(()))?;
-    if let Some((path, e)) = out.failed.first() {
-        bail!("{}: {} images could not be read, e.g. {e}", path.display(), out.failed.len());
-    }
-    let stats = crate::infer::evaluate_persons(gt, &out.persons, cfg.data.category_id, spec)?;
-    Ok((stats, out))
 }
 
 /// Keys whose values differ between two configs (as JSON), `train.epochs` excepted.
@@ -160,11 +93,11 @@ pub fn train<D: ConvBackend>(cfg: &Config, opts: &TrainOptions) -> Result<TrainO
     let last_path = dir.join(LAST);
     if opts.resume {
         ensure!(last_path.exists(), "{}: nothing to resume (no {LAST})", dir.display());
-    } else if dir.join(LAST).exists() || dir.join("config.json").exists() {
+    } else if last_path.exists() || dir.join("config.json").exists() {
         bail!("{}: a run is already there; pass --resume to continue it, or choose another --out", dir.display());
     }
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the run directory", dir.display()))?;
-    remove_stale_temporaries(dir);
+    crate::fsutil::remove_stale_temporaries(dir);
     let log_path = dir.join("train.log");
     let log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -188,7 +121,7 @@ pub fn train<D: ConvBackend>(cfg: &Config, opts: &TrainOptions) -> Result<TrainO
         cfg.model.joints
     );
     let (instances, report) = train_instances(&ds, &cfg.data.train_images, cfg.data.category_id, spec.len());
-    log.line(None, &format!("train set {}: {report}", ds.source.display()));
+    log.line(&format!("train set {}: {report}", ds.source.display()));
     let loader = Loader::new(
         instances,
         cfg.sample_spec(&spec, true),
@@ -228,7 +161,7 @@ pub fn train<D: ConvBackend>(cfg: &Config, opts: &TrainOptions) -> Result<TrainO
         st = s;
         rows = metrics::read(&metrics_path)?;
         rows.retain(|r| r.iteration <= st.iteration);
-        log.line(None, &format!("resuming at epoch {} batch {} (iteration {})", st.epoch, st.batch, st.iteration));
+        log.line(&format!("resuming at epoch {} batch {} (iteration {})", st.epoch, st.batch, st.iteration));
     }
 
     let stop = interrupt_flag();
@@ -297,14 +230,11 @@ pub fn train<D: ConvBackend>(cfg: &Config, opts: &TrainOptions) -> Result<TrainO
             if stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| steps >= s) {
                 bar.finish_and_clear();
                 state::save(&last_path, &net, &adam, &st, cfg)?;
-                log.line(
-                    None,
-                    &format!(
-                        "interrupted at epoch {epoch} iteration {}; {} written (continue with --resume)",
-                        st.iteration,
-                        last_path.display()
-                    ),
-                );
+                log.line(&format!(
+                    "interrupted at epoch {epoch} iteration {}; {} written (continue with --resume)",
+                    st.iteration,
+                    last_path.display()
+                ));
                 interrupted = true;
                 break 'epochs;
             }
@@ -314,7 +244,7 @@ pub fn train<D: ConvBackend>(cfg: &Config, opts: &TrainOptions) -> Result<TrainO
         st.batch = 0;
         let report = loader_report_line(&batches.report());
         if !report.is_empty() {
-            log.line(None, &report);
+            log.line(&report);
         }
         let due = cfg.train.val_every > 0 && (st.epoch % cfg.train.val_every == 0 || st.epoch == cfg.train.epochs);
         let mut row = Row {
@@ -331,12 +261,12 @@ pub fn train<D: ConvBackend>(cfg: &Config, opts: &TrainOptions) -> Result<TrainO
             ..Default::default()
         };
         if let (true, Some(v)) = (due, &val) {
-            let (stats, _) = evaluate(&mut net, cfg, &spec, &v.gt, &v.gt_jobs)?;
+            let result = validate(&mut net, cfg, &spec, v)?;
+            let stats = &result.gt.0;
             row.val_ap = Some(stats.ap);
             row.val_ap50 = Some(stats.ap50);
             let mut line = format!("epoch {}: val AP {:.4} AP50 {:.4} (GT boxes)", epoch + 1, stats.ap, stats.ap50);
-            if let Some(dj) = &v.det_jobs {
-                let (ds, _) = evaluate(&mut net, cfg, &spec, &v.gt, dj)?;
+            if let Some((ds, _)) = &result.detections {
                 row.val_ap_dets = Some(ds.ap);
                 line += &format!(", AP {:.4} (detector boxes)", ds.ap);
             }
@@ -349,8 +279,8 @@ pub fn train<D: ConvBackend>(cfg: &Config, opts: &TrainOptions) -> Result<TrainO
                 crate::model::checkpoint::save(&net, &dir.join(BEST), meta, true)?;
                 line += " (best so far)";
             }
-            log.line(None, &line);
-            last_val = Some(stats);
+            log.line(&line);
+            last_val = Some(result);
         }
         if loss_n > 0 || row.val_ap.is_some() {
             rows.push(row);
@@ -361,16 +291,6 @@ pub fn train<D: ConvBackend>(cfg: &Config, opts: &TrainOptions) -> Result<TrainO
     }
     let elapsed = started.elapsed().as_secs_f64();
     Ok(TrainOutcome { state: st, interrupted, last_val, images_per_s: images as f64 / elapsed.max(1e-9) })
-}
-
-/// Temporary files of checkpoint writes that a killed process left behind.
-fn remove_stale_temporaries(dir: &Path) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with(".dypose-") && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
 }
 
 /// Images the loader could not read this epoch, named once.

@@ -1,6 +1,6 @@
 //! `dypose draw`: skeletons of a GT file or of a results file on the images of a folder.
 
-use super::{draw_pose, save_image, Pose};
+use super::{draw_pose, drawing_path, save_image, Pose};
 use crate::coco::{CocoDataset, KeypointSpec};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
@@ -59,19 +59,7 @@ pub fn draw_dataset(req: &DrawRequest) -> Result<usize> {
             let pose = Pose { keypoints: kps, bbox: *bbox, score: *score };
             draw_pose(&mut img, &pose, &spec, if req.results.is_some() { req.min_score } else { 0.5 });
         }
-        let stem = Path::new(&rec.file_name).file_stem().unwrap_or_default().to_string_lossy().to_string();
-        let ext = match req.format {
-            Some(f) => f.to_string(),
-            None => Path::new(&rec.file_name)
-                .extension()
-                .map(|e| e.to_string_lossy().to_lowercase())
-                .unwrap_or("png".into()),
-        };
-        let path = req.out.join(format!("{stem}.{ext}"));
-        if path.exists() && !req.force {
-            bail!("{}: already exists (pass --force to overwrite it)", path.display());
-        }
-        save_image(&img, &path)?;
+        save_image(&img, &drawing_path(req.out, Path::new(&rec.file_name), req.format), req.force)?;
         written += 1;
     }
     if !failed.is_empty() {

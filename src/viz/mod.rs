@@ -194,13 +194,23 @@ pub fn show_training_samples(
     Ok(written)
 }
 
-/// Writes an image atomically, PNG or JPEG by the file's extension.
-pub fn save_image(img: &RgbImage, path: &std::path::Path) -> anyhow::Result<()> {
+/// Writes an image atomically, PNG or JPEG by the file's extension; an existing file is
+/// replaced only with `overwrite`.
+pub fn save_image(img: &RgbImage, path: &std::path::Path, overwrite: bool) -> anyhow::Result<()> {
     let format = image::ImageFormat::from_path(path)
         .map_err(|_| anyhow::anyhow!("{}: unknown image extension (use .png or .jpg)", path.display()))?;
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, format).map_err(|e| anyhow::anyhow!("{}: cannot encode: {e}", path.display()))?;
-    crate::fsutil::write_atomic(path, bytes.get_ref())
+    crate::fsutil::write_new(path, bytes.get_ref(), overwrite)
+}
+
+/// Where the drawing of `image` goes in `out`: its name with extension `format`, or by default
+/// `.jpg` for JPEG inputs and `.png` for the rest.
+pub fn drawing_path(out: &std::path::Path, image: &std::path::Path, format: Option<&str>) -> std::path::PathBuf {
+    let stem = image.file_stem().unwrap_or_default().to_string_lossy();
+    let jpeg = image.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+    let ext = format.unwrap_or(if jpeg { "jpg" } else { "png" });
+    out.join(format!("{stem}.{ext}"))
 }
 
 #[cfg(test)]

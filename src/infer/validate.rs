@@ -1,0 +1,108 @@
+//! Scoring a network on a COCO set: the validation of `dypose train`, `dypose eval --checkpoint`
+//! and the quickstart all run through here.
+
+use super::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
+use super::predictor::Predictions;
+use super::{ImageJob, Predictor};
+use crate::coco::{CocoDataset, KeypointSpec};
+use crate::config::Config;
+use crate::eval::Stats;
+use crate::model::backend::ConvBackend;
+use crate::model::posenet::PoseNet;
+use anyhow::{bail, Result};
+use std::path::Path;
+
+/// A validation set: GT boxes, and detector boxes when given.
+pub struct ValSet {
+    pub gt: CocoDataset,
+    pub gt_jobs: Vec<ImageJob>,
+    pub det_jobs: Option<Vec<ImageJob>>,
+}
+
+impl ValSet {
+    /// The config's val split (`data.val_annotations`, `val_images`, `val_boxes`).
+    pub fn load(cfg: &Config, spec: &KeypointSpec) -> Result<ValSet> {
+        Config::require(&cfg.data.val_annotations, "data.val_annotations")?;
+        Config::require(&cfg.data.val_images, "data.val_images")?;
+        Self::from_files(cfg, spec, &cfg.data.val_annotations, &cfg.data.val_images, cfg.data.val_boxes.as_deref())
+    }
+
+    pub fn from_files(
+        cfg: &Config,
+        spec: &KeypointSpec,
+        annotations: &Path,
+        images: &Path,
+        detections: Option<&Path>,
+    ) -> Result<ValSet> {
+        let gt = CocoDataset::load(annotations)?;
+        let gt_jobs = jobs(&gt, images, gt_boxes(&gt, cfg.data.category_id, spec.len()));
+        let det_jobs = match detections {
+            Some(p) => {
+                let boxes = detection_boxes(p, cfg.data.category_id, cfg.val.box_score_threshold, Some(&gt))?;
+                Some(jobs(&gt, images, boxes))
+            }
+            None => None,
+        };
+        Ok(ValSet { gt, gt_jobs, det_jobs })
+    }
+}
+
+/// One job per GT image that has boxes, in image-id order.
+pub fn jobs(gt: &CocoDataset, images: &Path, boxes: Vec<PersonBox>) -> Vec<ImageJob> {
+    group_by_image(boxes)
+        .into_iter()
+        .filter_map(|(id, boxes)| {
+            let img = gt.image(id)?;
+            Some(ImageJob { image_id: id, path: images.join(&img.file_name), boxes })
+        })
+        .collect()
+}
+
+/// COCO stats of `net` on `jobs` (τ = 1, BN in inference mode, the config's flip test and decoding).
+pub fn evaluate<D: ConvBackend>(
+    net: &mut PoseNet<D>,
+    cfg: &Config,
+    spec: &KeypointSpec,
+    gt: &CocoDataset,
+    jobs: &[ImageJob],
+) -> Result<(Stats, Predictions)> {
+    let mut predictor = Predictor {
+        model: net,
+        codec: cfg.sample_spec(spec, false).codec,
+        options: cfg.val.predict_options(cfg.box_padding)?,
+        flip_permutation: spec.flip_permutation(),
+        sigmas: spec.sigmas.clone(),
+    };
+    let out = predictor.run(jobs, |_, _, _| Ok(()))?;
+    if let Some((path, e)) = out.failed.first() {
+        bail!("{}: {} images could not be read, e.g. {e}", path.display(), out.failed.len());
+    }
+    let stats = crate::infer::evaluate_persons(gt, &out.persons, cfg.data.category_id, spec)?;
+    Ok((stats, out))
+}
+
+/// One validation: stats and predictions with GT boxes, and with detector boxes when configured.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub gt: (Stats, Predictions),
+    pub detections: Option<(Stats, Predictions)>,
+    /// Wall time of the GT-box pass.
+    pub gt_seconds: f64,
+}
+
+/// Scores `net` on `val` with GT boxes and, when there are some, detector boxes.
+pub fn validate<D: ConvBackend>(
+    net: &mut PoseNet<D>,
+    cfg: &Config,
+    spec: &KeypointSpec,
+    val: &ValSet,
+) -> Result<Validation> {
+    let t = std::time::Instant::now();
+    let gt = evaluate(net, cfg, spec, &val.gt, &val.gt_jobs)?;
+    let gt_seconds = t.elapsed().as_secs_f64();
+    let detections = match &val.det_jobs {
+        Some(j) => Some(evaluate(net, cfg, spec, &val.gt, j)?),
+        None => None,
+    };
+    Ok(Validation { gt, detections, gt_seconds })
+}

@@ -141,23 +141,40 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// `dypose bench model`: inference and training images/s of the config's model on the CPU.
-/// `generic` forces the device-generic ops (the path CUDA runs) instead of the fast CPU path.
-pub fn bench_model(cfg: &crate::config::Config, batch: usize, iters: usize, generic: bool) -> Result<String> {
+/// `dypose bench model`: inference and training images/s of the config's model on `device`.
+/// `generic` forces the device-generic ops (the path CUDA runs) on the CPU too.
+pub fn bench_model(
+    device: &str,
+    cfg: &crate::config::Config,
+    batch: usize,
+    iters: usize,
+    generic: bool,
+) -> Result<String> {
+    crate::with_device!(device, |dev: D| bench_model_on(dev, device, cfg, batch, iters, generic))
+}
+
+fn bench_model_on<D: crate::model::backend::ConvBackend + dfdx::prelude::Synchronize>(
+    dev: D,
+    device: &str,
+    cfg: &crate::config::Config,
+    batch: usize,
+    iters: usize,
+    generic: bool,
+) -> Result<String> {
     use crate::model::conv::T4;
     use crate::model::layers::{init_rng, random_values, Ctx};
     use crate::model::posenet::PoseNet;
     use dfdx::prelude::*;
     anyhow::ensure!(batch >= 1 && iters >= 1, "--batch and --iters must be at least 1");
+    let generic = generic || !D::FAST;
     let bp = cfg.model.blueprint()?;
     let [w, h] = cfg.input_size;
     let (cost, out) = crate::model::cost::blueprint_cost(&bp, [h, w]);
-    let dev = Cpu::default();
     let mut net = PoseNet::new(&dev, &bp, cfg.seed);
     let rng = &mut init_rng(cfg.seed + 1);
-    let x: T4<Cpu> = dev.tensor_from_vec(random_values(rng, batch * 3 * h * w), (batch, 3, h, w));
+    let x: T4<D> = dev.tensor_from_vec(random_values(rng, batch * 3 * h * w), (batch, 3, h, w));
     let j = cfg.model.joints;
-    let target: T4<Cpu> =
+    let target: T4<D> =
         dev.tensor_from_vec(random_values(rng, batch * j * out[0] * out[1]), (batch, j, out[0], out[1]));
     let mut infer = || {
         let t = Instant::now();
@@ -170,6 +187,7 @@ pub fn bench_model(cfg: &crate::config::Config, batch: usize, iters: usize, gene
         let t = Instant::now();
         let y = net.forward(x.leaky_trace(), Ctx { generic_ops: generic, ..Ctx::train(1.0) });
         let grads = (y - target.clone()).square().mean().backward();
+        dev.synchronize();
         std::hint::black_box(grads);
         t.elapsed().as_secs_f64()
     };
@@ -179,37 +197,110 @@ pub fn bench_model(cfg: &crate::config::Config, batch: usize, iters: usize, gene
     let (ips_i, ips_t) = (batch as f64 / ti, batch as f64 / tt);
     let flops = 2.0 * cost.madds as f64;
     let (gf_i, gf_t) = (flops * ips_i / 1e9, 3.0 * flops * ips_t / 1e9);
-    let (gemm_dfdx, gemm_ours) = gemm_one_core_gflops();
-    let gemm = gemm_dfdx.max(gemm_ours);
     let cores = rayon::current_num_threads();
     let rss = peak_rss_mb().unwrap_or(f64::NAN);
+    let on_cpu = device == "cpu";
     let mut s = format!(
-        "{} at {}×{} (h×w), batch {batch}, {} threads, CPU ({} ops); {:.2} GMAdds and {:.1} M parameters per image; median of {iters}\n",
+        "{} at {}×{} (h×w), batch {batch}, {}; {:.2} GMAdds and {:.1} M parameters per image; median of {iters}\n",
         cfg.model.arch,
         h,
         w,
-        cores,
-        if generic { "device-generic" } else { "fast CPU" },
+        if !on_cpu {
+            device.to_string()
+        } else if generic {
+            format!("CPU with {cores} threads (device-generic ops)")
+        } else {
+            format!("CPU with {cores} threads (fast CPU ops)")
+        },
         cost.madds as f64 / 1e9,
         cost.params as f64 / 1e6
     );
+    let (gemm, gemm_dfdx, bound) = if on_cpu {
+        let (gemm_dfdx, gemm_ours) = gemm_one_core_gflops();
+        let gemm = gemm_dfdx.max(gemm_ours);
+        (gemm, gemm_dfdx, gemm * cores as f64)
+    } else {
+        (f64::NAN, f64::NAN, f64::NAN)
+    };
+    let share = |gf: f64| if on_cpu { format!("{:.0}%", 100.0 * gf / bound) } else { "-".to_string() };
     s += &format!("{:<22} {:>10} {:>10} {:>10} {:>16}\n", "", "s/batch", "img/s", "GFLOP/s", "of gemm bound");
-    let bound = gemm * cores as f64;
-    s += &format!("{:<22} {:>10.3} {:>10.2} {:>10.1} {:>15.0}%\n", "inference", ti, ips_i, gf_i, 100.0 * gf_i / bound);
-    s += &format!(
-        "{:<22} {:>10.3} {:>10.2} {:>10.1} {:>15.0}%\n",
-        "training (fwd+bwd)",
-        tt,
-        ips_t,
-        gf_t,
-        100.0 * gf_t / bound
-    );
-    s += &format!(
-        "gemm bound: the faster one-core GEMM ({gemm_ours:.1} GFLOP/s ours, {gemm_dfdx:.1} dfdx's) × {cores} = {bound:.1} GFLOP/s; peak memory {rss:.0} MB\n"
-    );
+    s += &format!("{:<22} {:>10.3} {:>10.2} {:>10.1} {:>16}\n", "inference", ti, ips_i, gf_i, share(gf_i));
+    s += &format!("{:<22} {:>10.3} {:>10.2} {:>10.1} {:>16}\n", "training (fwd+bwd)", tt, ips_t, gf_t, share(gf_t));
+    if on_cpu {
+        s += &format!(
+            "gemm bound: the faster one-core GEMM ({gemm:.1} GFLOP/s; dfdx's {gemm_dfdx:.1}) × {cores} = {bound:.1} GFLOP/s; "
+        );
+    }
+    s += &format!("peak host memory {rss:.0} MB\n");
+    let nan_null = |v: f64| if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null };
     s += &serde_json::json!({
-        "batch": batch, "inference_img_per_s": ips_i, "training_img_per_s": ips_t,
-        "inference_gflops": gf_i, "training_gflops": gf_t, "gemm_one_core_gflops": gemm, "gemm_one_core_gflops_dfdx": gemm_dfdx, "threads": cores, "peak_rss_mb": rss, "generic_ops": generic,
+        "device": device, "batch": batch, "inference_img_per_s": ips_i, "training_img_per_s": ips_t,
+        "inference_gflops": gf_i, "training_gflops": gf_t, "gemm_one_core_gflops": nan_null(gemm),
+        "gemm_one_core_gflops_dfdx": nan_null(gemm_dfdx), "threads": cores, "peak_rss_mb": nan_null(rss), "generic_ops": generic,
+    })
+    .to_string();
+    Ok(s)
+}
+
+/// `dypose bench predict`: end-to-end inference throughput (JPEG decode, crop warp, network,
+/// decoding, inverse affine, rescoring, OKS-NMS) in person crops per second, with and without
+/// the flip test, on the GT boxes of `ann` repeated to at least `crops` crops. The weights are
+/// freshly initialised: speed does not depend on them.
+pub fn bench_predict(
+    device: &str,
+    cfg: &crate::config::Config,
+    ann: &Path,
+    images: &Path,
+    crops: usize,
+    repeats: usize,
+) -> Result<String> {
+    use crate::infer::{validate::ValSet, HeatmapModel, Predictor};
+    use crate::model::posenet::PoseNet;
+    anyhow::ensure!(crops >= 1 && repeats >= 1, "--crops and --repeats must be at least 1");
+    let spec = crate::coco::KeypointSpec::coco17();
+    let val = ValSet::from_files(cfg, &spec, ann, images, None)?;
+    let per_pass: usize = val.gt_jobs.iter().map(|j| j.boxes.len().max(1)).sum();
+    anyhow::ensure!(per_pass > 0, "{}: no images", ann.display());
+    let jobs: Vec<_> = val.gt_jobs.iter().cycle().take(val.gt_jobs.len() * crops.div_ceil(per_pass)).cloned().collect();
+    let model: Box<dyn HeatmapModel> = crate::with_device!(device, |dev: D| {
+        Ok::<_, anyhow::Error>(Box::new(PoseNet::new(&dev, &cfg.model.blueprint()?, cfg.seed)) as Box<dyn HeatmapModel>)
+    })?;
+    let mut predictor = Predictor {
+        model,
+        codec: cfg.sample_spec(&spec, false).codec,
+        options: cfg.val.predict_options(cfg.box_padding)?,
+        flip_permutation: spec.flip_permutation(),
+        sigmas: spec.sigmas.clone(),
+    };
+    let mut rates = Vec::new();
+    let mut n = 0;
+    for flip in [true, false] {
+        predictor.options.flip = flip;
+        let mut times = Vec::new();
+        for _ in 0..=repeats {
+            let t = Instant::now();
+            let out = predictor.run(&jobs, |_, _, _| Ok(()))?;
+            times.push(t.elapsed().as_secs_f64());
+            n = out.crops;
+        }
+        times.remove(0); // warm-up
+        rates.push(n as f64 / median(times));
+    }
+    let [w, h] = cfg.input_size;
+    let mut s = format!(
+        "{} at {h}×{w} (h×w), batch {}, {} decoding, {device}, {} threads; {n} crops of {} per pass, median of {repeats}\n",
+        cfg.model.arch,
+        cfg.val.batch_size,
+        cfg.val.decoding,
+        rayon::current_num_threads(),
+        images.display()
+    );
+    s += &format!("{:<28} {:>10}\n", "", "crops/s");
+    s += &format!("{:<28} {:>10.1}\n", "with flip test (2 passes)", rates[0]);
+    s += &format!("{:<28} {:>10.1}\n", "without flip test", rates[1]);
+    s += &serde_json::json!({
+        "device": device, "crops": n, "crops_per_s_flip": rates[0], "crops_per_s_no_flip": rates[1],
+        "batch": cfg.val.batch_size, "threads": rayon::current_num_threads(),
     })
     .to_string();
     Ok(s)

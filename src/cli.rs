@@ -45,6 +45,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Generate the synthetic set, train the quickstart model on the CPU, evaluate and draw.
     Quickstart(QuickstartArgs),
+    /// One person crop: predicted heatmaps and skeleton beside the dynamic-conv attention.
+    Explain(ExplainArgs),
     /// Measurements printed as a table (last line JSON).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -107,6 +109,9 @@ pub struct PredictArgs {
     /// Replace an existing results.json in --out.
     #[arg(long)]
     pub force: bool,
+    /// cpu, or cuda (needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +138,28 @@ pub struct DrawArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    #[arg(long)]
+    pub image: PathBuf,
+    /// The person box x,y,w,h in image pixels (default: the whole image).
+    #[arg(long = "box", value_name = "X,Y,W,H")]
+    pub bbox: Option<String>,
+    /// The picture to write (PNG or JPEG by extension).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// cpu, or cuda (needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Args, Debug)]
 pub struct QuickstartArgs {
     /// Replace an earlier runs/quickstart.
     #[arg(long)]
@@ -145,7 +172,7 @@ pub struct QuickstartArgs {
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Ground-truth COCO keypoint annotation file.
-    #[arg(long)]
+    #[arg(long, visible_alias = "ann")]
     pub gt: PathBuf,
     /// Results file: [{image_id, category_id, keypoints, score}].
     #[arg(long, required_unless_present = "checkpoint", conflicts_with = "checkpoint")]
@@ -171,6 +198,9 @@ pub struct EvalArgs {
     /// Keypoint spec JSON (names, flip_pairs, sigmas, limbs); default: COCO's 17 keypoints.
     #[arg(long)]
     pub spec: Option<PathBuf>,
+    /// With --checkpoint: cpu, or cuda (needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 #[derive(Args, Debug)]
@@ -205,6 +235,9 @@ pub struct InfoArgs {
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Override config keys (with --config), as for train.
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "config")]
+    pub set: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -269,6 +302,29 @@ pub enum BenchCommand {
         /// Use the device-generic ops (the CUDA path) instead of the fast CPU path.
         #[arg(long)]
         generic: bool,
+        /// cpu, or cuda (needs a build with --features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// End-to-end inference speed (crops/s with and without the flip test) of a config's model.
+    Predict {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Person boxes: the GT of this annotation file.
+        #[arg(long, default_value = "data/coco-sample/annotations/person_keypoints_sample.json")]
+        ann: PathBuf,
+        #[arg(long, default_value = "data/coco-sample/val2017")]
+        images: PathBuf,
+        /// Crops per pass (the GT boxes repeated).
+        #[arg(long, default_value_t = 128)]
+        crops: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// cpu, or cuda (needs a build with --features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Time the data path from JPEG on disk to collated training batches.
     Data {
@@ -344,6 +400,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{n} drawings in {}", a.out.display());
             Ok(())
         }
+        Command::Explain(a) => run_explain(a),
         Command::Quickstart(a) => {
             let summary = crate::quickstart::run(a.force, &a.set)?;
             println!("{summary}");
@@ -363,9 +420,14 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}", bench::bench_coco_load(&ann, repeat)?);
             Ok(())
         }
-        Command::Bench(BenchCommand::Model { config, set, batch, iters, generic }) => {
+        Command::Bench(BenchCommand::Model { config, set, batch, iters, generic, device }) => {
             let cfg = crate::config::Config::load(&config, &set)?;
-            println!("{}", bench::bench_model(&cfg, batch, iters, generic)?);
+            println!("{}", bench::bench_model(&device, &cfg, batch, iters, generic)?);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Predict { config, set, ann, images, crops, repeats, device }) => {
+            let cfg = crate::config::Config::load(&config, &set)?;
+            println!("{}", bench::bench_predict(&device, &cfg, &ann, &images, crops, repeats)?);
             Ok(())
         }
         Command::Bench(BenchCommand::Data { ann, images, samples, workers, batch }) => {
@@ -390,7 +452,7 @@ fn run_info(a: InfoArgs) -> Result<()> {
 fn blueprint_from_args(a: &InfoArgs) -> Result<(crate::model::blueprint::Blueprint, [usize; 2])> {
     use crate::model::blueprint::{backbone, Blueprint};
     if let Some(path) = &a.config {
-        let cfg = crate::config::Config::load(path, &[])?;
+        let cfg = crate::config::Config::load(path, &a.set)?;
         let [w, h] = cfg.input_size;
         return Ok((cfg.model.blueprint()?, [h, w]));
     }
@@ -458,6 +520,7 @@ fn run_predict(a: PredictArgs) -> Result<()> {
     let req = PredictRequest {
         config: &cfg,
         checkpoint: &a.checkpoint,
+        device: &a.device,
         images,
         boxes,
         out: &a.out,
@@ -488,12 +551,27 @@ fn run_predict(a: PredictArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_explain(a: ExplainArgs) -> Result<()> {
+    let cfg = crate::config::Config::load(&a.config, &[])?;
+    let bbox = a.bbox.as_deref().map(crate::infer::explain::parse_box).transpose()?;
+    let ex = crate::infer::explain::explain(&a.device, &cfg, &a.checkpoint, &a.image, bbox)?;
+    crate::viz::save_image(&ex.picture, &a.out, a.force)?;
+    println!("person score {:.3}; {} dynamic layers", ex.person.score, ex.attention.len());
+    for (name, pi) in &ex.attention {
+        let cells: Vec<String> = pi.iter().map(|v| format!("{v:.3}")).collect();
+        println!("  {name:<32} π = [{}]", cells.join(", "));
+    }
+    println!("→ {}", a.out.display());
+    Ok(())
+}
+
 fn run_eval(args: EvalArgs) -> Result<()> {
     let start = Instant::now();
     if let Some(ck) = &args.checkpoint {
         let cfg = crate::config::Config::load(args.config.as_deref().expect("clap requires it"), &[])?;
         let images = args.images.as_deref().expect("clap requires it");
-        let (stats, crops) = crate::infer::run::evaluate_checkpoint(&cfg, ck, &args.gt, images, args.boxes.as_deref())?;
+        let (stats, crops) =
+            crate::infer::run::evaluate_checkpoint(&args.device, &cfg, ck, &args.gt, images, args.boxes.as_deref())?;
         eprintln!("predicted {crops} crops in {:.1}s", start.elapsed().as_secs_f64());
         print!("{stats}");
         if let Some(path) = &args.json {

@@ -38,7 +38,7 @@ pub fn run(force: bool, overrides: &[String]) -> Result<String> {
         cfg.train.val_every = cfg.train.epochs.max(1);
     }
     let opts = crate::train::TrainOptions { run_dir: run_dir.to_path_buf(), resume: false, stop_after: None };
-    let outcome = crate::train::train::<dfdx::prelude::Cpu>(&cfg, &opts)?;
+    let outcome = crate::train::train(dfdx::prelude::Cpu::default(), &cfg, &opts)?;
     ensure!(!outcome.interrupted, "the quickstart was interrupted; its checkpoint is in {RUN_DIR}");
     let val = outcome.last_val.as_ref().context("the quickstart trained no epoch, so nothing was scored")?;
     let (stats, preds) = &val.gt;

@@ -130,3 +130,45 @@ fn draw_colours_gt_limbs_and_keeps_size_and_format() {
     assert_eq!(image::ImageFormat::from_path(&first).unwrap(), image::ImageFormat::Jpeg);
     assert_eq!(image::guess_format(&std::fs::read(&first).unwrap()).unwrap(), image::ImageFormat::Jpeg);
 }
+
+#[test]
+fn explain_shows_each_dynamic_layers_attention_for_one_crop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, ck) = tiny_model(dir.path());
+    let out_png = dir.path().join("explain.png");
+    let image = sample_images()[0].clone();
+    let args = [
+        "explain",
+        "--config",
+        &cfg,
+        "--checkpoint",
+        &ck,
+        "--image",
+        image.to_str().unwrap(),
+        "--box",
+        "100,50,120,200",
+        "--out",
+        out_png.to_str().unwrap(),
+    ];
+    let out = dypose(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // DY-ResNet-10: two dynamic 3×3 convs in each of 4 blocks (shortcuts static), and the three
+    // dynamic deconvs of the head.
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.contains("π = [")).collect();
+    assert_eq!(rows.len(), 4 * 2 + 3, "{stdout}");
+    assert!(stdout.contains("11 dynamic layers"), "{stdout}");
+    for row in rows {
+        let inner = row.split('[').nth(1).unwrap().trim_end_matches(']');
+        let pi: Vec<f64> = inner.split(", ").map(|v| v.parse().unwrap()).collect();
+        assert_eq!(pi.len(), 4, "K = 4 kernels: {row}");
+        assert!(pi.iter().all(|&p| p > 0.0) && (pi.iter().sum::<f64>() - 1.0).abs() < 3e-3, "softmax: {row}");
+    }
+    // Picture: the 64×64 crop zoomed ×2, a gap of 8, and the chart (502 wide, 48 + 11 rows × 18 + 8 high).
+    let pic = image::open(&out_png).unwrap();
+    assert_eq!((pic.width(), pic.height()), (128 + 8 + 502, 48 + 11 * 18 + 8));
+    // An existing picture is kept unless --force.
+    let again = dypose(&args);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"), "{}", String::from_utf8_lossy(&again.stderr));
+}

@@ -51,7 +51,7 @@ fn resumed_run_ends_where_an_uninterrupted_one_does() {
     let cfg = Config::load(&setup(dir.path()), &[]).unwrap();
     let run = |name: &str, resume: bool, stop_after: Option<usize>| {
         let opts = TrainOptions { run_dir: dir.path().join(name), resume, stop_after };
-        train::<dfdx::prelude::Cpu>(&cfg, &opts).unwrap()
+        train(dfdx::prelude::Cpu::default(), &cfg, &opts).unwrap()
     };
     let whole = run("whole", false, None);
     assert!(!whole.interrupted && whole.state.iteration > 0);

@@ -20,13 +20,18 @@ pub trait HeatmapModel {
 
 impl<D: crate::model::backend::ConvBackend> HeatmapModel for crate::model::posenet::PoseNet<D> {
     fn heatmaps(&mut self, inputs: &[f32], n: usize, [w, h]: [usize; 2]) -> Result<Vec<f32>> {
-        let dev: D = Default::default();
-        let x = dev.tensor_from_vec(inputs.to_vec(), (n, 3, h, w));
+        let x = self.device().tensor_from_vec(inputs.to_vec(), (n, 3, h, w));
         Ok(self.forward(x, crate::model::layers::Ctx::INFERENCE).as_vec())
     }
 }
 
 impl<M: HeatmapModel + ?Sized> HeatmapModel for &mut M {
+    fn heatmaps(&mut self, inputs: &[f32], n: usize, size: [usize; 2]) -> Result<Vec<f32>> {
+        (**self).heatmaps(inputs, n, size)
+    }
+}
+
+impl<M: HeatmapModel + ?Sized> HeatmapModel for Box<M> {
     fn heatmaps(&mut self, inputs: &[f32], n: usize, size: [usize; 2]) -> Result<Vec<f32>> {
         (**self).heatmaps(inputs, n, size)
     }

@@ -2,14 +2,13 @@
 //! COCO results, drawings and stats out.
 
 use super::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
-use super::predictor::{Person, Predictions};
+use super::predictor::{HeatmapModel, Person, Predictions};
 use super::validate::{evaluate, ValSet};
 use super::{results_json, ImageJob, Predictor};
 use crate::coco::{CocoDataset, KeypointSpec};
 use crate::config::Config;
 use crate::model::posenet::PoseNet;
 use anyhow::{bail, ensure, Context, Result};
-use dfdx::prelude::Cpu;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +22,8 @@ pub enum BoxSource<'a> {
 pub struct PredictRequest<'a> {
     pub config: &'a Config,
     pub checkpoint: &'a Path,
+    /// `cpu` or `cuda`.
+    pub device: &'a str,
     pub images: Vec<PathBuf>,
     pub boxes: BoxSource<'a>,
     pub out: &'a Path,
@@ -30,11 +31,13 @@ pub struct PredictRequest<'a> {
     pub force: bool,
 }
 
-/// The network of `cfg` with the weights of `checkpoint` (shape-checked).
-pub fn load_model(cfg: &Config, checkpoint: &Path) -> Result<PoseNet<Cpu>> {
-    let mut net = PoseNet::new(&Cpu::default(), &cfg.model.blueprint()?, cfg.seed);
-    crate::model::checkpoint::load(&mut net, checkpoint)?;
-    Ok(net)
+/// The network of `cfg` with the weights of `checkpoint` (shape-checked), on the named device.
+pub fn load_model(device: &str, cfg: &Config, checkpoint: &Path) -> Result<Box<dyn HeatmapModel>> {
+    crate::with_device!(device, |dev: D| {
+        let mut net = PoseNet::new(&dev, &cfg.model.blueprint()?, cfg.seed);
+        crate::model::checkpoint::load(&mut net, checkpoint)?;
+        Ok(Box::new(net) as Box<dyn HeatmapModel>)
+    })
 }
 
 /// The image files of a folder (sorted; sub-folders skipped).
@@ -102,7 +105,7 @@ pub fn predict(req: &PredictRequest) -> Result<(Predictions, PathBuf)> {
         .map(|(p, &id)| ImageJob { image_id: id, path: p.clone(), boxes: by_image.remove(&id).unwrap_or_default() })
         .collect();
     let mut predictor = Predictor {
-        model: load_model(cfg, req.checkpoint)?,
+        model: load_model(req.device, cfg, req.checkpoint)?,
         codec: cfg.sample_spec(&spec, false).codec,
         options: cfg.val.predict_options(cfg.box_padding)?,
         flip_permutation: spec.flip_permutation(),
@@ -134,6 +137,7 @@ pub fn draw_persons(img: &image::RgbImage, persons: &[Person], spec: &KeypointSp
 
 /// The stats of a checkpoint on a COCO set: GT boxes, or detector boxes; and the crops run.
 pub fn evaluate_checkpoint(
+    device: &str,
     cfg: &Config,
     checkpoint: &Path,
     gt_path: &Path,
@@ -143,7 +147,7 @@ pub fn evaluate_checkpoint(
     let spec = KeypointSpec::coco17();
     let val = ValSet::from_files(cfg, &spec, gt_path, images, dets)?;
     let jobs = val.det_jobs.as_ref().unwrap_or(&val.gt_jobs);
-    let mut net = load_model(cfg, checkpoint)?;
+    let mut net = load_model(device, cfg, checkpoint)?;
     let (stats, preds) = evaluate(&mut net, cfg, &spec, &val.gt, jobs)?;
     Ok((stats, preds.crops))
 }

@@ -2,7 +2,7 @@
 //! and the quickstart all run through here.
 
 use super::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
-use super::predictor::Predictions;
+use super::predictor::{HeatmapModel, Predictions};
 use super::{ImageJob, Predictor};
 use crate::coco::{CocoDataset, KeypointSpec};
 use crate::config::Config;
@@ -59,8 +59,8 @@ pub fn jobs(gt: &CocoDataset, images: &Path, boxes: Vec<PersonBox>) -> Vec<Image
 }
 
 /// COCO stats of `net` on `jobs` (τ = 1, BN in inference mode, the config's flip test and decoding).
-pub fn evaluate<D: ConvBackend>(
-    net: &mut PoseNet<D>,
+pub fn evaluate(
+    net: &mut impl HeatmapModel,
     cfg: &Config,
     spec: &KeypointSpec,
     gt: &CocoDataset,

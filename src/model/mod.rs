@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod conv;
 pub mod cost;
 pub mod cpu;
+pub mod device;
 pub mod dynamic;
 pub mod layers;
 pub mod norm;

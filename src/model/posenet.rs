@@ -185,6 +185,11 @@ impl<D: ConvBackend> PoseNet<D> {
     }
 
     /// Every parameter and buffer, in a fixed order.
+    /// The device the weights live on.
+    pub fn device(&self) -> D {
+        self.stem.conv.weight.value.device().clone()
+    }
+
     pub fn params(&self) -> Vec<&Param<D>> {
         let mut v = self.stem.params();
         for block in self.stages.iter().flatten() {

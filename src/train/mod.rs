@@ -12,12 +12,5 @@ pub use trainer::{train, TrainOptions, TrainOutcome};
 
 /// Trains on the named device: `cpu`, or `cuda` in a build with the `cuda` feature.
 pub fn train_on(device: &str, cfg: &crate::config::Config, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
-    match device {
-        "cpu" => train::<dfdx::prelude::Cpu>(cfg, opts),
-        #[cfg(feature = "cuda")]
-        "cuda" => train::<dfdx::prelude::Cuda>(cfg, opts),
-        #[cfg(not(feature = "cuda"))]
-        "cuda" => anyhow::bail!("--device cuda: this binary was built without CUDA (build with --features cuda)"),
-        other => anyhow::bail!("--device {other}: unknown device (use cpu or cuda)"),
-    }
+    crate::with_device!(device, |dev: D| train(dev, cfg, opts))
 }

@@ -88,7 +88,7 @@ fn config_differences(a: &Config, b: &Config) -> Result<Vec<String>> {
 }
 
 /// Trains `cfg` into `opts.run_dir` (refusing an existing run unless resuming).
-pub fn train<D: ConvBackend>(cfg: &Config, opts: &TrainOptions) -> Result<TrainOutcome> {
+pub fn train<D: ConvBackend>(dev: D, cfg: &Config, opts: &TrainOptions) -> Result<TrainOutcome> {
     let dir = &opts.run_dir;
     let last_path = dir.join(LAST);
     if opts.resume {
@@ -143,7 +143,6 @@ pub fn train<D: ConvBackend>(cfg: &Config, opts: &TrainOptions) -> Result<TrainO
     );
     let val = if cfg.train.val_every > 0 { Some(ValSet::load(cfg, &spec)?) } else { None };
 
-    let dev: D = Default::default();
     let mut net = PoseNet::new(&dev, &cfg.model.blueprint()?, cfg.seed);
     let mut adam = Adam::new(&net.params(), cfg.train.weight_decay as f32);
     let mut st = TrainState::default();

@@ -1,6 +1,7 @@
 //! Drawing: skeletons with left/right/centre limb colours, heatmap overlays. Plain `image`
 //! buffers and imageproc; no tensors.
 
+pub mod attention;
 pub mod draw;
 pub mod plot;
 pub mod text;

@@ -206,6 +206,39 @@ mod tests {
     }
 
     #[test]
+    fn im2col_equals_the_element_by_element_definition() {
+        for (k, st, pad) in [(1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (3, 1, 3), (7, 2, 3), (4, 2, 1), (3, 3, 0)] {
+            for (h, w) in [(1, 1), (2, 5), (7, 6), (9, 13)] {
+                if h + 2 * pad < k || w + 2 * pad < k {
+                    continue;
+                }
+                let spec = ConvSpec { padding: pad, ..ConvSpec::new(2, 3, k, st) };
+                let g = Geometry::of(&spec, h, w);
+                let x: Vec<f32> = (0..2 * h * w).map(|i| i as f32 + 1.0).collect();
+                let p = g.oh * g.ow;
+                let mut cols = vec![f32::NAN; 2 * k * k * p];
+                im2col(&x, 2, &g, &mut cols);
+                for c in 0..2 {
+                    for (ky, kx, oy, ox) in taps_and_outputs(k, g.oh, g.ow) {
+                        let (yy, xx) = ((oy * st + ky) as isize - pad as isize, (ox * st + kx) as isize - pad as isize);
+                        let inside = yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w;
+                        let expected = if inside { x[(c * h + yy as usize) * w + xx as usize] } else { 0.0 };
+                        let got = cols[((c * k + ky) * k + kx) * p + oy * g.ow + ox];
+                        assert_eq!(got, expected, "k{k} s{st} p{pad} {h}×{w}: c{c} tap ({ky},{kx}) out ({oy},{ox})");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every (ky, kx, oy, ox).
+    fn taps_and_outputs(k: usize, oh: usize, ow: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        (0..k).flat_map(move |ky| {
+            (0..k).flat_map(move |kx| (0..oh).flat_map(move |oy| (0..ow).map(move |ox| (ky, kx, oy, ox))))
+        })
+    }
+
+    #[test]
     fn regular_grouped_and_depthwise_match_the_f64_reference() {
         for r in [
             Conv { b: 1, c: 3, h: 7, w: 5, o: 4, k: 3, stride: 1, pad: 1, groups: 1 },

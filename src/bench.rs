@@ -254,24 +254,14 @@ pub fn bench_predict(
     crops: usize,
     repeats: usize,
 ) -> Result<String> {
-    use crate::infer::{validate::ValSet, HeatmapModel, Predictor};
-    use crate::model::posenet::PoseNet;
+    use crate::infer::{validate::ValSet, Predictor};
     anyhow::ensure!(crops >= 1 && repeats >= 1, "--crops and --repeats must be at least 1");
     let spec = crate::coco::KeypointSpec::coco17();
     let val = ValSet::from_files(cfg, &spec, ann, images, None)?;
     let per_pass: usize = val.gt_jobs.iter().map(|j| j.boxes.len().max(1)).sum();
     anyhow::ensure!(per_pass > 0, "{}: no images", ann.display());
     let jobs: Vec<_> = val.gt_jobs.iter().cycle().take(val.gt_jobs.len() * crops.div_ceil(per_pass)).cloned().collect();
-    let model: Box<dyn HeatmapModel> = crate::with_device!(device, |dev: D| {
-        Ok::<_, anyhow::Error>(Box::new(PoseNet::new(&dev, &cfg.model.blueprint()?, cfg.seed)) as Box<dyn HeatmapModel>)
-    })?;
-    let mut predictor = Predictor {
-        model,
-        codec: cfg.sample_spec(&spec, false).codec,
-        options: cfg.val.predict_options(cfg.box_padding)?,
-        flip_permutation: spec.flip_permutation(),
-        sigmas: spec.sigmas.clone(),
-    };
+    let mut predictor = Predictor::for_config(crate::infer::run::build_model(device, cfg, None)?, cfg, &spec)?;
     let mut rates = Vec::new();
     let mut n = 0;
     for flip in [true, false] {

@@ -4,11 +4,10 @@
 //! shown is the one that produced the heatmaps.
 
 use super::boxes::whole_image_box;
-use super::predictor::{crop_of, person_from_heatmaps, Person};
+use super::predictor::{crop_of, person_from_heatmaps, HeatmapModel, Person};
 use crate::coco::KeypointSpec;
 use crate::config::Config;
 use crate::data::warp::{normalize_chw, warp_rgb};
-use crate::model::posenet::PoseNet;
 use anyhow::{Context, Result};
 use image::{imageops, Rgb, RgbImage};
 use std::path::Path;
@@ -38,23 +37,27 @@ pub fn explain(
         None => whole_image_box(0, img.width(), img.height()),
     };
     let spec = KeypointSpec::coco17();
-    let codec = cfg.sample_spec(&spec, false).codec;
-    let options = super::PredictOptions { flip: false, ..cfg.val.predict_options(cfg.box_padding)? };
-    let (_, m) = crop_of(pb.bbox, &codec, options.padding);
+    let mut predictor =
+        super::Predictor::for_config(super::run::build_model(device, cfg, Some(checkpoint))?, cfg, &spec)?;
+    predictor.options.flip = false;
+    let (codec, options) = (&predictor.codec, &predictor.options);
+    let (_, m) = crop_of(pb.bbox, codec, options.padding);
     let crop = warp_rgb(&img, &m, codec.input);
     let [w, h] = codec.input;
     let mut input = vec![0.0f32; 3 * w * h];
     normalize_chw(&crop, &mut input);
-    let (maps, attention) = crate::with_device!(device, |dev: D| {
-        let mut net = PoseNet::new(&dev, &cfg.model.blueprint()?, cfg.seed);
-        crate::model::checkpoint::load(&mut net, checkpoint)?;
-        let maps = super::HeatmapModel::heatmaps(&mut net, &input, 1, codec.input)?;
-        let attention: Vec<(String, Vec<f32>)> = net.last_attention();
-        Ok::<_, anyhow::Error>((maps, attention))
-    })?;
-    let person = person_from_heatmaps(&maps, &pb, &codec, &options);
-    let in_crop: Vec<[f64; 3]> =
-        codec.decode(&maps, options.decoding).into_iter().map(|(p, s)| [p[0] as f64, p[1] as f64, s as f64]).collect();
+    let maps = predictor.model.heatmaps(&input, 1, codec.input)?;
+    let attention = predictor.model.last_attention();
+    let person = person_from_heatmaps(&maps, &pb, codec, options);
+    // The decoded joints, back in crop pixels for the drawing.
+    let in_crop: Vec<[f64; 3]> = person
+        .keypoints
+        .iter()
+        .map(|k| {
+            let q = m.apply([k[0], k[1]]);
+            [q[0], q[1], k[2]]
+        })
+        .collect();
     let picture = compose(&crop, &maps, codec.heatmap, &in_crop, &attention, &spec, options.joint_threshold);
     Ok(Explanation { person, attention, picture })
 }

@@ -16,6 +16,8 @@ use std::path::PathBuf;
 /// Anything that turns normalised `n × 3 × H × W` crops into `n × J × h × w` heatmaps.
 pub trait HeatmapModel {
     fn heatmaps(&mut self, inputs: &[f32], n: usize, size: [usize; 2]) -> Result<Vec<f32>>;
+    /// (layer, B × K weights) of every dynamic conv in the last `heatmaps` call.
+    fn last_attention(&self) -> Vec<(String, Vec<f32>)>;
 }
 
 impl<D: crate::model::backend::ConvBackend> HeatmapModel for crate::model::posenet::PoseNet<D> {
@@ -23,17 +25,26 @@ impl<D: crate::model::backend::ConvBackend> HeatmapModel for crate::model::posen
         let x = self.device().tensor_from_vec(inputs.to_vec(), (n, 3, h, w));
         Ok(self.forward(x, crate::model::layers::Ctx::INFERENCE).as_vec())
     }
+    fn last_attention(&self) -> Vec<(String, Vec<f32>)> {
+        crate::model::posenet::PoseNet::last_attention(self)
+    }
 }
 
 impl<M: HeatmapModel + ?Sized> HeatmapModel for &mut M {
     fn heatmaps(&mut self, inputs: &[f32], n: usize, size: [usize; 2]) -> Result<Vec<f32>> {
         (**self).heatmaps(inputs, n, size)
     }
+    fn last_attention(&self) -> Vec<(String, Vec<f32>)> {
+        (**self).last_attention()
+    }
 }
 
 impl<M: HeatmapModel + ?Sized> HeatmapModel for Box<M> {
     fn heatmaps(&mut self, inputs: &[f32], n: usize, size: [usize; 2]) -> Result<Vec<f32>> {
         (**self).heatmaps(inputs, n, size)
+    }
+    fn last_attention(&self) -> Vec<(String, Vec<f32>)> {
+        (**self).last_attention()
     }
 }
 
@@ -163,6 +174,17 @@ pub struct Predictions {
 }
 
 impl<M: HeatmapModel> Predictor<M> {
+    /// `model` with the config's codec and test-time options, and the spec's flip pairs and sigmas.
+    pub fn for_config(model: M, cfg: &crate::config::Config, spec: &crate::coco::KeypointSpec) -> Result<Self> {
+        Ok(Predictor {
+            model,
+            codec: cfg.sample_spec(spec, false).codec,
+            options: cfg.val.predict_options(cfg.box_padding)?,
+            flip_permutation: spec.flip_permutation(),
+            sigmas: spec.sigmas.clone(),
+        })
+    }
+
     /// Predicts every job; `each` sees every readable image with its final persons (for drawing).
     pub fn run(
         &mut self,

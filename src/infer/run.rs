@@ -31,11 +31,14 @@ pub struct PredictRequest<'a> {
     pub force: bool,
 }
 
-/// The network of `cfg` with the weights of `checkpoint` (shape-checked), on the named device.
-pub fn load_model(device: &str, cfg: &Config, checkpoint: &Path) -> Result<Box<dyn HeatmapModel>> {
+/// The network of `cfg` on the named device, with the weights of `checkpoint` (shape-checked),
+/// or freshly initialised ones.
+pub fn build_model(device: &str, cfg: &Config, checkpoint: Option<&Path>) -> Result<Box<dyn HeatmapModel>> {
     crate::with_device!(device, |dev: D| {
         let mut net = PoseNet::new(&dev, &cfg.model.blueprint()?, cfg.seed);
-        crate::model::checkpoint::load(&mut net, checkpoint)?;
+        if let Some(path) = checkpoint {
+            crate::model::checkpoint::load(&mut net, path)?;
+        }
         Ok(Box::new(net) as Box<dyn HeatmapModel>)
     })
 }
@@ -104,13 +107,7 @@ pub fn predict(req: &PredictRequest) -> Result<(Predictions, PathBuf)> {
         .zip(&ids)
         .map(|(p, &id)| ImageJob { image_id: id, path: p.clone(), boxes: by_image.remove(&id).unwrap_or_default() })
         .collect();
-    let mut predictor = Predictor {
-        model: load_model(req.device, cfg, req.checkpoint)?,
-        codec: cfg.sample_spec(&spec, false).codec,
-        options: cfg.val.predict_options(cfg.box_padding)?,
-        flip_permutation: spec.flip_permutation(),
-        sigmas: spec.sigmas.clone(),
-    };
+    let mut predictor = Predictor::for_config(build_model(req.device, cfg, Some(req.checkpoint))?, cfg, &spec)?;
     std::fs::create_dir_all(req.out).with_context(|| format!("{}: cannot create", req.out.display()))?;
     let out = predictor.run(&jobs, |job, img, persons| {
         if req.draw {
@@ -147,7 +144,7 @@ pub fn evaluate_checkpoint(
     let spec = KeypointSpec::coco17();
     let val = ValSet::from_files(cfg, &spec, gt_path, images, dets)?;
     let jobs = val.det_jobs.as_ref().unwrap_or(&val.gt_jobs);
-    let mut net = load_model(device, cfg, checkpoint)?;
+    let mut net = build_model(device, cfg, Some(checkpoint))?;
     let (stats, preds) = evaluate(&mut net, cfg, &spec, &val.gt, jobs)?;
     Ok((stats, preds.crops))
 }

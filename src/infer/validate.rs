@@ -66,13 +66,7 @@ pub fn evaluate(
     gt: &CocoDataset,
     jobs: &[ImageJob],
 ) -> Result<(Stats, Predictions)> {
-    let mut predictor = Predictor {
-        model: net,
-        codec: cfg.sample_spec(spec, false).codec,
-        options: cfg.val.predict_options(cfg.box_padding)?,
-        flip_permutation: spec.flip_permutation(),
-        sigmas: spec.sigmas.clone(),
-    };
+    let mut predictor = Predictor::for_config(net, cfg, spec)?;
     let out = predictor.run(jobs, |_, _, _| Ok(()))?;
     if let Some((path, e)) = out.failed.first() {
         bail!("{}: {} images could not be read, e.g. {e}", path.display(), out.failed.len());

@@ -44,6 +44,21 @@ fn with_buffer<R>(
     })
 }
 
+/// dst = Σₖ a[k]·bankₖ[start..start + dst.len()], where the bank holds K = a.len() kernels of
+/// `bank.len() / K` floats each: one sample's kernel (or a block of it) of a dynamic conv.
+fn mix_kernels(a: &[f32], bank: &[f32], start: usize, dst: &mut [f32]) {
+    let n = bank.len() / a.len();
+    let end = start + dst.len();
+    for (d, v) in dst.iter_mut().zip(&bank[start..end]) {
+        *d = a[0] * v;
+    }
+    for (k, &ak) in a.iter().enumerate().skip(1) {
+        for (d, v) in dst.iter_mut().zip(&bank[k * n + start..k * n + end]) {
+            *d += ak * v;
+        }
+    }
+}
+
 /// The kernels of every sample, out (S × n) = π (S × K) · bank (K × n), in column blocks, so
 /// each thread reads the kernel bank once per group of samples rather than once per sample
 /// (the bank of DY-ResNet-18 is 176 MB; reading it per sample cost about a tenth of inference).
@@ -56,16 +71,7 @@ fn aggregate_kernels(pi: &[f32], bank: &[f32], kk: usize, out: &mut [f32]) {
         for start in (0..n).step_by(BLOCK) {
             let end = (start + BLOCK).min(n);
             for (r, row) in rows.chunks_mut(n).enumerate() {
-                let a = &pi[(c * per_thread + r) * kk..][..kk];
-                let dst = &mut row[start..end];
-                for (d, v) in dst.iter_mut().zip(&bank[start..end]) {
-                    *d = a[0] * v;
-                }
-                for (k, &ak) in a.iter().enumerate().skip(1) {
-                    for (d, v) in dst.iter_mut().zip(&bank[k * n + start..k * n + end]) {
-                        *d += ak * v;
-                    }
-                }
+                mix_kernels(&pi[(c * per_thread + r) * kk..][..kk], bank, start, &mut row[start..end]);
             }
         }
     });
@@ -150,20 +156,11 @@ where
     let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(&spec, &g));
     let (xv, pv, kv) = (x.as_vec(), pi.as_vec(), kernels.as_vec());
     let n = kv.len() / kk;
-    let aggregate = move |i: usize, wb: &mut [f32]| {
-        wb.fill(0.0);
-        for k in 0..kk {
-            let a = pv[i * kk + k];
-            for (d, s) in wb.iter_mut().zip(&kv[k * n..(k + 1) * n]) {
-                *d += a * s;
-            }
-        }
-    };
     let mut yv = vec![0.0f32; b * per_out];
     yv.par_chunks_mut(per_out).enumerate().for_each_init(
         || vec![0.0f32; n],
         |wb, (i, y)| {
-            aggregate(i, wb);
+            mix_kernels(&pv[i * kk..][..kk], &kv, 0, wb);
             with_buffer(&COLUMNS, scratch, |s| forward(&spec, &g, &xv[i * per_in..][..per_in], wb, y, s));
         },
     );
@@ -181,13 +178,7 @@ where
             .fold(
                 || (vec![0.0f32; kk * n], vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; scratch]),
                 |(mut gk, mut wb, mut gw, mut s), (i, (gxi, gpii))| {
-                    wb.fill(0.0);
-                    for k in 0..kk {
-                        let a = pv[i * kk + k];
-                        for (d, v) in wb.iter_mut().zip(&kv[k * n..(k + 1) * n]) {
-                            *d += a * v;
-                        }
-                    }
+                    mix_kernels(&pv[i * kk..][..kk], &kv, 0, &mut wb);
                     gw.fill(0.0);
                     backward(
                         &spec,

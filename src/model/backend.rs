@@ -7,7 +7,7 @@ use dfdx::prelude::*;
 
 type Flat<D, Tp> = Tensor<(usize,), f32, D, Tp>;
 
-pub trait ConvBackend: Device<f32> {
+pub trait ConvBackend: Device<f32> + 'static {
     /// Whether `fast_conv` / `fast_dynamic_conv` exist on this device.
     const FAST: bool = false;
 

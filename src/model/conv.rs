@@ -86,11 +86,63 @@ pub fn transposed_rows(b: usize, h: usize, w: usize, g: ConvGeometry, pad_rows: 
 /// Zero rows appended for padding taps.
 const PAD_ROWS: usize = 64;
 
+/// What an index tensor is for and the geometry it was built for.
+type IndexKey = (&'static str, [usize; 7]);
+
+/// Index tensors already on a device, per device type and geometry.
+type IndexCache = std::collections::HashMap<(std::any::TypeId, IndexKey), Box<dyn std::any::Any>>;
+
+thread_local! {
+    static INDEX_CACHE: std::cell::RefCell<IndexCache> = Default::default();
+}
+
+/// The index tensor for `key` on `dev`, built by `build` the first time only: building the
+/// im2col indices on the host and copying them to the GPU on every forward took longer than the
+/// GPU's own work (issue 7's profile). One process drives one GPU, so the device type and the
+/// geometry identify a tensor; the cache is dropped whole when it grows past 512 entries.
+pub(crate) fn cached_index<D: Device<f32> + 'static>(
+    dev: &D,
+    key: IndexKey,
+    build: impl FnOnce() -> Vec<usize>,
+) -> Tensor<(usize,), usize, D> {
+    cached_index_shaped(dev, key, || {
+        let idx = build();
+        let n = idx.len();
+        (idx, (n,))
+    })
+}
+
+/// `cached_index` for an index tensor of any shape.
+pub(crate) fn cached_index_shaped<D: Device<f32> + 'static, S: Shape + 'static>(
+    dev: &D,
+    key: IndexKey,
+    build: impl FnOnce() -> (Vec<usize>, S),
+) -> Tensor<S, usize, D> {
+    let full_key = (std::any::TypeId::of::<D>(), key);
+    INDEX_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(t) = cache.get(&full_key).and_then(|t| t.downcast_ref::<Tensor<S, usize, D>>()) {
+            return t.clone();
+        }
+        let (idx, shape) = build();
+        let t = dev.tensor_from_vec(idx, shape);
+        if cache.len() >= 512 {
+            cache.clear();
+        }
+        cache.insert(full_key, Box::new(t.clone()));
+        t
+    })
+}
+
+fn geometry_key(b: usize, h: usize, w: usize, g: ConvGeometry) -> [usize; 7] {
+    [b, h, w, g.kernel, g.stride, g.padding, PAD_ROWS]
+}
+
 /// Gathers rows `idx` of x in channels-last form, with `PAD_ROWS` rows of `fill` appended:
 /// (idx.len(), C).
-fn gather_rows<D: Device<f32>, Tp: Tape<f32, D>>(
+fn gather_rows<D: Device<f32> + 'static, Tp: Tape<f32, D>>(
     x: T4<D, Tp>,
-    idx: Vec<usize>,
+    idx: Tensor<(usize,), usize, D>,
     fill: f32,
 ) -> Tensor<(usize, usize), f32, D, Tp> {
     let dev = x.device().clone();
@@ -98,15 +150,21 @@ fn gather_rows<D: Device<f32>, Tp: Tape<f32, D>>(
     let rows = x.permute::<_, Axes4<0, 2, 3, 1>>().reshape_like(&(b * h * w, c));
     let pad: Tensor<(usize, usize), f32, D> = dev.ones_like(&(PAD_ROWS, c)) * fill;
     let padded = (rows, pad).concat_along(Axis::<0>);
-    let n = idx.len();
-    padded.gather(dev.tensor_from_vec(idx, (n,)))
+    padded.gather(idx)
 }
 
 /// im2col columns (B·Ho·Wo, k·k·C), ordered (ky, kx, c) within a row.
-pub fn im2col<D: Device<f32>, Tp: Tape<f32, D>>(x: T4<D, Tp>, g: ConvGeometry) -> Tensor<(usize, usize), f32, D, Tp> {
+pub fn im2col<D: Device<f32> + 'static, Tp: Tape<f32, D>>(
+    x: T4<D, Tp>,
+    g: ConvGeometry,
+) -> Tensor<(usize, usize), f32, D, Tp> {
     let (b, c, h, w) = *x.shape();
     let (oh, ow) = g.out(h, w);
-    let idx = im2col_rows(b, h, w, g, PAD_ROWS);
+    if g.kernel == 1 && g.stride == 1 && g.padding == 0 {
+        // A 1×1 convolution reads each pixel once: its columns are the channels-last rows.
+        return x.permute::<_, Axes4<0, 2, 3, 1>>().reshape_like(&(b * h * w, c));
+    }
+    let idx = cached_index(x.device(), ("im2col", geometry_key(b, h, w, g)), || im2col_rows(b, h, w, g, PAD_ROWS));
     gather_rows(x, idx, 0.0).reshape_like(&(b * oh * ow, g.kernel * g.kernel * c))
 }
 
@@ -116,13 +174,14 @@ pub fn transposed_out(h: usize, w: usize, g: ConvGeometry) -> (usize, usize) {
 }
 
 /// Columns of a transposed convolution: (B·Ho·Wo, k·k·C), ordered (ky, kx, c).
-pub fn transposed_cols<D: Device<f32>, Tp: Tape<f32, D>>(
+pub fn transposed_cols<D: Device<f32> + 'static, Tp: Tape<f32, D>>(
     x: T4<D, Tp>,
     g: ConvGeometry,
 ) -> Tensor<(usize, usize), f32, D, Tp> {
     let (b, c, h, w) = *x.shape();
     let (oh, ow) = transposed_out(h, w, g);
-    let idx = transposed_rows(b, h, w, g, PAD_ROWS);
+    let idx =
+        cached_index(x.device(), ("transposed", geometry_key(b, h, w, g)), || transposed_rows(b, h, w, g, PAD_ROWS));
     gather_rows(x, idx, 0.0).reshape_like(&(b * oh * ow, g.kernel * g.kernel * c))
 }
 
@@ -130,7 +189,7 @@ pub fn transposed_cols<D: Device<f32>, Tp: Tape<f32, D>>(
 /// (B, Cout, (H−1)·s + k − 2p, …).
 pub fn conv_transpose2d<D, Tp, R>(x: T4<D, Tp>, w: T4<D, R>, stride: usize, padding: usize) -> T4<D, Tp>
 where
-    D: Device<f32>,
+    D: Device<f32> + 'static,
     Tp: Tape<f32, D> + Merge<R>,
     R: Tape<f32, D>,
 {
@@ -143,7 +202,7 @@ where
 }
 
 /// Max-pool with a k×k window (padding never wins: it reads −∞).
-pub fn max_pool2d<D: Device<f32>, Tp: Tape<f32, D>>(
+pub fn max_pool2d<D: Device<f32> + 'static, Tp: Tape<f32, D>>(
     x: T4<D, Tp>,
     kernel: usize,
     stride: usize,
@@ -152,7 +211,7 @@ pub fn max_pool2d<D: Device<f32>, Tp: Tape<f32, D>>(
     let (b, c, h, w) = *x.shape();
     let g = ConvGeometry { kernel, stride, padding };
     let (oh, ow) = g.out(h, w);
-    let idx = im2col_rows(b, h, w, g, PAD_ROWS);
+    let idx = cached_index(x.device(), ("im2col", geometry_key(b, h, w, g)), || im2col_rows(b, h, w, g, PAD_ROWS));
     let cols = gather_rows(x, idx, f32::NEG_INFINITY).reshape_like(&(b * oh * ow, kernel * kernel, c));
     let out: Tensor<(usize, usize), f32, D, Tp> = cols.max::<_, Axis<1>>();
     out.reshape_like(&(b, oh, ow, c)).permute::<_, Axes4<0, 3, 1, 2>>()
@@ -161,7 +220,7 @@ pub fn max_pool2d<D: Device<f32>, Tp: Tape<f32, D>>(
 /// Dense convolution (groups = 1): x (B, C, H, W) ⊛ w (O, C, k, k) → (B, O, Ho, Wo).
 pub fn conv2d<D, Tp, R>(x: T4<D, Tp>, w: T4<D, R>, stride: usize, padding: usize) -> T4<D, Tp>
 where
-    D: Device<f32>,
+    D: Device<f32> + 'static,
     Tp: Tape<f32, D> + Merge<R>,
     R: Tape<f32, D>,
 {
@@ -178,7 +237,7 @@ where
 /// a product with the im2col columns summed over the k·k taps.
 pub fn depthwise_conv2d<D, Tp, R>(x: T4<D, Tp>, w: T4<D, R>, stride: usize, padding: usize) -> T4<D, Tp>
 where
-    D: Device<f32>,
+    D: Device<f32> + 'static,
     Tp: Tape<f32, D> + Merge<R>,
     R: Tape<f32, D>,
 {
@@ -215,7 +274,7 @@ pub fn group_expansion(o: usize, c: usize, k: usize, groups: usize) -> Vec<usize
 /// group counts.
 pub fn grouped_conv2d<D, Tp, R>(x: T4<D, Tp>, w: T4<D, R>, stride: usize, padding: usize, groups: usize) -> T4<D, Tp>
 where
-    D: Device<f32>,
+    D: Device<f32> + 'static,
     Tp: Tape<f32, D> + Merge<R>,
     R: Tape<f32, D>,
 {
@@ -236,29 +295,29 @@ where
     let flat = w.reshape_like(&(n,));
     let zero: Tensor<(usize,), f32, D> = dev.zeros_like(&(1,));
     let padded = (flat, zero).concat_along(Axis::<0>);
-    let idx = group_expansion(o, c, k, groups);
-    let m = idx.len();
-    let dense = padded.gather(dev.tensor_from_vec(idx, (m,))).reshape_like(&(o, c, k, k));
+    let idx = cached_index(&dev, ("groups", [o, c, k, groups, 0, 0, 0]), || group_expansion(o, c, k, groups));
+    let dense = padded.gather(idx).reshape_like(&(o, c, k, k));
     conv2d(x, dense, stride, padding)
 }
 
 /// Bilinear ×2 upsampling along the last axis (align_corners = False): output 2i reads
 /// 0.75·x[i] + 0.25·x[i − 1], output 2i + 1 reads 0.75·x[i] + 0.25·x[i + 1], clamped at the edges.
-fn upsample2x_last<D: Device<f32>, Tp: Tape<f32, D> + Merge<Tp>>(x: T4<D, Tp>) -> T4<D, Tp> {
+fn upsample2x_last<D: Device<f32> + 'static, Tp: Tape<f32, D> + Merge<Tp>>(x: T4<D, Tp>) -> T4<D, Tp> {
     let dev = x.device().clone();
     let (b, c, h, w) = *x.shape();
     let rows = x.permute::<_, Axes4<3, 0, 1, 2>>().reshape_like(&(w, b * c * h));
-    let near: Vec<usize> = (0..2 * w).map(|j| j / 2).collect();
-    let far: Vec<usize> =
-        (0..2 * w).map(|j| if j % 2 == 0 { (j / 2).saturating_sub(1) } else { (j / 2 + 1).min(w - 1) }).collect();
-    let a: Tensor<(usize, usize), f32, D, Tp> = rows.with_empty_tape().gather(dev.tensor_from_vec(near, (2 * w,)));
-    let f: Tensor<(usize, usize), f32, D, Tp> = rows.gather(dev.tensor_from_vec(far, (2 * w,)));
+    let near = cached_index(&dev, ("upsample_near", [w, 0, 0, 0, 0, 0, 0]), || (0..2 * w).map(|j| j / 2).collect());
+    let far = cached_index(&dev, ("upsample_far", [w, 0, 0, 0, 0, 0, 0]), || {
+        (0..2 * w).map(|j| if j % 2 == 0 { (j / 2).saturating_sub(1) } else { (j / 2 + 1).min(w - 1) }).collect()
+    });
+    let a: Tensor<(usize, usize), f32, D, Tp> = rows.with_empty_tape().gather(near);
+    let f: Tensor<(usize, usize), f32, D, Tp> = rows.gather(far);
     (a * 0.75 + f * 0.25).reshape_like(&(2 * w, b, c, h)).permute::<_, Axes4<1, 2, 3, 0>>()
 }
 
 /// Bilinear ×2 upsampling of (B, C, H, W), PyTorch's `interpolate(scale_factor=2,
 /// mode="bilinear", align_corners=False)`.
-pub fn upsample2x<D: Device<f32>, Tp: Tape<f32, D> + Merge<Tp>>(x: T4<D, Tp>) -> T4<D, Tp> {
+pub fn upsample2x<D: Device<f32> + 'static, Tp: Tape<f32, D> + Merge<Tp>>(x: T4<D, Tp>) -> T4<D, Tp> {
     let wide = upsample2x_last(x);
     let tall = upsample2x_last(wide.permute::<_, Axes4<0, 1, 3, 2>>());
     tall.permute::<_, Axes4<0, 1, 3, 2>>()
@@ -465,6 +524,54 @@ mod tests {
     }
 
     #[test]
+    fn cached_indices_serve_each_geometry_its_own_columns() {
+        // Interleaved and repeated geometries: the second round reads the cached index tensors;
+        // conv and max-pool share the im2col key, and batch, size, stride and padding each
+        // change it.
+        let geometries = [
+            Conv { b: 2, c: 3, h: 7, w: 5, o: 4, k: 3, stride: 1, pad: 1, groups: 1 },
+            Conv { b: 2, c: 3, h: 7, w: 5, o: 4, k: 3, stride: 2, pad: 1, groups: 1 },
+            Conv { b: 3, c: 3, h: 7, w: 5, o: 4, k: 3, stride: 1, pad: 1, groups: 1 },
+            Conv { b: 2, c: 3, h: 7, w: 5, o: 4, k: 3, stride: 1, pad: 0, groups: 1 },
+        ];
+        for _ in 0..2 {
+            for r in &geometries {
+                check(Conv { ..*r });
+                let dev: Cpu = Default::default();
+                let x: T4<Cpu> = dev.tensor_from_vec(
+                    values(r.b * r.c * r.h * r.w, 9).iter().map(|&v| v as f32).collect(),
+                    (r.b, r.c, r.h, r.w),
+                );
+                let pooled = max_pool2d(x.clone(), r.k, r.stride, r.pad).as_vec();
+                // Max over the in-bounds taps of each window, by hand.
+                let xv = x.as_vec();
+                let (oh, ow) = r.out();
+                let mut want = vec![];
+                for n in 0..r.b {
+                    for c in 0..r.c {
+                        for oy in 0..oh {
+                            for ox in 0..ow {
+                                let mut m = f32::NEG_INFINITY;
+                                for ky in 0..r.k {
+                                    for kx in 0..r.k {
+                                        let y = (oy * r.stride + ky) as isize - r.pad as isize;
+                                        let xx = (ox * r.stride + kx) as isize - r.pad as isize;
+                                        if y >= 0 && xx >= 0 && (y as usize) < r.h && (xx as usize) < r.w {
+                                            m = m.max(xv[((n * r.c + c) * r.h + y as usize) * r.w + xx as usize]);
+                                        }
+                                    }
+                                }
+                                want.push(m);
+                            }
+                        }
+                    }
+                }
+                assert_eq!(pooled, want);
+            }
+        }
+    }
+
+    #[test]
     fn bilinear_upsampling_by_hand() {
         let dev: Cpu = Default::default();
         // 1×1×2×3: rows [0, 4, 8] and [12, 16, 20].
@@ -509,6 +616,8 @@ mod tests {
         check(Conv { b: 2, c: 3, h: 7, w: 5, o: 4, k: 3, stride: 1, pad: 1, groups: 1 });
         check(Conv { b: 2, c: 5, h: 9, w: 11, o: 3, k: 3, stride: 2, pad: 1, groups: 1 });
         check(Conv { b: 1, c: 2, h: 6, w: 7, o: 5, k: 1, stride: 2, pad: 0, groups: 1 });
+        // 1×1 at stride 1 skips im2col (pointwise convs).
+        check(Conv { b: 2, c: 3, h: 5, w: 7, o: 4, k: 1, stride: 1, pad: 0, groups: 1 });
         check(Conv { b: 3, c: 3, h: 11, w: 9, o: 2, k: 7, stride: 2, pad: 3, groups: 1 });
     }
 }

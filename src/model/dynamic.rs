@@ -11,7 +11,7 @@ type T1<D, Tp = NoneTape> = Tensor<(usize,), f32, D, Tp>;
 
 /// The attention branch's parameters, on the caller's tape: FC₁ (hidden × C, hidden),
 /// FC₂ (K × hidden, K).
-pub struct AttentionWeights<D: Device<f32>, Tp> {
+pub struct AttentionWeights<D: Device<f32> + 'static, Tp> {
     pub fc1_weight: T2<D, Tp>,
     pub fc1_bias: T1<D, Tp>,
     pub fc2_weight: T2<D, Tp>,
@@ -21,7 +21,7 @@ pub struct AttentionWeights<D: Device<f32>, Tp> {
 /// Per-sample kernel weights π (B, K) for input x (B, C, H, W) at temperature τ.
 pub fn attention<D, Tp>(x: T4<D, Tp>, a: AttentionWeights<D, Tp>, temperature: f32) -> T2<D, Tp>
 where
-    D: Device<f32>,
+    D: Device<f32> + 'static,
     Tp: Tape<f32, D> + Merge<Tp>,
 {
     attention_head(x.mean::<_, Axes2<2, 3>>(), a, temperature)
@@ -30,7 +30,7 @@ where
 /// The attention from already pooled features (B, C): FC → ReLU → FC → softmax(z/τ).
 pub fn attention_head<D, Tp>(pooled: T2<D, Tp>, a: AttentionWeights<D, Tp>, temperature: f32) -> T2<D, Tp>
 where
-    D: Device<f32>,
+    D: Device<f32> + 'static,
     Tp: Tape<f32, D> + Merge<Tp>,
 {
     let b = pooled.shape().0;
@@ -47,7 +47,7 @@ where
 /// (groups 1), (K, C·O·k·k) in PyTorch's ConvTranspose order (C, O, k, k).
 pub fn dynamic_conv2d<D, Tp>(x: T4<D, Tp>, pi: T2<D, Tp>, kernels: T2<D, Tp>, spec: &ConvSpec) -> T4<D, Tp>
 where
-    D: Device<f32>,
+    D: Device<f32> + 'static,
     Tp: Tape<f32, D> + Merge<Tp>,
 {
     let (b, c, h, w) = *x.shape();
@@ -84,11 +84,12 @@ where
         let n = kernels.shape().1;
         let zero: T2<D> = dev.zeros_like(&(kk, 1));
         let padded = (kernels, zero).concat_along(Axis::<1>);
-        let one = group_expansion(o, c, k, groups);
-        let m = one.len();
-        let idx: Vec<usize> =
-            (0..kk).flat_map(|_| one.iter().map(|&i| if i == o * (c / groups) * k * k { n } else { i })).collect();
-        let idx: Tensor<(usize, usize), usize, D> = dev.tensor_from_vec(idx, (kk, m));
+        let idx = super::conv::cached_index_shaped(&dev, ("dynamic_groups", [kk, n, o, c, k, groups, 0]), || {
+            let one = group_expansion(o, c, k, groups);
+            let m = one.len();
+            let idx = (0..kk).flat_map(|_| one.iter().map(|&i| if i == o * (c / groups) * k * k { n } else { i }));
+            (idx.collect(), (kk, m))
+        });
         padded.gather(idx)
     };
     let wb = pi.matmul(dense).reshape_like(&(b, o, c, k, k)).permute::<_, Axes5<0, 3, 4, 2, 1>>().reshape_like(&(
@@ -276,6 +277,7 @@ mod tests {
         check(Conv { b: 3, c: 4, h: 7, w: 5, o: 3, k: 3, stride: 1, pad: 1, groups: 1 }, 1.0);
         check(Conv { b: 2, c: 8, h: 9, w: 7, o: 5, k: 3, stride: 2, pad: 1, groups: 1 }, 30.0);
         check(Conv { b: 2, c: 4, h: 5, w: 7, o: 6, k: 1, stride: 1, pad: 0, groups: 2 }, 3.0);
+        check(Conv { b: 2, c: 5, h: 4, w: 3, o: 3, k: 1, stride: 1, pad: 0, groups: 1 }, 2.0);
         check(Conv { b: 3, c: 6, h: 7, w: 9, o: 6, k: 3, stride: 2, pad: 1, groups: 6 }, 3.0);
     }
 

@@ -19,14 +19,14 @@ pub type Flat<D> = Tensor<(usize,), f32, D>;
 
 /// A named tensor: trainable parameter or buffer (BN running statistics).
 #[derive(Debug, Clone)]
-pub struct Param<D: Device<f32>> {
+pub struct Param<D: Device<f32> + 'static> {
     pub name: String,
     pub shape: Vec<usize>,
     pub value: Flat<D>,
     pub trainable: bool,
 }
 
-impl<D: Device<f32>> Param<D> {
+impl<D: Device<f32> + 'static> Param<D> {
     pub fn new(dev: &D, name: String, shape: Vec<usize>, data: Vec<f32>, trainable: bool) -> Self {
         let n = data.len();
         assert_eq!(n, shape.iter().product::<usize>(), "{name}: data does not fill {shape:?}");
@@ -97,7 +97,7 @@ pub enum Init {
 
 /// A convolution, static or dynamic, regular or transposed.
 #[derive(Debug)]
-pub struct Conv<D: Device<f32>> {
+pub struct Conv<D: Device<f32> + 'static> {
     pub spec: ConvSpec,
     /// Static: OIHW (transposed: IOHW). Dynamic: the same with a leading K.
     pub weight: Param<D>,
@@ -223,7 +223,7 @@ impl<D: ConvBackend> Conv<D> {
 
 /// Batch norm with running statistics (momentum 0.1, ε 1e-5, as PyTorch).
 #[derive(Debug)]
-pub struct BatchNorm<D: Device<f32>> {
+pub struct BatchNorm<D: Device<f32> + 'static> {
     pub weight: Param<D>,
     pub bias: Param<D>,
     pub running_mean: Param<D>,
@@ -233,7 +233,7 @@ pub struct BatchNorm<D: Device<f32>> {
 pub const BN_EPS: f32 = 1e-5;
 pub const BN_MOMENTUM: f32 = 0.1;
 
-impl<D: Device<f32>> BatchNorm<D> {
+impl<D: Device<f32> + 'static> BatchNorm<D> {
     pub fn new(dev: &D, name: &str, c: usize) -> Self {
         let p = |n: &str, v: f32, t: bool| Param::new(dev, format!("{name}.{n}"), vec![c], vec![v; c], t);
         BatchNorm {
@@ -294,12 +294,12 @@ impl<D: Device<f32>> BatchNorm<D> {
 
 /// A fully connected layer: (B, in) → (B, out).
 #[derive(Debug)]
-pub struct Linear<D: Device<f32>> {
+pub struct Linear<D: Device<f32> + 'static> {
     pub weight: Param<D>,
     pub bias: Param<D>,
 }
 
-impl<D: Device<f32>> Linear<D> {
+impl<D: Device<f32> + 'static> Linear<D> {
     pub fn new(dev: &D, name: &str, inp: usize, out: usize, rng: &mut ChaCha8Rng) -> Self {
         Linear {
             weight: Param::new(dev, format!("{name}.weight"), vec![out, inp], normal(rng, out * inp, 0.01), true),
@@ -343,7 +343,7 @@ impl Act {
         }
     }
 
-    pub fn apply<D: Device<f32>, Tp: Tape<f32, D>>(self, x: T4<D, Tp>) -> T4<D, Tp> {
+    pub fn apply<D: Device<f32> + 'static, Tp: Tape<f32, D>>(self, x: T4<D, Tp>) -> T4<D, Tp> {
         match self {
             Act::None => x,
             Act::Relu => x.relu(),
@@ -357,7 +357,7 @@ type Folded = std::sync::Arc<(Vec<f32>, Vec<f32>)>;
 
 /// Conv → BN → activation, the unit every backbone and head is made of.
 #[derive(Debug)]
-pub struct ConvBn<D: Device<f32>> {
+pub struct ConvBn<D: Device<f32> + 'static> {
     pub conv: Conv<D>,
     pub bn: BatchNorm<D>,
     pub act: Act,

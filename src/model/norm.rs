@@ -15,7 +15,7 @@ pub fn batch_norm_train<D, Tp>(
     eps: f32,
 ) -> (T4<D, Tp>, Vec<f32>, Vec<f32>)
 where
-    D: Device<f32>,
+    D: Device<f32> + 'static,
     Tp: Tape<f32, D> + Merge<Tp>,
 {
     let shape = *x.shape();
@@ -50,7 +50,7 @@ pub fn inference_affine(
 /// Inference mode with running statistics: a per-channel affine map.
 pub fn batch_norm_eval<D, Tp>(x: T4<D, Tp>, scale: &T1<D>, shift: &T1<D>) -> T4<D, Tp>
 where
-    D: Device<f32>,
+    D: Device<f32> + 'static,
     Tp: Tape<f32, D> + Merge<Tp> + Default,
 {
     let shape = *x.shape();

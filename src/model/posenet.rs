@@ -8,19 +8,19 @@ use super::layers::{init_rng, Act, Conv, ConvBn, Ctx, Init, Linear, Param};
 use dfdx::prelude::*;
 
 #[derive(Debug)]
-enum BlockLayers<D: Device<f32>> {
+enum BlockLayers<D: Device<f32> + 'static> {
     Basic { conv1: ConvBn<D>, conv2: ConvBn<D>, shortcut: Option<ConvBn<D>> },
     Inverted { expand: Option<ConvBn<D>>, depthwise: ConvBn<D>, project: ConvBn<D>, residual: bool },
 }
 
 #[derive(Debug)]
-enum HeadLayers<D: Device<f32>> {
+enum HeadLayers<D: Device<f32> + 'static> {
     Deconv { deconvs: Vec<ConvBn<D>>, final_conv: Conv<D> },
     Light { stages: Vec<(ConvBn<D>, ConvBn<D>)>, final_conv: Conv<D> },
 }
 
 #[derive(Debug)]
-pub struct PoseNet<D: Device<f32>> {
+pub struct PoseNet<D: Device<f32> + 'static> {
     pub blueprint: Blueprint,
     stem: ConvBn<D>,
     stages: Vec<Vec<BlockLayers<D>>>,

@@ -161,6 +161,17 @@ fn geometry_key(b: usize, h: usize, w: usize, g: ConvGeometry) -> [usize; 7] {
     [b, h, w, g.kernel, g.stride, g.padding, PAD_ROWS]
 }
 
+/// The cached `im2col_rows` on `dev` (convolutions and max-pool share them).
+fn im2col_index<D: Device<f32> + 'static>(
+    dev: &D,
+    b: usize,
+    h: usize,
+    w: usize,
+    g: ConvGeometry,
+) -> Tensor<(usize,), usize, D> {
+    cached_index(dev, ("im2col", geometry_key(b, h, w, g)), || im2col_rows(b, h, w, g, PAD_ROWS))
+}
+
 /// Gathers rows `idx` of x in channels-last form, with `PAD_ROWS` rows of `fill` appended:
 /// (idx.len(), C).
 fn gather_rows<D: Device<f32> + 'static, Tp: Tape<f32, D>>(
@@ -187,7 +198,7 @@ pub fn im2col<D: Device<f32> + 'static, Tp: Tape<f32, D>>(
         // A 1×1 convolution reads each pixel once: its columns are the channels-last rows.
         return x.permute::<_, Axes4<0, 2, 3, 1>>().reshape_like(&(b * h * w, c));
     }
-    let idx = cached_index(x.device(), ("im2col", geometry_key(b, h, w, g)), || im2col_rows(b, h, w, g, PAD_ROWS));
+    let idx = im2col_index(x.device(), b, h, w, g);
     gather_rows(x, idx, 0.0).reshape_like(&(b * oh * ow, g.kernel * g.kernel * c))
 }
 
@@ -234,7 +245,7 @@ pub fn max_pool2d<D: Device<f32> + 'static, Tp: Tape<f32, D>>(
     let (b, c, h, w) = *x.shape();
     let g = ConvGeometry { kernel, stride, padding };
     let (oh, ow) = g.out(h, w);
-    let idx = cached_index(x.device(), ("im2col", geometry_key(b, h, w, g)), || im2col_rows(b, h, w, g, PAD_ROWS));
+    let idx = im2col_index(x.device(), b, h, w, g);
     let cols = gather_rows(x, idx, f32::NEG_INFINITY).reshape_like(&(b * oh * ow, kernel * kernel, c));
     let out: Tensor<(usize, usize), f32, D, Tp> = cols.max::<_, Axis<1>>();
     out.reshape_like(&(b, oh, ow, c)).permute::<_, Axes4<0, 3, 1, 2>>()

@@ -176,7 +176,6 @@ where
     );
     let out = dev.tensor_from_vec(yv, (b, spec.cout, oh, ow));
     let (xg, pg, kg, og) = (x.ghost(), pi.ghost(), kernels.ghost(), out.ghost());
-    let (pv, kv) = (host(&pi), host(&kernels));
     tape.add_backward_op(move |grads| {
         let gy = grads.get_or_alloc_mut(&og)?.to_vec();
         let mut gpi = vec![0.0f32; b * kk];

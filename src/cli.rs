@@ -1,11 +1,9 @@
-//! Every command-line argument lives here; each subcommand calls one library function.
+//! Every command-line argument lives here, as clap types and nothing else; `main.rs` hands each
+//! subcommand to its function in `app`.
 
-use crate::coco::KeypointSpec;
-use crate::{bench, eval, fsutil};
-use anyhow::Result;
+use crate::config::{Arch, Decoding, Device, HeadKind, ImageFormat, Size};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use std::time::Instant;
 
 #[derive(Parser, Debug)]
 #[command(name = "dypose", version, about = "COCO person keypoints with Dynamic Convolution: train, evaluate, draw")]
@@ -18,7 +16,7 @@ pub struct Cli {
 pub enum Command {
     /// COCO keypoint AP/AR of a results file against ground truth (equal to pycocotools).
     Eval(EvalArgs),
-    /// Generate a synthetic COCO-format person-keypoint data set (stick figures).
+    /// Generate a synthetic COCO-format keypoint data set (stick persons, or figures of any keypoint spec).
     Synth(SynthArgs),
     /// Parameter and multiply-add counts of an architecture (classifier or pose model).
     Info(InfoArgs),
@@ -66,9 +64,9 @@ pub struct TrainArgs {
     /// A COCO download (annotations/, train2017/, val2017/): replaces the config's data paths.
     #[arg(long)]
     pub data_root: Option<PathBuf>,
-    /// cpu, or cuda (needs a build with --features cuda).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Where the network runs (cuda needs a build with --features cuda).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Config overrides, e.g. --set train.epochs=20 (the value is read as JSON, else a string).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -79,10 +77,12 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    #[arg(long)]
-    pub config: PathBuf,
+    /// A checkpoint of `dypose train` (it holds its config and keypoint set) or `dypose init --config`.
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// Use this config instead of the one stored in the checkpoint.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Image files.
     #[arg(long, num_args = 1.., required_unless_present = "image_dir", conflicts_with = "image_dir")]
     pub images: Vec<PathBuf>,
@@ -100,18 +100,18 @@ pub struct PredictArgs {
     /// No flip test.
     #[arg(long)]
     pub no_flip: bool,
-    /// quarter or dark.
-    #[arg(long)]
-    pub decode: Option<String>,
+    /// How joints are read off the heatmaps (default: the config's val.decoding).
+    #[arg(long, value_enum)]
+    pub decode: Option<Decoding>,
     /// Skip the drawings.
     #[arg(long)]
     pub no_draw: bool,
     /// Replace an existing results.json in --out.
     #[arg(long)]
     pub force: bool,
-    /// cpu, or cuda (needs a build with --features cuda).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Where the network runs (cuda needs a build with --features cuda).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
 }
 
 #[derive(Args, Debug)]
@@ -126,12 +126,15 @@ pub struct DrawArgs {
     /// Draw these COCO keypoint results instead of the GT.
     #[arg(long)]
     pub results: Option<PathBuf>,
+    /// Keypoint spec JSON (names, flip_pairs, limbs); default: the GT category's keypoints and skeleton.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
     /// Hide results below this score (and joints below it).
     #[arg(long, default_value_t = 0.3)]
     pub min_score: f64,
-    /// Output format: png or jpg (default: that of each input).
-    #[arg(long)]
-    pub format: Option<String>,
+    /// Output format (default: that of each input).
+    #[arg(long, value_enum)]
+    pub format: Option<ImageFormat>,
     /// Replace existing drawings.
     #[arg(long)]
     pub force: bool,
@@ -140,23 +143,24 @@ pub struct DrawArgs {
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
     #[arg(long)]
-    pub config: PathBuf,
-    #[arg(long)]
     pub checkpoint: PathBuf,
+    /// Use this config instead of the one stored in the checkpoint.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[arg(long)]
     pub image: PathBuf,
     /// The person box x,y,w,h in image pixels (default: the whole image).
-    #[arg(long = "box", value_name = "X,Y,W,H")]
-    pub bbox: Option<String>,
+    #[arg(long = "box", value_name = "X,Y,W,H", value_parser = parse_box)]
+    pub bbox: Option<[f64; 4]>,
     /// The picture to write (PNG or JPEG by extension).
     #[arg(long)]
     pub out: PathBuf,
     /// Replace --out if it exists.
     #[arg(long)]
     pub force: bool,
-    /// cpu, or cuda (needs a build with --features cuda).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Where the network runs (cuda needs a build with --features cuda).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
 }
 
 #[derive(Args, Debug)]
@@ -178,10 +182,10 @@ pub struct EvalArgs {
     #[arg(long, required_unless_present = "checkpoint", conflicts_with = "checkpoint")]
     pub results: Option<PathBuf>,
     /// Evaluate a model instead: predict on --images with GT boxes (or --boxes) first.
-    #[arg(long, requires_all = ["config", "images"])]
+    #[arg(long, requires = "images")]
     pub checkpoint: Option<PathBuf>,
-    /// The config the checkpoint was trained with.
-    #[arg(long)]
+    /// With --checkpoint: use this config instead of the one stored in the checkpoint.
+    #[arg(long, requires = "checkpoint")]
     pub config: Option<PathBuf>,
     /// Image folder of the GT file's images.
     #[arg(long)]
@@ -196,18 +200,19 @@ pub struct EvalArgs {
     #[arg(long)]
     pub force: bool,
     /// Keypoint spec JSON (names, flip_pairs, sigmas, limbs); default: COCO's 17 keypoints.
-    #[arg(long)]
+    /// With --checkpoint the checkpoint's own keypoint set is used.
+    #[arg(long, conflicts_with = "checkpoint")]
     pub spec: Option<PathBuf>,
-    /// With --checkpoint: cpu, or cuda (needs a build with --features cuda).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// With --checkpoint: where the network runs (cuda needs a build with --features cuda).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
 }
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
-    /// One of resnet10, resnet18, dy-resnet10, dy-resnet18, mobilenetv2, dy-mobilenetv2.
-    #[arg(long, required_unless_present = "config", default_value = "")]
-    pub arch: String,
+    /// The backbone.
+    #[arg(long, value_enum, required_unless_present = "config", conflicts_with = "config")]
+    pub arch: Option<Arch>,
     /// Describe the pose model of this config instead (its model section and input size).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -218,14 +223,14 @@ pub struct InfoArgs {
     #[arg(long, conflicts_with = "head")]
     pub classifier: Option<usize>,
     /// Pose head instead of a classifier: deconv (SimpleBaseline) or light (MobileNets).
-    #[arg(long)]
-    pub head: Option<String>,
+    #[arg(long, value_enum)]
+    pub head: Option<HeadKind>,
     /// Keypoints predicted by the pose head.
     #[arg(long, default_value_t = 17)]
     pub joints: usize,
     /// Input size HxW (default 224x224 for classifiers, 256x192 for pose models).
-    #[arg(long)]
-    pub input: Option<String>,
+    #[arg(long, value_parser = parse_input)]
+    pub input: Option<Size>,
     /// Make the 1×1 shortcut convs of DY-ResNets dynamic too.
     #[arg(long)]
     pub dynamic_shortcut: bool,
@@ -275,6 +280,10 @@ pub struct SynthArgs {
     pub width: u32,
     #[arg(long, default_value_t = 288)]
     pub height: u32,
+    /// Articulated figures of this keypoint spec (e.g. configs/keypoints/crowdpose14.json)
+    /// instead of COCO's stick persons.
+    #[arg(long, value_name = "SPEC")]
+    pub keypoints: Option<PathBuf>,
     /// Replace a data set already in --out.
     #[arg(long)]
     pub force: bool,
@@ -302,14 +311,18 @@ pub enum BenchCommand {
         /// Use the device-generic ops (the CUDA path) instead of the fast CPU path.
         #[arg(long)]
         generic: bool,
-        /// cpu, or cuda (needs a build with --features cuda).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// Where the network runs (cuda needs a build with --features cuda).
+        #[arg(long, value_enum, default_value_t = Device::Cpu)]
+        device: Device,
     },
-    /// End-to-end inference speed (crops/s with and without the flip test) of a config's model.
+    /// End-to-end inference speed (crops/s with and without the flip test) of a config's model
+    /// (fresh weights) or of a checkpoint.
     Predict {
+        #[arg(long, required_unless_present = "checkpoint", conflicts_with = "checkpoint")]
+        config: Option<PathBuf>,
+        /// A trained checkpoint (its config and keypoint set) instead of --config.
         #[arg(long)]
-        config: PathBuf,
+        checkpoint: Option<PathBuf>,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// Person boxes: the GT of this annotation file.
@@ -322,9 +335,9 @@ pub enum BenchCommand {
         crops: usize,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
-        /// cpu, or cuda (needs a build with --features cuda).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// Where the network runs (cuda needs a build with --features cuda).
+        #[arg(long, value_enum, default_value_t = Device::Cpu)]
+        device: Device,
     },
     /// Time the data path from JPEG on disk to collated training batches.
     Data {
@@ -344,264 +357,20 @@ pub enum BenchCommand {
     },
 }
 
-pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Eval(args) => run_eval(args),
-        Command::Info(a) => run_info(a),
-        Command::Init { arch, seed, out, force } => {
-            let (bp, _) = blueprint_from_args(&arch)?;
-            let net = crate::model::posenet::PoseNet::new(&dfdx::prelude::Cpu::default(), &bp, seed);
-            let meta = std::collections::BTreeMap::from([
-                ("arch".to_string(), arch.arch.clone()),
-                ("seed".to_string(), seed.to_string()),
-            ]);
-            crate::model::checkpoint::save(&net, &out, meta, force)?;
-            println!("{}: {} tensors, {} trainable parameters", out.display(), net.params().len(), net.num_trainable());
-            Ok(())
-        }
-        Command::Data(DataCommand::Show { config, set, count, out, force }) => {
-            let cfg = crate::config::Config::load(&config, &set)?;
-            for path in crate::viz::show_training_samples(&cfg, count, &out, force)? {
-                println!("{}", path.display());
-            }
-            Ok(())
-        }
-        Command::Train(a) => {
-            let mut cfg = crate::config::Config::load(&a.config, &a.set)?;
-            if let Some(root) = &a.data_root {
-                cfg.use_coco_root(root);
-            }
-            let run_dir = a.out.unwrap_or_else(|| PathBuf::from("runs").join(a.config.file_stem().unwrap_or_default()));
-            let opts =
-                crate::train::TrainOptions { run_dir: run_dir.clone(), resume: a.resume, stop_after: a.stop_after };
-            let out = crate::train::train_on(&a.device, &cfg, &opts)?;
-            println!(
-                "{} at epoch {}, iteration {}: {:.1} images/s{}; checkpoints in {}",
-                if out.interrupted { "stopped" } else { "finished" },
-                out.state.epoch,
-                out.state.iteration,
-                out.images_per_s,
-                out.last_val.map(|v| format!(", val AP {:.4}", v.gt.0.ap)).unwrap_or_default(),
-                run_dir.display()
-            );
-            Ok(())
-        }
-        Command::Predict(a) => run_predict(a),
-        Command::Draw(a) => {
-            let n = crate::viz::draw::draw_dataset(&crate::viz::draw::DrawRequest {
-                ann: &a.ann,
-                images: &a.images,
-                out: &a.out,
-                results: a.results.as_deref(),
-                min_score: a.min_score,
-                format: a.format.as_deref(),
-                force: a.force,
-            })?;
-            println!("{n} drawings in {}", a.out.display());
-            Ok(())
-        }
-        Command::Explain(a) => run_explain(a),
-        Command::Quickstart(a) => {
-            let summary = crate::quickstart::run(a.force, &a.set)?;
-            println!("{summary}");
-            Ok(())
-        }
-        Command::Synth(a) => {
-            let cfg = crate::data::synth::SynthConfig {
-                width: a.width,
-                height: a.height,
-                seed: a.seed,
-                ..Default::default()
-            };
-            println!("{}", crate::data::synth::write_dataset(&a.out, &cfg, a.train, a.val, a.force)?);
-            Ok(())
-        }
-        Command::Bench(BenchCommand::Coco { ann, repeat }) => {
-            println!("{}", bench::bench_coco_load(&ann, repeat)?);
-            Ok(())
-        }
-        Command::Bench(BenchCommand::Model { config, set, batch, iters, generic, device }) => {
-            let cfg = crate::config::Config::load(&config, &set)?;
-            println!("{}", bench::bench_model(&device, &cfg, batch, iters, generic)?);
-            Ok(())
-        }
-        Command::Bench(BenchCommand::Predict { config, set, ann, images, crops, repeats, device }) => {
-            let cfg = crate::config::Config::load(&config, &set)?;
-            println!("{}", bench::bench_predict(&device, &cfg, &ann, &images, crops, repeats)?);
-            Ok(())
-        }
-        Command::Bench(BenchCommand::Data { ann, images, samples, workers, batch }) => {
-            println!("{}", bench::bench_data(&ann, &images, samples, workers, batch)?);
-            Ok(())
-        }
+/// `--input 256x192`: height × width, both at least 32.
+fn parse_input(s: &str) -> Result<Size, String> {
+    match Size::parse_hxw(s) {
+        Ok(size) if size.width >= 32 && size.height >= 32 => Ok(size),
+        _ => Err(format!("expected HxW with both at least 32, e.g. 256x192, not {s}")),
     }
 }
 
-fn run_info(a: InfoArgs) -> Result<()> {
-    let (bp, input) = blueprint_from_args(&a)?;
-    let text = crate::model::cost::describe(&bp, input);
-    if a.json {
-        println!("{}", text.lines().last().unwrap_or_default());
-    } else {
-        println!("{text}");
-    }
-    Ok(())
-}
-
-/// The blueprint and input size an `info`/`init` command line describes.
-fn blueprint_from_args(a: &InfoArgs) -> Result<(crate::model::blueprint::Blueprint, [usize; 2])> {
-    use crate::model::blueprint::{backbone, Blueprint};
-    if let Some(path) = &a.config {
-        let cfg = crate::config::Config::load(path, &a.set)?;
-        let [w, h] = cfg.input_size;
-        return Ok((cfg.model.blueprint()?, [h, w]));
-    }
-    anyhow::ensure!(a.kernels >= 1, "--kernels must be at least 1");
-    let (bp, default_input) = match a.head.as_deref() {
-        None => {
-            let bb = backbone(&a.arch, a.width, a.dynamic_shortcut)?;
-            (
-                Blueprint {
-                    backbone: bb,
-                    head: None,
-                    classifier: Some(a.classifier.unwrap_or(1000)),
-                    kernels: a.kernels,
-                },
-                [224, 224],
-            )
-        }
-        Some(head) => {
-            // The pose model a config would build (the light head defaults to 128 channels here).
-            let model = crate::config::ModelConfig {
-                arch: a.arch.clone(),
-                width: a.width,
-                head: head.to_string(),
-                head_channels: if head == "light" { 128 } else { 256 },
-                dynamic_shortcut: a.dynamic_shortcut,
-                kernels: a.kernels,
-                joints: a.joints,
-                ..Default::default()
-            };
-            (model.blueprint()?, [256, 192])
-        }
-    };
-    let input = match &a.input {
-        Some(s) => parse_hw(s)?,
-        None => default_input,
-    };
-    Ok((bp, input))
-}
-
-/// "256x192" → [256, 192].
-fn parse_hw(s: &str) -> Result<[usize; 2]> {
-    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n >= 32);
-    match s.split_once(['x', 'X']).map(|(h, w)| (parse(h), parse(w))) {
-        Some((Some(h), Some(w))) => Ok([h, w]),
-        _ => anyhow::bail!("--input {s}: expected HxW with both at least 32, e.g. 256x192"),
-    }
-}
-
-fn run_predict(a: PredictArgs) -> Result<()> {
-    use crate::infer::run::{files_in, predict, BoxSource, PredictRequest};
-    let mut cfg = crate::config::Config::load(&a.config, &[])?;
-    cfg.val.flip_test &= !a.no_flip;
-    if let Some(d) = a.decode {
-        cfg.val.decoding = d;
-    }
-    let images = match &a.image_dir {
-        Some(d) => files_in(d)?,
-        None => a.images.clone(),
-    };
-    let boxes = match (&a.ann, &a.boxes) {
-        (Some(g), None) => BoxSource::Gt(g),
-        (g, Some(d)) => BoxSource::Detections { gt: g.as_deref(), path: d },
-        (None, None) => BoxSource::WholeImage,
-    };
-    let req = PredictRequest {
-        config: &cfg,
-        checkpoint: &a.checkpoint,
-        device: &a.device,
-        images,
-        boxes,
-        out: &a.out,
-        draw: !a.no_draw,
-        force: a.force,
-    };
-    let start = Instant::now();
-    let (out, results) = predict(&req)?;
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "{} persons in {} images ({} crops, {:.1} crops/s) → {}",
-        out.persons.len(),
-        req.images.len() - out.failed.len(),
-        out.crops,
-        out.crops as f64 / secs,
-        results.display()
-    );
-    if !out.failed.is_empty() {
-        for (p, e) in &out.failed {
-            eprintln!("skipped {}: {e}", p.display());
-        }
-        anyhow::bail!(
-            "{} of {} images could not be read (the others were written)",
-            out.failed.len(),
-            req.images.len()
-        );
-    }
-    Ok(())
-}
-
-fn run_explain(a: ExplainArgs) -> Result<()> {
-    let cfg = crate::config::Config::load(&a.config, &[])?;
-    let bbox = a.bbox.as_deref().map(crate::infer::explain::parse_box).transpose()?;
-    let ex = crate::infer::explain::explain(&a.device, &cfg, &a.checkpoint, &a.image, bbox)?;
-    crate::viz::save_image(&ex.picture, &a.out, a.force)?;
-    println!("person score {:.3}; {} dynamic layers", ex.person.score, ex.attention.len());
-    for (name, pi) in &ex.attention {
-        let cells: Vec<String> = pi.iter().map(|v| format!("{v:.3}")).collect();
-        println!("  {name:<32} π = [{}]", cells.join(", "));
-    }
-    println!("→ {}", a.out.display());
-    Ok(())
-}
-
-fn run_eval(args: EvalArgs) -> Result<()> {
-    let start = Instant::now();
-    if let Some(ck) = &args.checkpoint {
-        let cfg = crate::config::Config::load(args.config.as_deref().expect("clap requires it"), &[])?;
-        let images = args.images.as_deref().expect("clap requires it");
-        let (stats, crops) =
-            crate::infer::run::evaluate_checkpoint(&args.device, &cfg, ck, &args.gt, images, args.boxes.as_deref())?;
-        eprintln!("predicted {crops} crops in {:.1}s", start.elapsed().as_secs_f64());
-        print!("{stats}");
-        if let Some(path) = &args.json {
-            fsutil::write_new(path, (serde_json::to_string_pretty(&stats)? + "\n").as_bytes(), args.force)?;
-        }
-        return Ok(());
-    }
-    let results = args.results.as_deref().expect("clap requires --results without --checkpoint");
-    let spec = match &args.spec {
-        Some(p) => KeypointSpec::from_json_file(p)?,
-        None => KeypointSpec::coco17(),
-    };
-    let report = eval::evaluate_files(&args.gt, results, &spec)?;
-    eprintln!(
-        "evaluated {} results on {} images ({} GT annotations) in {:.2}s",
-        report.num_results,
-        report.num_images,
-        report.num_gt,
-        start.elapsed().as_secs_f64()
-    );
-    if report.results_outside_categories > 0 {
-        eprintln!(
-            "warning: {} results have a category_id that the GT file does not list; they are not scored (as in pycocotools)",
-            report.results_outside_categories
-        );
-    }
-    print!("{}", report.stats);
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.stats)? + "\n";
-        fsutil::write_new(path, text.as_bytes(), args.force)?;
-    }
-    Ok(())
+/// `--box x,y,w,h`.
+fn parse_box(s: &str) -> Result<[f64; 4], String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|t| t.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("expected x,y,w,h numbers, not {s}"))?;
+    <[f64; 4]>::try_from(v).map_err(|_| format!("expected four numbers x,y,w,h, not {s}"))
 }

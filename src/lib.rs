@@ -1,9 +1,11 @@
-//! dypose: COCO person-keypoint detection with Dynamic Convolution.
+//! dypose: COCO keypoint detection with Dynamic Convolution.
 //!
-//! Data flows one way (see DESIGN.md): `coco` (files) → `data` (crops, targets) → `model` →
-//! `train` / `infer` → `eval` (the COCO metric) → `viz`. `coco` and `eval` are plain Rust.
+//! Data flows one way (README "Layout" draws the module graph, `tests/module_graph.rs` enforces
+//! it): `coco` (files) → `data` (crops, targets) → `model` → `train` / `infer` → `eval` (the
+//! COCO metric) and `viz` (drawings); `app` wires them per subcommand and `cli` holds the
+//! command line. `config`, `seed`, `fsutil` and `progress` are leaves that anything may use.
 
-pub mod bench;
+pub mod app;
 pub mod cli;
 pub mod coco;
 pub mod config;
@@ -13,6 +15,6 @@ pub mod fsutil;
 pub mod infer;
 pub mod model;
 pub mod progress;
-pub mod quickstart;
+pub mod seed;
 pub mod train;
 pub mod viz;

@@ -1,11 +1,14 @@
 use clap::Parser;
+use dypose::app;
+use dypose::cli::{BenchCommand, Cli, Command, DataCommand, InfoArgs};
+use dypose::config::Config;
+use std::process::ExitCode;
 
 /// mimalloc keeps freed memory for reuse: the network allocates and frees buffers of tens of
 /// megabytes per layer, and glibc's malloc returned them to the OS each time, so every pass paid
 /// page faults and zeroing (measured: about 27% of `dypose bench model` time was spent in the kernel; with mimalloc inference went from 6.2 to 8.7 img/s and training from 1.06 to 2.07).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::process::ExitCode;
 
 /// mimalloc's `mi_option_purge_delay` (mimalloc.h, `mi_option_e`).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -25,12 +28,152 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = dypose::cli::Cli::parse();
-    match dypose::cli::run(cli) {
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The architecture an `info`/`init` command line names.
+fn arch_source(a: InfoArgs) -> app::info::ArchSource {
+    match (a.config, a.arch) {
+        (Some(path), _) => app::info::ArchSource::Config { path, overrides: a.set },
+        (None, arch) => app::info::ArchSource::Named(app::info::NamedArch {
+            arch: arch.expect("clap requires --arch without --config"),
+            width: a.width,
+            classifier: a.classifier,
+            head: a.head,
+            joints: a.joints,
+            input: a.input,
+            dynamic_shortcut: a.dynamic_shortcut,
+            kernels: a.kernels,
+        }),
+    }
+}
+
+/// Hands each subcommand to its function in `app` and prints what it reports.
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let report = match cli.command {
+        Command::Eval(a) => {
+            let out = app::eval::StatsFile { path: a.json.as_deref(), force: a.force };
+            let stats = match a.checkpoint {
+                Some(checkpoint) => {
+                    let images = a.images.expect("clap requires --images with --checkpoint");
+                    let req = app::eval::CheckpointEval {
+                        checkpoint,
+                        config: a.config,
+                        gt: a.gt,
+                        images,
+                        boxes: a.boxes,
+                        device: a.device,
+                    };
+                    app::eval::eval_checkpoint(&req, &out)?
+                }
+                None => {
+                    let results = a.results.expect("clap requires --results without --checkpoint");
+                    app::eval::eval_results(&a.gt, &results, a.spec.as_deref(), &out)?
+                }
+            };
+            stats.to_string().trim_end().to_string()
+        }
+        Command::Info(a) => {
+            let json = a.json;
+            app::info::info(&arch_source(a), json)?
+        }
+        Command::Init { arch, seed, out, force } => app::info::init(&arch_source(arch), seed, &out, force)?,
+        Command::Data(DataCommand::Show { config, set, count, out, force }) => {
+            let cfg = Config::load(&config, &set)?;
+            let written = app::data::show_training_samples(&cfg, count, &out, force)?;
+            written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n")
+        }
+        Command::Train(a) => app::train::train(&app::train::TrainRequest {
+            config: a.config,
+            overrides: a.set,
+            out: a.out,
+            resume: a.resume,
+            data_root: a.data_root,
+            device: a.device,
+            stop_after: a.stop_after,
+        })?,
+        Command::Predict(a) => {
+            let images = match &a.image_dir {
+                Some(d) => app::predict::files_in(d)?,
+                None => a.images,
+            };
+            let boxes = match (a.ann, a.boxes) {
+                (Some(g), None) => app::predict::BoxSource::Gt(g),
+                (gt, Some(path)) => app::predict::BoxSource::Detections { gt, path },
+                (None, None) => app::predict::BoxSource::WholeImage,
+            };
+            let req = app::predict::PredictRequest {
+                checkpoint: a.checkpoint,
+                config: a.config,
+                device: a.device,
+                images,
+                boxes,
+                out: a.out,
+                flip: !a.no_flip,
+                decoding: a.decode,
+                draw: !a.no_draw,
+                force: a.force,
+            };
+            app::predict::predict(&req)?.to_string()
+        }
+        Command::Draw(a) => {
+            let out = a.out.clone();
+            let n = app::draw::draw(&app::draw::DrawRequest {
+                ann: a.ann,
+                images: a.images,
+                out: a.out,
+                results: a.results,
+                spec: a.spec,
+                min_score: a.min_score,
+                format: a.format,
+                force: a.force,
+            })?;
+            format!("{n} drawings in {}", out.display())
+        }
+        Command::Explain(a) => app::explain::explain(&app::explain::ExplainRequest {
+            checkpoint: a.checkpoint,
+            config: a.config,
+            device: a.device,
+            image: a.image,
+            bbox: a.bbox,
+            out: a.out,
+            force: a.force,
+        })?,
+        Command::Quickstart(a) => app::quickstart::run(a.force, &a.set)?,
+        Command::Synth(a) => {
+            let cfg = dypose::data::synth::SynthConfig {
+                width: a.width,
+                height: a.height,
+                seed: a.seed,
+                ..Default::default()
+            };
+            app::data::synth(&a.out, &cfg, a.train, a.val, a.keypoints.as_deref(), a.force)?
+        }
+        Command::Bench(BenchCommand::Coco { ann, repeat }) => app::bench::bench_coco_load(&ann, repeat)?,
+        Command::Bench(BenchCommand::Model { config, set, batch, iters, generic, device }) => {
+            let cfg = Config::load(&config, &set)?;
+            app::bench::bench_model(device, &cfg, &app::bench::ModelBench { batch, iters, generic })?
+        }
+        Command::Bench(BenchCommand::Predict { config, checkpoint, set, ann, images, crops, repeats, device }) => {
+            let model = match (checkpoint, config) {
+                (Some(ck), _) => app::bench::ModelSource::Checkpoint(ck),
+                (None, config) => {
+                    let path = config.expect("clap requires --config without --checkpoint");
+                    app::bench::ModelSource::Fresh(Box::new(Config::load(&path, &set)?))
+                }
+            };
+            app::bench::bench_predict(device, &app::bench::PredictBench { model, ann, images, crops, repeats })?
+        }
+        Command::Bench(BenchCommand::Data { ann, images, samples, workers, batch }) => {
+            app::bench::bench_data(&ann, &images, samples, workers, batch)?
+        }
+    };
+    println!("{report}");
+    Ok(())
 }

@@ -33,10 +33,10 @@ fn imagenet_sizes_match_the_paper() {
 #[test]
 fn bad_arguments_are_clear_errors() {
     for (args, needle) in [
-        (vec!["--arch", "vgg16"], "unknown architecture 'vgg16'"),
+        (vec!["--arch", "vgg16"], "invalid value 'vgg16' for '--arch <ARCH>'"),
         (vec!["--arch", "mobilenetv2", "--width=0"], "width 0 is out of range"),
         (vec!["--arch", "resnet18", "--input", "10x10"], "expected HxW"),
-        (vec!["--arch", "resnet18", "--head", "fpn"], "unknown head 'fpn'"),
+        (vec!["--arch", "resnet18", "--head", "fpn"], "invalid value 'fpn' for '--head <HEAD>'"),
     ] {
         let (ok, _, err) = info(&args);
         assert!(!ok && err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");

@@ -12,6 +12,7 @@
 #![cfg(feature = "cuda")]
 
 use dfdx::prelude::*;
+use dypose::config::Arch;
 use dypose::model::blueprint::{backbone, deconv_head, light_head, Blueprint, ConvSpec};
 use dypose::model::conv::{conv_transpose2d, depthwise_conv2d, grouped_conv2d, max_pool2d, upsample2x, T4};
 use dypose::model::dynamic::{attention, dynamic_conv2d, AttentionWeights};
@@ -147,7 +148,7 @@ fn every_building_block_matches_the_cpu() {
     }
 }
 
-fn pose(arch: &str, light: bool) -> Blueprint {
+fn pose(arch: Arch, light: bool) -> Blueprint {
     let b = backbone(arch, 1.0, false).unwrap();
     let head = if light {
         light_head(b.out_channels, 128, 3, 17, true)
@@ -330,7 +331,7 @@ fn compare(arch: &str, s: &Spread, other: &Step) -> Vec<String> {
 }
 
 fn paper_models() -> [(&'static str, Blueprint); 2] {
-    [("dy-resnet18", pose("dy-resnet18", false)), ("dy-mobilenetv2", pose("dy-mobilenetv2", true))]
+    [("dy-resnet18", pose(Arch::DyResnet18, false)), ("dy-mobilenetv2", pose(Arch::DyMobilenetv2, true))]
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The loader on the real COCO sample: determinism across thread counts, bad images, clean stop.
 
 use dypose::coco::{CocoDataset, KeypointSpec};
-use dypose::data::augment::AugmentConfig;
+use dypose::config::{AugmentConfig, Size};
+use dypose::data::augment::Augmenter;
 use dypose::data::codec::HeatmapCodec;
 use dypose::data::instances::{train_instances, Instance};
 use dypose::data::loader::{Batch, Loader, LoaderConfig};
@@ -17,8 +18,8 @@ fn instances(images: &Path) -> Vec<Instance> {
 
 fn spec() -> SampleSpec {
     SampleSpec {
-        codec: HeatmapCodec::new([192, 256], [48, 64], 2.0),
-        augment: Some(AugmentConfig::default()),
+        codec: HeatmapCodec::new(Size::new(192, 256), Size::new(48, 64), 2.0),
+        augment: Some(Augmenter { recipe: AugmentConfig::default(), aspect: 0.75, upper_body: (0..=10).collect() }),
         padding: 1.25,
         flip_permutation: KeypointSpec::coco17().flip_permutation(),
     }

@@ -3,10 +3,12 @@
 //! and OKS-NMS close enough to score AP ≥ 0.95 (the 64×48 round trip costs about 2.5 AP).
 
 use dypose::coco::{CocoDataset, KeypointSpec};
+use dypose::config::Size;
 use dypose::data::codec::HeatmapCodec;
+use dypose::eval::{evaluate, Stats};
 use dypose::infer::boxes::{detection_boxes, gt_boxes};
 use dypose::infer::predictor::{crop_of, person_from_heatmaps, suppress};
-use dypose::infer::{evaluate_persons, results_json, Person, PersonBox, PredictOptions};
+use dypose::infer::{results_of, Person, PersonBox, PredictOptions};
 use std::path::Path;
 
 const GT: &str = "data/coco-sample/annotations/person_keypoints_sample.json";
@@ -48,12 +50,17 @@ fn oracle_persons(gt: &CocoDataset, boxes: &[PersonBox], codec: &HeatmapCodec, s
         let maps = codec.encode(&kps, &vis).heatmaps;
         by_image.entry(pb.image_id).or_default().push(person_from_heatmaps(&maps, pb, codec, &opts));
     }
-    by_image.into_values().flat_map(|p| suppress(p, &spec.sigmas, opts.nms_threshold)).collect()
+    by_image.into_values().flat_map(|p| suppress(p, spec.sigmas().unwrap(), opts.nms_threshold)).collect()
 }
 
 fn setup() -> (CocoDataset, HeatmapCodec, KeypointSpec) {
     let gt = CocoDataset::load(Path::new(GT)).unwrap();
-    (gt, HeatmapCodec::new([192, 256], [48, 64], 2.0), KeypointSpec::coco17())
+    (gt, HeatmapCodec::new(Size::new(192, 256), Size::new(48, 64), 2.0), KeypointSpec::coco17())
+}
+
+/// The COCO stats of `persons` against `gt`, through the one evaluation entry point.
+fn stats(gt: &CocoDataset, persons: &[Person], spec: &KeypointSpec) -> Stats {
+    evaluate(gt, &results_of(persons, 1), spec.sigmas().unwrap()).unwrap().stats
 }
 
 #[test]
@@ -63,7 +70,7 @@ fn gt_boxes_through_the_whole_inference_path_score_ap_095() {
     assert!(boxes.len() >= 10, "the sample has {} labelled persons", boxes.len());
     let persons = oracle_persons(&gt, &boxes, &codec, &spec);
     assert_eq!(persons.len(), boxes.len(), "distinct persons survive OKS-NMS");
-    let stats = evaluate_persons(&gt, &persons, 1, &spec).unwrap();
+    let stats = stats(&gt, &persons, &spec);
     assert!(stats.ap >= 0.95, "AP {}", stats.ap);
     // Each labelled joint comes back within half a heatmap pixel per axis (rounding) plus the
     // quarter offset, in image pixels: stride 4 × crop scale.
@@ -83,39 +90,35 @@ fn gt_boxes_through_the_whole_inference_path_score_ap_095() {
     assert!(worst <= 0.75 + 1e-6 && worst > 0.05, "worst joint error {worst} heatmap px");
 }
 
-/// With the sample's detector boxes the results are whatever they are; the check is that our
-/// evaluator scores them exactly as pycocotools does. `tools/infer_geometry_reference.py` wrote
-/// the committed results file from this test's output and pycocotools' stats for it.
+/// With the sample's detector boxes: the same oracle path written independently in Python
+/// (`tools/infer_geometry_reference.py`: SimpleBaseline's encoding and decoding, the crop affine
+/// and its inverse, rescoring and mmpose's OKS-NMS, in numpy) gives the same persons, and
+/// pycocotools scores them as our evaluator does.
 #[test]
-fn detector_boxes_score_what_pycocotools_computes() {
+fn detector_boxes_give_the_independent_reference_and_pycocotools_stats() {
     let (gt, codec, spec) = setup();
     let boxes = detection_boxes(Path::new(DETS), 1, 0.0, Some(&gt)).unwrap();
     let persons = oracle_persons(&gt, &boxes, &codec, &spec);
-    let ours = results_json(&persons, 1);
     let dir = Path::new("tests/data/infer_geometry");
-    if std::env::var_os("DYPOSE_WRITE_REFERENCE").is_some() {
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("detector_results.json"), serde_json::to_string(&ours).unwrap()).unwrap();
-        return;
-    }
-    let committed: serde_json::Value =
+    let reference: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("detector_results.json")).unwrap()).unwrap();
-    let (a, b) = (ours.as_array().unwrap(), committed.as_array().unwrap());
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(b) {
-        assert_eq!(x["image_id"], y["image_id"]);
-        let close =
-            |u: &serde_json::Value, v: &serde_json::Value| (u.as_f64().unwrap() - v.as_f64().unwrap()).abs() < 1e-6;
-        assert!(close(&x["score"], &y["score"]));
-        for (u, v) in x["keypoints"].as_array().unwrap().iter().zip(y["keypoints"].as_array().unwrap()) {
-            assert!(close(u, v), "{u} vs {v}");
+    let reference = reference.as_array().unwrap();
+    assert_eq!(persons.len(), reference.len());
+    // Scores are f32 heatmap maxima: numpy's and Rust's expf may differ in the last bit (6e-8).
+    let close = |a: f64, b: &serde_json::Value| (a - b.as_f64().unwrap()).abs() < 1e-6;
+    for (p, r) in persons.iter().zip(reference) {
+        assert_eq!(p.image_id, r["image_id"].as_i64().unwrap());
+        assert!(close(p.score, &r["score"]), "image {}: score {} vs {}", p.image_id, p.score, r["score"]);
+        let theirs = r["keypoints"].as_array().unwrap();
+        for (ours, t) in p.keypoints.iter().flatten().zip(theirs) {
+            assert!(close(*ours, t), "image {}: {ours} vs {t}", p.image_id);
         }
     }
-    let stats = evaluate_persons(&gt, &persons, 1, &spec).unwrap().to_array();
-    let reference: Vec<f64> =
+    let ours = stats(&gt, &persons, &spec).to_array();
+    let pycocotools: Vec<f64> =
         serde_json::from_slice(&std::fs::read(dir.join("pycocotools_stats.json")).unwrap()).unwrap();
-    for (k, (o, r)) in stats.iter().zip(&reference).enumerate() {
+    for (k, (o, r)) in ours.iter().zip(&pycocotools).enumerate() {
         assert!((o - r).abs() < 1e-9, "stat {k}: ours {o}, pycocotools {r}");
     }
-    assert!(stats[0] > 0.5, "detector boxes around the same persons should still score: {stats:?}");
+    assert!(ours[0] > 0.5, "detector boxes around the same persons should still score: {ours:?}");
 }

@@ -2,9 +2,11 @@
 //! (and optimizer moments) of an uninterrupted run; SIGKILL at any moment leaves a loadable
 //! checkpoint; an existing run is never overwritten.
 
-use dypose::config::Config;
-use dypose::data::synth::{write_dataset, SynthConfig};
-use dypose::train::{train, TrainOptions};
+use dypose::app::train::run;
+use dypose::config::{Config, Device};
+use dypose::data::synth::{write_dataset, Figures, SynthConfig};
+use dypose::model::blueprint::Blueprint;
+use dypose::train::TrainOptions;
 use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +15,7 @@ use std::process::Command;
 fn setup(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     let synth = SynthConfig { width: 128, height: 96, seed: 5, person_height: [50.0, 90.0], max_persons: 2 };
-    write_dataset(&data, &synth, 20, 3, false).unwrap();
+    write_dataset(&data, &synth, &Figures::Persons, 20, 3, false).unwrap();
     let cfg = serde_json::json!({
         "seed": 7,
         "data": {
@@ -51,7 +53,7 @@ fn resumed_run_ends_where_an_uninterrupted_one_does() {
     let cfg = Config::load(&setup(dir.path()), &[]).unwrap();
     let run = |name: &str, resume: bool, stop_after: Option<usize>| {
         let opts = TrainOptions { run_dir: dir.path().join(name), resume, stop_after };
-        train(dfdx::prelude::Cpu::default(), &cfg, &opts).unwrap()
+        run(Device::Cpu, &cfg, &opts, |_| {}).unwrap()
     };
     let whole = run("whole", false, None);
     assert!(!whole.interrupted && whole.state.iteration > 0);
@@ -76,8 +78,11 @@ fn resumed_run_ends_where_an_uninterrupted_one_does() {
     }
     assert!(worst <= 1e-6, "largest difference {worst}");
     // The model part differs from its initial value (training did something).
-    let init =
-        dypose::model::posenet::PoseNet::new(&dfdx::prelude::Cpu::default(), &cfg.model.blueprint().unwrap(), cfg.seed);
+    let init = dypose::model::posenet::PoseNet::new(
+        &dfdx::prelude::Cpu::default(),
+        &Blueprint::for_config(&cfg, 17).unwrap(),
+        cfg.seed,
+    );
     let first = init.params()[0];
     let trained = &x.iter().find(|(n, _)| *n == first.name).unwrap().1;
     assert_ne!(trained, &first.value.as_vec());
@@ -110,7 +115,7 @@ fn sigkill_never_leaves_an_unreadable_checkpoint_and_runs_are_not_overwritten() 
         let last = out.join("last.safetensors");
         if last.exists() {
             let dev = dfdx::prelude::Cpu::default();
-            let mut net = dypose::model::posenet::PoseNet::new(&dev, &cfg.model.blueprint().unwrap(), 0);
+            let mut net = dypose::model::posenet::PoseNet::new(&dev, &Blueprint::for_config(&cfg, 17).unwrap(), 0);
             let mut adam = dypose::train::adam::Adam::new(&net.params(), 0.0);
             dypose::train::state::load(&last, &mut net, &mut adam).unwrap();
             loaded += 1;

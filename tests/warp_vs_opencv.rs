@@ -1,6 +1,7 @@
 //! Crops from `data::warp` against OpenCV's `cv2.warpAffine(..., INTER_LINEAR)` on the real COCO
 //! sample (references made by tools/make_warp_reference.py with OpenCV 5.0).
 
+use dypose::config::Size;
 use dypose::data::affine::Affine;
 use dypose::data::warp::warp_rgb;
 use image::RgbImage;
@@ -41,8 +42,8 @@ fn crops() -> Vec<Crop> {
 
 /// Our crop: the flip folded into the one warp (OpenCV's reference flips the pixels first).
 fn our_crop(src: &RgbImage, c: &Crop) -> RgbImage {
-    let m = Affine::crop_flipped(c.center, c.size, c.rotation, c.flip, src.width(), [192, 256]);
-    warp_rgb(src, &m, [192, 256])
+    let m = Affine::crop_flipped(c.center, c.size, c.rotation, c.flip, src.width(), Size::new(192, 256));
+    warp_rgb(src, &m, Size::new(192, 256))
 }
 
 /// (fraction of values equal, fraction within 1 grey level, largest difference).

@@ -5,7 +5,9 @@ stats from pycocotools (`pip install pycocotools`).
 Each case is a directory with gt.json, results.json and expected.json
 ({"stats": [10 numbers], "pycocotools": version}). Each case targets one branch of
 COCOeval(iouType="keypoints"); the Rust test `tests/eval_vs_pycocotools.rs` checks that
-`dypose` reproduces every stat to 1e-9 without needing Python.
+`dypose` reproduces every stat to 1e-9 without needing Python. Cases of other keypoint sets
+(CrowdPose's 14 joints, a hand's 21, a 5-joint tool) also hold spec.json, the dypose keypoint
+spec; pycocotools scores them with `params.kpt_oks_sigmas` set to its sigmas.
 
     python3 tools/make_eval_cases.py            # (re)write all cases
     python3 tools/make_eval_cases.py --check    # only verify the committed expected.json
@@ -39,17 +41,38 @@ POSE = [(0, -.42), (.03, -.45), (-.03, -.45), (.06, -.43), (-.06, -.43), (.12, -
         (-.09, .28), (.1, .5), (-.1, .5)]
 
 
-def category(cid=1, name="person"):
-    return {"id": cid, "name": name, "supercategory": name, "keypoints": NAMES, "skeleton": SKELETON}
+def category(cid=1, name="person", names=NAMES, skeleton=SKELETON):
+    return {"id": cid, "name": name, "supercategory": name, "keypoints": names, "skeleton": skeleton}
+
+
+def load_spec(name):
+    return json.load(open(os.path.join(ROOT, "configs", "keypoints", name + ".json")))
+
+
+# Keypoint sets other than COCO's: two shipped specs and a small tool with extreme sigmas.
+TIPS5 = {"name": "tips5", "keypoints": ["handle", "left_jaw", "right_jaw", "left_tip", "right_tip"],
+         "flip_pairs": [[1, 2], [3, 4]], "sigmas": [0.25, 0.004, 0.004, 0.11, 0.11],
+         "limbs": [[0, 1], [0, 2], [1, 3], [2, 4]]}
+
+
+def spec_pose(spec, seed):
+    """A fixed random shape of the set's joints, height 1, centred at the origin."""
+    r = random.Random(seed)
+    return [(round(r.uniform(-.25, .25), 3), round(r.uniform(-.5, .5), 3)) for _ in spec["keypoints"]]
+
+
+def spec_category(spec, cid=1):
+    return category(cid, spec["name"], spec["keypoints"], [[a + 1, b + 1] for a, b in spec["limbs"]])
 
 
 class Case:
     """Accumulates images, GT annotations and results for one case."""
 
-    def __init__(self, seed, categories=None):
+    def __init__(self, seed, categories=None, pose=None):
         self.rng = random.Random(seed)
         self.images, self.anns, self.results = [], [], []
         self.categories = categories if categories is not None else [category()]
+        self.pose = pose if pose is not None else POSE
         self.next_ann = 1
 
     def image(self, iid, w=640, h=480):
@@ -60,7 +83,7 @@ class Case:
         """A GT person; joints are labelled (v=2, sometimes 1) with probability `visible`."""
         r = self.rng
         kps = []
-        for (px, py) in POSE:
+        for (px, py) in self.pose:
             if r.random() < visible:
                 x = round(cx + (px + r.gauss(0, .02)) * height, 2)
                 y = round(cy + (py + r.gauss(0, .02)) * height, 2)
@@ -85,7 +108,7 @@ class Case:
         cx = ann["bbox"][0] + ann["bbox"][2] / 2
         cy = ann["bbox"][1] + .55 * height
         kps = []
-        for j, (px, py) in enumerate(POSE):
+        for j, (px, py) in enumerate(self.pose):
             x, y, v = ann["keypoints"][3 * j:3 * j + 3]
             if v == 0:
                 x, y = cx + px * height, cy + py * height
@@ -103,7 +126,7 @@ class Case:
         size = size or r.uniform(20, 300)
         cx, cy = r.uniform(0, 640), r.uniform(0, 480)
         kps = []
-        for (px, py) in POSE:
+        for (px, py) in self.pose:
             kps += [round(cx + (px + r.gauss(0, .1)) * size, 3), round(cy + (py + r.gauss(0, .1)) * size, 3), round(r.random(), 4)]
         res = {"image_id": iid, "category_id": cat, "keypoints": kps, "score": score}
         self.results.append(res)
@@ -617,6 +640,26 @@ def random_case(seed, images):
     return build
 
 
+def spec_case(spec, seed, images, crowds=.05, ties=False, noise=(.002, .08)):
+    """A random scene of another keypoint set; the builder returns (gt, results, spec)."""
+    def build():
+        c = Case(seed, [spec_category(spec)], pose=spec_pose(spec, seed + 1))
+        r = c.rng
+        for iid in range(1, images + 1):
+            c.image(iid)
+            for _ in range(r.randint(0, 4)):
+                a = c.person(iid, r.uniform(0, 640), r.uniform(0, 480), r.uniform(15, 450),
+                             visible=r.choice([0, .3, .7, 1]), iscrowd=1 if r.random() < crowds else 0)
+                for _ in range(r.randint(0, 2)):
+                    score = .5 if ties else round(r.random(), r.choice([1, 2, 6]))
+                    c.detect(a, r.uniform(*noise), score, drop=r.uniform(0, .3))
+            for _ in range(r.randint(0, 25) if r.random() < .2 else r.randint(0, 3)):
+                c.false_positive(iid, round(r.random() * .6, r.choice([1, 3])))
+        gt, res = c.files()
+        return gt, res, spec
+    return build
+
+
 def fuzz_case(seed):
     """A random case that mixes every quirk: categories, crowds, num_keypoints 0 and mismatched,
     GT id 0, area boundaries, score ties, >20 detections, bbox-carrying results, big ids."""
@@ -665,19 +708,29 @@ def fuzz(count, seed, binary):
     from crosscheck import compare
     failed = 0
     with tempfile.TemporaryDirectory() as d:
+        sets = [load_spec("crowdpose14"), load_spec("hand21"), TIPS5]
         for k in range(count):
-            gt, res = fuzz_case(seed + k)
+            # One case in four is of another keypoint set, scored with its sigmas.
+            spec = sets[(seed + k) // 4 % 3] if (seed + k) % 4 == 3 else None
+            if spec:
+                gt, res, _ = spec_case(spec, seed + k, 1 + (seed + k) % 40, crowds=.1)()
+            else:
+                gt, res = fuzz_case(seed + k)
             if not res:
                 continue  # pycocotools cannot load an empty results list
-            g, p = os.path.join(d, "gt.json"), os.path.join(d, "res.json")
+            g, p, sp = os.path.join(d, "gt.json"), os.path.join(d, "res.json"), os.path.join(d, "spec.json")
             json.dump(gt, open(g, "w"))
             json.dump(res, open(p, "w"))
-            if not compare(g, p, binary, 1e-9, quiet=True):
+            if spec:
+                json.dump(spec, open(sp, "w"))
+            if not compare(g, p, binary, 1e-9, quiet=True, spec_path=sp if spec else None):
                 failed += 1
                 keep = os.path.join(ROOT, "fuzz-failure-%d" % (seed + k))
                 os.makedirs(keep, exist_ok=True)
                 shutil.copy(g, keep)
                 shutil.copy(p, keep)
+                if spec:
+                    shutil.copy(sp, keep)
                 print("case seed %d differs; kept in %s" % (seed + k, keep))
     print("fuzz: %d cases, %d differ" % (count, failed))
     return 1 if failed else 0
@@ -727,6 +780,9 @@ CASES = {
     "random_a": random_case(101, 60),
     "random_b": random_case(102, 150),
     "random_c": random_case(103, 300),
+    "other_set_crowdpose14": spec_case(load_spec("crowdpose14"), 201, 120),
+    "other_set_hand21": spec_case(load_spec("hand21"), 202, 80, noise=(.0005, .02)),
+    "other_set_tips5_crowds_and_ties": spec_case(TIPS5, 203, 60, crowds=.2, ties=True),
 }
 
 
@@ -750,12 +806,16 @@ def main():
     for name, build in CASES.items():
         d = os.path.join(OUT, name)
         gt_path, res_path = os.path.join(d, "gt.json"), os.path.join(d, "results.json")
+        spec_path = os.path.join(d, "spec.json")
         if not args.check:
             os.makedirs(d, exist_ok=True)
-            gt, res = build()
+            gt, res, *spec = build()
             json.dump(gt, open(gt_path, "w"))
             json.dump(res, open(res_path, "w"))
-        stats = pycocotools_stats(gt_path, res_path)
+            if spec:
+                json.dump(spec[0], open(spec_path, "w"), indent=2)
+        sigmas = json.load(open(spec_path))["sigmas"] if os.path.exists(spec_path) else None
+        stats = pycocotools_stats(gt_path, res_path, sigmas=sigmas)
         exp_path = os.path.join(d, "expected.json")
         if args.check:
             old = json.load(open(exp_path))["stats"]

@@ -3,7 +3,11 @@
 and mmpose run it (load GT, loadRes, evaluate, accumulate, summarize).
 
     pip install pycocotools
-    python3 tools/pycoco_eval.py GT.json RESULTS.json [--json OUT.json]
+    python3 tools/pycoco_eval.py GT.json RESULTS.json [--json OUT.json] [--spec SPEC.json]
+
+With --spec (a dypose keypoint spec), pycocotools scores another keypoint set: its
+`params.kpt_oks_sigmas` are set to the spec's sigmas, as xtcocotools-style tools do for
+CrowdPose, hands or animals.
 """
 import argparse
 import contextlib
@@ -14,7 +18,7 @@ import sys
 NAMES = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 
 
-def pycocotools_stats(gt_path, res_path, quiet=True):
+def pycocotools_stats(gt_path, res_path, quiet=True, sigmas=None):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
     out = io.StringIO()
@@ -22,6 +26,9 @@ def pycocotools_stats(gt_path, res_path, quiet=True):
         gt = COCO(gt_path)
         dt = gt.loadRes(res_path)
         ev = COCOeval(gt, dt, "keypoints")
+        if sigmas is not None:
+            import numpy as np
+            ev.params.kpt_oks_sigmas = np.array(sigmas)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -35,8 +42,10 @@ def main():
     ap.add_argument("gt")
     ap.add_argument("results")
     ap.add_argument("--json", help="write the 10 stats here")
+    ap.add_argument("--spec", help="a dypose keypoint spec: score with its sigmas")
     a = ap.parse_args()
-    stats = pycocotools_stats(a.gt, a.results, quiet=False)
+    sigmas = json.load(open(a.spec))["sigmas"] if a.spec else None
+    stats = pycocotools_stats(a.gt, a.results, quiet=False, sigmas=sigmas)
     if a.json:
         json.dump(dict(zip(NAMES, stats)), open(a.json, "w"), indent=2)
     return 0

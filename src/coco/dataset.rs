@@ -95,12 +95,12 @@ impl CocoDataset {
         self.categories.iter().find(|c| c.id == id)
     }
 
-    /// The keypoint spec declared by a category (COCO's sigmas for COCO's 17 names).
-    pub fn keypoint_spec(&self, category_id: Id, sigmas: Option<Vec<f64>>) -> Result<KeypointSpec> {
+    /// The keypoint set a category declares (OKS sigmas only for COCO's 17 names).
+    pub fn keypoint_spec(&self, category_id: Id) -> Result<KeypointSpec> {
         let cat = self
             .category(category_id)
             .ok_or_else(|| anyhow!("{}: no category with id {category_id}", self.source.display()))?;
-        KeypointSpec::from_category(cat, sigmas).map_err(|e| anyhow!("{}: {e}", self.source.display()))
+        KeypointSpec::from_category(cat).map_err(|e| anyhow!("{}: {e:#}", self.source.display()))
     }
 }
 
@@ -150,7 +150,7 @@ mod tests {
         let total: usize = ds.images.iter().map(|i| ds.annotations_of(i.id).count()).sum();
         assert_eq!(total, ds.annotations.len());
         assert!(ds.annotations_of(785).all(|a| a.image_id == 785));
-        assert_eq!(ds.keypoint_spec(1, None).unwrap().len(), 17);
+        assert_eq!(ds.keypoint_spec(1).unwrap().len(), 17);
     }
 
     #[test]

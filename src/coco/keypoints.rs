@@ -1,8 +1,11 @@
-//! The keypoint set a model predicts and the metric scores: names, left/right flip pairs,
-//! OKS sigmas and limbs, kept together so that other keypoint sets can be configured.
+//! The keypoint set a model predicts and the metric scores: names, left/right flip pairs, OKS
+//! sigmas, limbs and the upper body, kept together so that any set (COCO's 17 persons joints,
+//! CrowdPose's 14, a hand's 21, a tool's tips) travels from the data to the checkpoint, the
+//! predictions, the metric and the drawings as one value.
 
 use super::schema::CategoryRecord;
-use anyhow::{bail, ensure, Context, Result};
+use super::CocoDataset;
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -12,11 +15,26 @@ pub struct KeypointSpec {
     pub name: String,
     pub keypoints: Vec<String>,
     /// Pairs of (left, right) joint indices, swapped by a horizontal flip.
+    #[serde(default)]
     pub flip_pairs: Vec<[usize; 2]>,
-    /// Per-joint OKS falloff (COCO's σ; the metric uses (2σ)²).
-    pub sigmas: Vec<f64>,
+    /// Per-joint OKS falloff (COCO's σ; the metric uses (2σ)²). `None` when the set came from
+    /// an annotation file that does not give them: fine for drawing, not for scoring.
+    #[serde(default)]
+    pub sigmas: Option<Vec<f64>>,
     /// 0-based joint index pairs to draw.
+    #[serde(default)]
     pub limbs: Vec<[usize; 2]>,
+    /// Joints of the upper body, for half-body augmentation (none: no half-body crops).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upper_body: Vec<usize>,
+}
+
+/// Which side of the body a joint is on, as its flip pair says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Left,
+    Right,
+    Centre,
 }
 
 const COCO_NAMES: [&str; 17] = [
@@ -73,8 +91,9 @@ impl KeypointSpec {
             name: "coco17".into(),
             keypoints: COCO_NAMES.iter().map(|s| s.to_string()).collect(),
             flip_pairs: (0..8).map(|i| [2 * i + 1, 2 * i + 2]).collect(),
-            sigmas: COCO_SIGMAS_X10.iter().map(|s| s / 10.0).collect(),
+            sigmas: Some(COCO_SIGMAS_X10.iter().map(|s| s / 10.0).collect()),
             limbs: COCO_LIMBS.to_vec(),
+            upper_body: (0..=10).collect(),
         }
     }
 
@@ -86,6 +105,17 @@ impl KeypointSpec {
         self.keypoints.is_empty()
     }
 
+    /// The OKS sigmas, or an error saying that this set does not give them.
+    pub fn sigmas(&self) -> Result<&[f64]> {
+        self.sigmas.as_deref().ok_or_else(|| {
+            anyhow!(
+                "the keypoint set '{}' ({} keypoints) has no OKS sigmas: give a keypoint spec file with `sigmas` (see configs/keypoints/)",
+                self.name,
+                self.len()
+            )
+        })
+    }
+
     /// A spec from a JSON file with the fields of this struct.
     pub fn from_json_file(path: &Path) -> Result<Self> {
         let spec: KeypointSpec = super::json::read_json(path)?;
@@ -93,26 +123,13 @@ impl KeypointSpec {
         Ok(spec)
     }
 
-    /// A spec from an annotation file's category: names and skeleton from the category,
-    /// flip pairs from `left_*`/`right_*` names, sigmas given (or COCO's when the names are COCO's).
-    pub fn from_category(cat: &CategoryRecord, sigmas: Option<Vec<f64>>) -> Result<Self> {
+    /// A spec from an annotation file's category: names and skeleton from the category, flip
+    /// pairs from left/right names (`left_x`/`right_x`, `l_x`/`r_x`, `x_left`/`x_right`,
+    /// `leftX`/`rightX`), COCO's sigmas and upper body when the names are COCO's 17 (else none).
+    pub fn from_category(cat: &CategoryRecord) -> Result<Self> {
         let names = &cat.keypoints;
         ensure!(!names.is_empty(), "category {} ({}) lists no keypoint names", cat.id, cat.name);
-        let sigmas = match sigmas {
-            Some(s) => s,
-            None if names.iter().map(String::as_str).eq(COCO_NAMES) => Self::coco17().sigmas,
-            None => {
-                bail!("category {} ({}) has keypoints other than COCO's 17: give their OKS sigmas", cat.id, cat.name)
-            }
-        };
-        let mut flip_pairs = Vec::new();
-        for (i, n) in names.iter().enumerate() {
-            if let Some(rest) = n.strip_prefix("left_") {
-                if let Some(j) = names.iter().position(|m| m.strip_prefix("right_") == Some(rest)) {
-                    flip_pairs.push([i, j]);
-                }
-            }
-        }
+        let coco = names.iter().map(String::as_str).eq(COCO_NAMES);
         let mut limbs = Vec::with_capacity(cat.skeleton.len());
         for &[a, b] in &cat.skeleton {
             let ok = |v: i64| v >= 1 && v as usize <= names.len();
@@ -124,18 +141,76 @@ impl KeypointSpec {
             );
             limbs.push([a as usize - 1, b as usize - 1]);
         }
-        let spec = KeypointSpec { name: cat.name.clone(), keypoints: names.clone(), flip_pairs, sigmas, limbs };
-        spec.validate()?;
+        let spec = KeypointSpec {
+            name: cat.name.clone(),
+            keypoints: names.clone(),
+            flip_pairs: flip_pairs_from_names(names),
+            sigmas: coco.then(|| Self::coco17().sigmas).flatten(),
+            limbs,
+            upper_body: if coco { Self::coco17().upper_body } else { Vec::new() },
+        };
+        spec.validate().with_context(|| format!("category {} ({})", cat.id, cat.name))?;
+        Ok(spec)
+    }
+
+    /// The set a model trains on: the spec file when one is given (it must have sigmas and as
+    /// many keypoints as the annotations), else the annotation file's category, which must then
+    /// be COCO's 17 joints (the only names whose sigmas are known).
+    pub fn for_training(spec_file: Option<&Path>, ds: &CocoDataset, category_id: i64) -> Result<Self> {
+        let source = ds.source.display();
+        let cat = ds.category(category_id);
+        let spec = match spec_file {
+            Some(path) => {
+                let spec = Self::from_json_file(path)?;
+                if let Some(n) = cat.map(|c| c.keypoints.len()).filter(|&n| n > 0) {
+                    ensure!(
+                        n == spec.len(),
+                        "{}: {} keypoints, but category {category_id} of {source} has {n}",
+                        path.display(),
+                        spec.len()
+                    );
+                }
+                spec.sigmas().with_context(|| path.display().to_string())?;
+                spec
+            }
+            None => {
+                let cat = cat.ok_or_else(|| anyhow!("{source}: no category with id {category_id}"))?;
+                let spec = Self::from_category(cat).with_context(|| source.to_string())?;
+                if spec.sigmas.is_none() {
+                    bail!(
+                        "{source}: category {} ({}) has keypoints other than COCO's 17 ({}), whose OKS sigmas are not known: \
+                         give a keypoint spec file with `sigmas` (config key data.keypoints; see configs/keypoints/)",
+                        cat.id,
+                        cat.name,
+                        names_preview(&spec.keypoints)
+                    );
+                }
+                spec
+            }
+        };
         Ok(spec)
     }
 
     pub fn validate(&self) -> Result<()> {
         let k = self.len();
         ensure!(k > 0, "no keypoints");
-        ensure!(self.sigmas.len() == k, "{} sigmas for {k} keypoints", self.sigmas.len());
-        ensure!(self.sigmas.iter().all(|s| s.is_finite() && *s > 0.0), "sigmas must be finite and positive");
+        if let Some(s) = &self.sigmas {
+            ensure!(s.len() == k, "{} sigmas for {k} keypoints", s.len());
+            ensure!(s.iter().all(|s| s.is_finite() && *s > 0.0), "sigmas must be finite and positive");
+        }
         for pair in self.flip_pairs.iter().chain(&self.limbs) {
             ensure!(pair[0] < k && pair[1] < k, "joint pair {pair:?} is out of range 0..{k}");
+        }
+        let mut paired = vec![false; k];
+        for &[a, b] in &self.flip_pairs {
+            ensure!(a != b, "flip pair [{a}, {b}] pairs a joint with itself");
+            for j in [a, b] {
+                ensure!(!paired[j], "joint {j} ({}) is in more than one flip pair", self.keypoints[j]);
+                paired[j] = true;
+            }
+        }
+        if let Some(&j) = self.upper_body.iter().find(|&&j| j >= k) {
+            bail!("upper_body joint {j} is out of range 0..{k}");
         }
         Ok(())
     }
@@ -149,11 +224,88 @@ impl KeypointSpec {
         }
         perm
     }
+
+    /// The side of joint `j`: the first of a flip pair is the left one.
+    pub fn side(&self, j: usize) -> Side {
+        for &[l, r] in &self.flip_pairs {
+            if j == l {
+                return Side::Left;
+            }
+            if j == r {
+                return Side::Right;
+            }
+        }
+        Side::Centre
+    }
+
+    /// The 1-based COCO `skeleton` of the limbs.
+    pub fn coco_skeleton(&self) -> Vec<[usize; 2]> {
+        self.limbs.iter().map(|[a, b]| [a + 1, b + 1]).collect()
+    }
+}
+
+/// "a, b, c, … (n in all)".
+fn names_preview(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(4).map(String::as_str).collect();
+    if names.len() > shown.len() {
+        format!("{}, … ({} in all)", shown.join(", "), names.len())
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// The side a name declares and the rest of the name: `left_wrist`, `l_wrist`, `wrist_left`,
+/// `wrist_l`, `leftWrist` (any case; `_`, `-`, `.` or a space as the separator).
+fn split_side(name: &str) -> Option<(Side, String)> {
+    let lower = name.to_lowercase();
+    let seps = ['_', '-', '.', ' '];
+    for (side, word, letter) in [(Side::Left, "left", "l"), (Side::Right, "right", "r")] {
+        for token in [word, letter] {
+            if let Some(rest) = lower.strip_prefix(token).and_then(|r| r.strip_prefix(seps)) {
+                return Some((side, rest.to_string()));
+            }
+            if let Some(rest) = lower.strip_suffix(token).and_then(|r| r.strip_suffix(seps)) {
+                return Some((side, rest.to_string()));
+            }
+        }
+        // camelCase: "leftWrist".
+        let capitalised = name.strip_prefix(word).filter(|r| r.starts_with(|c: char| c.is_uppercase()));
+        if let Some(rest) = capitalised {
+            return Some((side, rest.to_lowercase()));
+        }
+    }
+    None
+}
+
+/// (left, right) index pairs of names that differ only in the side they declare.
+pub fn flip_pairs_from_names(names: &[String]) -> Vec<[usize; 2]> {
+    let sides: Vec<Option<(Side, String)>> = names.iter().map(|n| split_side(n)).collect();
+    let mut pairs = Vec::new();
+    for (i, s) in sides.iter().enumerate() {
+        let Some((Side::Left, rest)) = s else { continue };
+        let partner = sides.iter().position(|t| matches!(t, Some((Side::Right, r)) if r == rest));
+        if let Some(j) = partner {
+            if !pairs.iter().any(|p: &[usize; 2]| p[1] == j) {
+                pairs.push([i, j]);
+            }
+        }
+    }
+    pairs
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn category(names: &[&str], skeleton: Vec<[i64; 2]>) -> CategoryRecord {
+        CategoryRecord {
+            id: 3,
+            name: "thing".into(),
+            supercategory: String::new(),
+            keypoints: names.iter().map(|s| s.to_string()).collect(),
+            skeleton,
+        }
+    }
 
     #[test]
     fn coco17_matches_the_real_annotation_category() {
@@ -162,10 +314,11 @@ mod tests {
             "/data/coco-sample/annotations/person_keypoints_sample.json"
         )))
         .unwrap();
-        let from_file = KeypointSpec::from_category(&file.categories[0], None).unwrap();
+        let from_file = KeypointSpec::from_category(&file.categories[0]).unwrap();
         let coco = KeypointSpec::coco17();
         assert_eq!(from_file.keypoints, coco.keypoints);
         assert_eq!(from_file.flip_pairs, coco.flip_pairs);
+        assert_eq!(from_file.sigmas, coco.sigmas);
         let mut a = from_file.limbs.clone();
         let mut b = coco.limbs.clone();
         a.sort();
@@ -176,10 +329,13 @@ mod tests {
     #[test]
     fn flip_pairs_name_left_and_right_of_the_same_joint() {
         let spec = KeypointSpec::coco17();
+        let sigmas = spec.sigmas().unwrap();
         for [l, r] in &spec.flip_pairs {
             assert_eq!(spec.keypoints[*l].strip_prefix("left_"), spec.keypoints[*r].strip_prefix("right_"));
-            assert_eq!(spec.sigmas[*l], spec.sigmas[*r]);
+            assert_eq!(sigmas[*l], sigmas[*r]);
+            assert_eq!((spec.side(*l), spec.side(*r)), (Side::Left, Side::Right));
         }
+        assert_eq!(spec.side(0), Side::Centre);
         let perm = spec.flip_permutation();
         assert!((0..17).all(|i| perm[perm[i]] == i));
         assert_eq!(perm[0], 0);
@@ -193,18 +349,74 @@ mod tests {
     }
 
     #[test]
-    fn other_keypoint_sets_need_sigmas() {
-        let cat = CategoryRecord {
-            id: 3,
-            name: "hand".into(),
-            supercategory: String::new(),
-            keypoints: vec!["left_tip".into(), "right_tip".into(), "palm".into()],
-            skeleton: vec![[1, 3], [2, 3]],
-        };
-        assert!(KeypointSpec::from_category(&cat, None).is_err());
-        let spec = KeypointSpec::from_category(&cat, Some(vec![0.1, 0.1, 0.2])).unwrap();
+    fn every_naming_convention_for_sides_is_paired() {
+        let names: Vec<String> = [
+            "left_wrist",  // 0
+            "R_Wrist",     // 1: r_ prefix, any case
+            "tip",         // 2
+            "ear.left",    // 3
+            "ear-right",   // 4
+            "hand_l",      // 5
+            "hand_r",      // 6
+            "leftFoot",    // 7
+            "rightFoot",   // 8
+            "l_eye",       // 9: no partner
+            "lip",         // 10: not a side
+            "right_wrist", // 11: a second right wrist is not paired again
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(flip_pairs_from_names(&names), vec![[0, 1], [3, 4], [5, 6], [7, 8]]);
+    }
+
+    #[test]
+    fn other_keypoint_sets_need_sigmas_for_training_but_not_for_drawing() {
+        let cat = category(&["l_tip", "r_tip", "palm"], vec![[1, 3], [2, 3]]);
+        let spec = KeypointSpec::from_category(&cat).unwrap();
         assert_eq!(spec.flip_pairs, vec![[0, 1]]);
         assert_eq!(spec.limbs, vec![[0, 2], [1, 2]]);
-        assert!(KeypointSpec::from_category(&cat, Some(vec![0.1])).is_err());
+        assert_eq!(spec.sigmas, None);
+        assert!(spec.upper_body.is_empty());
+        let e = spec.sigmas().unwrap_err().to_string();
+        assert!(e.contains("'thing'") && e.contains("no OKS sigmas"), "{e}");
+
+        let file = super::super::schema::AnnotationFile { categories: vec![cat], ..Default::default() };
+        let ds = CocoDataset::from_file(file, "hands.json".into()).unwrap();
+        let e = format!("{:#}", KeypointSpec::for_training(None, &ds, 3).unwrap_err());
+        assert!(e.starts_with("hands.json: category 3 (thing)") && e.contains("data.keypoints"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| {
+            let p = dir.path().join("spec.json");
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let good = write(
+            r#"{"name": "tips", "keypoints": ["l_tip", "r_tip", "palm"], "flip_pairs": [[0, 1]], "sigmas": [0.1, 0.1, 0.2]}"#,
+        );
+        let spec = KeypointSpec::for_training(Some(&good), &ds, 3).unwrap();
+        assert_eq!(spec.sigmas().unwrap(), &[0.1, 0.1, 0.2]);
+        let two = write(r#"{"name": "tips", "keypoints": ["a", "b"], "sigmas": [0.1, 0.1]}"#);
+        let e = format!("{:#}", KeypointSpec::for_training(Some(&two), &ds, 3).unwrap_err());
+        assert!(e.contains("2 keypoints, but category 3 of hands.json has 3"), "{e}");
+        let unscored = write(r#"{"name": "tips", "keypoints": ["a", "b", "c"]}"#);
+        let e = format!("{:#}", KeypointSpec::for_training(Some(&unscored), &ds, 3).unwrap_err());
+        assert!(e.contains("spec.json") && e.contains("no OKS sigmas"), "{e}");
+    }
+
+    #[test]
+    fn invalid_specs_are_refused_with_the_reason() {
+        let mut spec = KeypointSpec::coco17();
+        spec.flip_pairs.push([1, 4]);
+        assert!(spec.validate().unwrap_err().to_string().contains("more than one flip pair"));
+        let mut spec = KeypointSpec::coco17();
+        spec.limbs.push([0, 17]);
+        assert!(spec.validate().unwrap_err().to_string().contains("out of range 0..17"));
+        let mut spec = KeypointSpec::coco17();
+        spec.sigmas = Some(vec![0.1]);
+        assert!(spec.validate().unwrap_err().to_string().contains("1 sigmas for 17 keypoints"));
+        let mut spec = KeypointSpec::coco17();
+        spec.upper_body.push(30);
+        assert!(spec.validate().is_err());
     }
 }

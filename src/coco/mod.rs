@@ -8,6 +8,6 @@ pub mod results;
 pub mod schema;
 
 pub use dataset::CocoDataset;
-pub use keypoints::KeypointSpec;
-pub use results::{load_results, KeypointResult};
+pub use keypoints::{KeypointSpec, Side};
+pub use results::{load_results, results_json, KeypointResult};
 pub use schema::Id;

@@ -82,6 +82,22 @@ pub fn results_from_records(
     Ok(out)
 }
 
+/// A results file's text: `[{image_id, category_id, keypoints, score}]`, as pycocotools reads it.
+pub fn results_json(results: &[KeypointResult]) -> String {
+    let records: Vec<ResultRecord> = results
+        .iter()
+        .map(|r| ResultRecord {
+            image_id: r.image_id,
+            category_id: r.category_id,
+            keypoints: r.keypoints.clone(),
+            score: r.score,
+            bbox: None,
+            segmentation: None,
+        })
+        .collect();
+    serde_json::to_string(&records).expect("results hold finite numbers only")
+}
+
 /// Area of the box around *all* keypoints, labelled or not (pycocotools' rule for results).
 pub fn keypoint_box_area(keypoints: &[f64]) -> f64 {
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
@@ -125,6 +141,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r[1].area, 24.0, "an empty first bbox selects the keypoint rule for all");
+    }
+
+    #[test]
+    fn written_results_read_back_equal() {
+        let text = r#"[{"image_id": 7, "category_id": 1, "score": 0.25, "keypoints": [1.5, 2, 0.1, 4, 10.125, 2]}]"#;
+        let first = parse(text).unwrap();
+        let again = parse(&results_json(&first)).unwrap();
+        assert_eq!(again, first);
+        assert!(results_json(&first).starts_with(r#"[{"image_id":7,"category_id":1,"keypoints":[1.5,2.0,0.1"#));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! encoding and mapping predictions back to the image (SimpleBaseline/mmpose conventions, sizes
 //! in pixels).
 
+use crate::config::Size;
+
 /// A 2×3 affine map `[a, b, c, d, e, f]`: (x, y) ↦ (a·x + b·y + c, d·x + e·y + f).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Affine(pub [f64; 6]);
@@ -55,7 +57,7 @@ impl Affine {
         rotation_deg: f64,
         flip: bool,
         image_width: u32,
-        out: [usize; 2],
+        out: Size,
     ) -> Affine {
         if flip {
             let mirrored = [image_width as f64 - 1.0 - center[0], center[1]];
@@ -68,11 +70,11 @@ impl Affine {
     /// Maps the region of `size` (w, h) pixels centred at `center`, rotated by `rotation_deg`,
     /// onto an `out` (w, h) crop: the centre goes to (w/2, h/2), the region's width to the crop's
     /// width. The closed form of SimpleBaseline's three-point `get_affine_transform`.
-    pub fn crop(center: [f64; 2], size: [f64; 2], rotation_deg: f64, out: [usize; 2]) -> Affine {
-        let k = out[0] as f64 / size[0];
+    pub fn crop(center: [f64; 2], size: [f64; 2], rotation_deg: f64, out: Size) -> Affine {
+        let k = out.width as f64 / size[0];
         let (sn, cs) = rotation_deg.to_radians().sin_cos();
         let (a, b, d, e) = (k * cs, k * sn, -k * sn, k * cs);
-        let (ox, oy) = (out[0] as f64 * 0.5, out[1] as f64 * 0.5);
+        let (ox, oy) = (out.width as f64 * 0.5, out.height as f64 * 0.5);
         Affine([a, b, ox - a * center[0] - b * center[1], d, e, oy - d * center[0] - e * center[1]])
     }
 }
@@ -115,11 +117,11 @@ mod tests {
 
     /// SimpleBaseline's construction, written out naively: three point pairs, solved as a
     /// linear system (the independent reference for `Affine::crop`).
-    fn three_point_reference(center: [f64; 2], size: [f64; 2], rot: f64, out: [usize; 2]) -> Affine {
+    fn three_point_reference(center: [f64; 2], size: [f64; 2], rot: f64, out: Size) -> Affine {
         let rotate = |p: [f64; 2], t: f64| [p[0] * t.cos() - p[1] * t.sin(), p[0] * t.sin() + p[1] * t.cos()];
         let third = |a: [f64; 2], b: [f64; 2]| [b[0] - (a[1] - b[1]), b[1] + (a[0] - b[0])];
         let dir = rotate([0.0, -size[0] * 0.5], rot.to_radians());
-        let (ow, oh) = (out[0] as f64, out[1] as f64);
+        let (ow, oh) = (out.width as f64, out.height as f64);
         let src0 = center;
         let src1 = [center[0] + dir[0], center[1] + dir[1]];
         let dst0 = [ow * 0.5, oh * 0.5];
@@ -150,12 +152,12 @@ mod tests {
     fn box_corners_land_on_the_crop_corners() {
         let region = CropRegion::from_bbox([100.0, 50.0, 60.0, 80.0], 0.75, 1.0);
         assert_eq!(region.size, [60.0, 80.0]);
-        let m = Affine::crop(region.center, region.size, 0.0, [192, 256]);
+        let m = Affine::crop(region.center, region.size, 0.0, Size::new(192, 256));
         assert!(close(m.apply([100.0, 50.0]), [0.0, 0.0], 1e-9));
         assert!(close(m.apply([160.0, 130.0]), [192.0, 256.0], 1e-9));
         assert!(close(m.apply([100.0, 130.0]), [0.0, 256.0], 1e-9));
         // 90°: the box's top-right corner (dx = +w/2, dy = −h/2) goes to the crop's top-left.
-        let sq = Affine::crop([0.0, 0.0], [10.0, 10.0], 90.0, [10, 10]);
+        let sq = Affine::crop([0.0, 0.0], [10.0, 10.0], 90.0, Size::new(10, 10));
         assert!(close(sq.apply([5.0, -5.0]), [0.0, 0.0], 1e-9), "{:?}", sq.apply([5.0, -5.0]));
     }
 
@@ -165,8 +167,8 @@ mod tests {
             &[(0.0, 10.0, 20.0, 30.0), (37.0, 300.0, 200.0, 150.0), (-90.0, 5.5, 7.25, 12.0), (171.0, 0.0, 0.0, 400.0)]
         {
             let size = [w, w / 0.75];
-            let a = Affine::crop([cx, cy], size, rot, [192, 256]);
-            let b = three_point_reference([cx, cy], size, rot, [192, 256]);
+            let a = Affine::crop([cx, cy], size, rot, Size::new(192, 256));
+            let b = three_point_reference([cx, cy], size, rot, Size::new(192, 256));
             for i in 0..6 {
                 assert!((a.0[i] - b.0[i]).abs() < 1e-9 * (1.0 + b.0[i].abs()), "rot {rot}: {a:?} vs {b:?}");
             }
@@ -175,7 +177,7 @@ mod tests {
 
     #[test]
     fn inverse_round_trips_points() {
-        let m = Affine::crop([321.7, 123.4], [210.0, 280.0], 33.0, [192, 256]).after(&Affine::mirror_x(640));
+        let m = Affine::crop([321.7, 123.4], [210.0, 280.0], 33.0, Size::new(192, 256)).after(&Affine::mirror_x(640));
         let inv = m.inverse();
         for &p in &[[0.0, 0.0], [639.0, 479.0], [-50.5, 1000.25], [321.7, 123.4]] {
             assert!(close(inv.apply(m.apply(p)), p, 1e-4));
@@ -188,8 +190,8 @@ mod tests {
         // Mirroring the image, the centre and the rotation mirrors the crop about its centre
         // line x = out_w / 2, where the region's centre lands in both.
         let (c, s) = ([250.0, 140.0], [120.0, 160.0]);
-        let plain = Affine::crop(c, s, 20.0, [192, 256]);
-        let flipped = Affine::crop_flipped(c, s, -20.0, true, 640, [192, 256]);
+        let plain = Affine::crop(c, s, 20.0, Size::new(192, 256));
+        let flipped = Affine::crop_flipped(c, s, -20.0, true, 640, Size::new(192, 256));
         for &p in &[[250.0, 140.0], [200.0, 100.0], [300.5, 210.25]] {
             let a = plain.apply(p);
             let b = flipped.apply(p);

@@ -3,48 +3,19 @@
 //! (seed, epoch, index), so a batch does not depend on how many threads built it.
 
 use super::affine::{fit_aspect, CropRegion};
-use rand::{Rng, SeedableRng};
+use crate::config::AugmentConfig;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AugmentConfig {
-    pub flip_prob: f64,
-    /// s = clip(N(0,1)·f + 1, 1 − f, 1 + f).
-    pub scale_factor: f64,
-    /// r = clip(N(0,1)·f, −2f, 2f), applied with `rotation_prob`.
-    pub rotation_factor: f64,
-    pub rotation_prob: f64,
-    pub half_body_prob: f64,
-    /// Half-body needs more than this many labelled joints.
-    pub half_body_min_joints: usize,
-    pub half_body_padding: f64,
-    /// Joints of the upper body (COCO: nose … wrists).
-    pub upper_body: Vec<usize>,
-    /// Colour jitter strength j: brightness, contrast and saturation factors drawn from
-    /// [1 − j, 1 + j]. 0 (the reference recipe) turns it off.
-    pub color_jitter: f64,
-    /// Crop aspect w/h (set from the input size; not a config key).
-    #[serde(skip)]
+/// The augmentation recipe of a config, for one input aspect and keypoint set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Augmenter {
+    pub recipe: AugmentConfig,
+    /// Crop aspect w/h of the network input.
     pub aspect: f64,
-}
-
-impl Default for AugmentConfig {
-    fn default() -> Self {
-        AugmentConfig {
-            flip_prob: 0.5,
-            scale_factor: 0.35,
-            rotation_factor: 45.0,
-            rotation_prob: 0.6,
-            half_body_prob: 0.3,
-            half_body_min_joints: 8,
-            half_body_padding: 1.5,
-            upper_body: (0..=10).collect(),
-            color_jitter: 0.0,
-            aspect: 0.75,
-        }
-    }
+    /// Joints of the upper body (the rest is the lower body); empty: no half-body crops.
+    pub upper_body: Vec<usize>,
 }
 
 /// What to crop: region (after half-body and scaling), rotation in degrees, and flip.
@@ -57,29 +28,18 @@ pub struct Augmentation {
     pub color: Option<[f32; 3]>,
 }
 
-/// The RNG of one sample: ChaCha8 (the same stream on every platform) seeded by a SplitMix64
-/// mix of (seed, epoch, index).
+/// The RNG of one sample, seeded by (seed, epoch, index).
 pub fn sample_rng(seed: u64, epoch: u64, index: u64) -> ChaCha8Rng {
-    let mut z = seed;
-    for v in [epoch, index] {
-        z = splitmix64(z ^ splitmix64(v.wrapping_add(0x9E37_79B9_7F4A_7C15)));
-    }
-    ChaCha8Rng::seed_from_u64(z)
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::seed::stream(seed, epoch, index)
 }
 
 /// Draws one augmentation for an instance with `keypoints` [x, y, v] (image pixels).
-pub fn draw(cfg: &AugmentConfig, rng: &mut impl Rng, region: CropRegion, keypoints: &[[f64; 3]]) -> Augmentation {
+pub fn draw(aug: &Augmenter, rng: &mut impl Rng, region: CropRegion, keypoints: &[[f64; 3]]) -> Augmentation {
+    let cfg = &aug.recipe;
     let mut region = region;
     let labelled = keypoints.iter().filter(|k| k[2] > 0.0).count();
     if labelled > cfg.half_body_min_joints && rng.random::<f64>() < cfg.half_body_prob {
-        if let Some(r) = half_body(cfg, rng, keypoints) {
+        if let Some(r) = half_body(aug, rng, keypoints) {
             region = r;
         }
     }
@@ -99,11 +59,14 @@ pub fn draw(cfg: &AugmentConfig, rng: &mut impl Rng, region: CropRegion, keypoin
 
 /// The box around the labelled upper- or lower-body joints, padded (SimpleBaseline's
 /// `half_body_transform`, including its `randn() < 0.5` choice of the upper body).
-fn half_body(cfg: &AugmentConfig, rng: &mut impl Rng, keypoints: &[[f64; 3]]) -> Option<CropRegion> {
+fn half_body(aug: &Augmenter, rng: &mut impl Rng, keypoints: &[[f64; 3]]) -> Option<CropRegion> {
+    if aug.upper_body.is_empty() {
+        return None;
+    }
     let (mut upper, mut lower) = (Vec::new(), Vec::new());
     for (j, k) in keypoints.iter().enumerate() {
         if k[2] > 0.0 {
-            if cfg.upper_body.contains(&j) {
+            if aug.upper_body.contains(&j) {
                 upper.push([k[0], k[1]]);
             } else {
                 lower.push([k[0], k[1]]);
@@ -125,12 +88,17 @@ fn half_body(cfg: &AugmentConfig, rng: &mut impl Rng, keypoints: &[[f64; 3]]) ->
     let center = [selected.iter().map(|p| p[0]).sum::<f64>() / n, selected.iter().map(|p| p[1]).sum::<f64>() / n];
     let (x0, x1) = selected.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p[0]), b.max(p[0])));
     let (y0, y1) = selected.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p[1]), b.max(p[1])));
-    Some(CropRegion { center, size: fit_aspect(x1 - x0, y1 - y0, cfg.aspect, cfg.half_body_padding) })
+    Some(CropRegion { center, size: fit_aspect(x1 - x0, y1 - y0, aug.aspect, aug.recipe.half_body_padding) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The recipe for COCO's upper body (joints 0..=10) at aspect 0.75.
+    fn coco(recipe: AugmentConfig) -> Augmenter {
+        Augmenter { recipe, aspect: 0.75, upper_body: (0..=10).collect() }
+    }
 
     fn person() -> Vec<[f64; 3]> {
         (0..17).map(|j| [100.0 + 3.0 * j as f64, 50.0 + 10.0 * j as f64, 2.0]).collect()
@@ -139,7 +107,7 @@ mod tests {
     #[test]
     fn same_seed_same_draws_and_seeds_differ() {
         let region = CropRegion { center: [120.0, 130.0], size: [150.0, 200.0] };
-        let cfg = AugmentConfig::default();
+        let cfg = coco(AugmentConfig::default());
         let a = draw(&cfg, &mut sample_rng(7, 3, 11), region, &person());
         let b = draw(&cfg, &mut sample_rng(7, 3, 11), region, &person());
         assert_eq!(a, b);
@@ -153,7 +121,7 @@ mod tests {
     #[test]
     fn draws_follow_the_recipe_distribution() {
         let region = CropRegion { center: [0.0, 0.0], size: [100.0, 100.0] };
-        let cfg = AugmentConfig { half_body_prob: 0.0, ..AugmentConfig::default() };
+        let cfg = coco(AugmentConfig { half_body_prob: 0.0, ..AugmentConfig::default() });
         let n = 20000;
         let draws: Vec<Augmentation> =
             (0..n).map(|i| draw(&cfg, &mut sample_rng(1, 0, i), region, &person())).collect();
@@ -176,8 +144,8 @@ mod tests {
     #[test]
     fn colour_jitter_is_off_by_default_and_leaves_geometry_alone() {
         let region = CropRegion { center: [0.0, 0.0], size: [100.0, 100.0] };
-        let off = draw(&AugmentConfig::default(), &mut sample_rng(4, 0, 9), region, &person());
-        let cfg = AugmentConfig { color_jitter: 0.3, ..AugmentConfig::default() };
+        let off = draw(&coco(AugmentConfig::default()), &mut sample_rng(4, 0, 9), region, &person());
+        let cfg = coco(AugmentConfig { color_jitter: 0.3, ..AugmentConfig::default() });
         let on = draw(&cfg, &mut sample_rng(4, 0, 9), region, &person());
         assert_eq!(off.color, None);
         assert_eq!((on.region, on.rotation, on.flip), (off.region, off.rotation, off.flip));
@@ -186,8 +154,12 @@ mod tests {
 
     #[test]
     fn half_body_boxes_the_chosen_joints() {
-        let cfg =
-            AugmentConfig { half_body_prob: 1.0, scale_factor: 0.0, rotation_prob: 0.0, ..AugmentConfig::default() };
+        let cfg = coco(AugmentConfig {
+            half_body_prob: 1.0,
+            scale_factor: 0.0,
+            rotation_prob: 0.0,
+            ..AugmentConfig::default()
+        });
         let kp = person();
         let region = CropRegion { center: [0.0, 0.0], size: [1.0, 1.0] };
         let mut seen_upper = false;
@@ -206,5 +178,8 @@ mod tests {
             }
         }
         assert!(seen_upper && seen_lower);
+        // A keypoint set that names no upper body never gets half-body crops.
+        let none = Augmenter { upper_body: Vec::new(), ..cfg };
+        assert!((0..50).all(|i| draw(&none, &mut sample_rng(2, 0, i), region, &kp).region == region));
     }
 }

@@ -7,13 +7,16 @@
 //! Decoding is argmax + a quarter pixel towards the higher neighbour, or DARK (Taylor expansion
 //! of the log-heatmap after a Gaussian blur). Coordinates in and out are in input-crop pixels.
 
+pub use crate::config::Decoding;
+use crate::config::{Config, Size};
+
 /// Heatmap encoding/decoding for one input size.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeatmapCodec {
-    /// Network input (w, h), e.g. (192, 256).
-    pub input: [usize; 2],
-    /// Heatmap (w, h), e.g. (48, 64).
-    pub heatmap: [usize; 2],
+    /// Network input, e.g. 192 wide and 256 high.
+    pub input: Size,
+    /// Heatmaps, e.g. 48 × 64.
+    pub heatmap: Size,
     pub sigma: f32,
     /// Centre the Gaussian on the exact location (DarkPose) instead of the rounded one.
     pub unbiased: bool,
@@ -26,27 +29,27 @@ pub struct Target {
     pub weights: Vec<f32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decoding {
-    /// Argmax, then a quarter pixel towards the higher neighbour (SimpleBaseline).
-    Quarter,
-    /// Distribution-aware refinement (DARK, Zhang et al. 2020).
-    Dark,
-}
-
 impl HeatmapCodec {
-    pub fn new(input: [usize; 2], heatmap: [usize; 2], sigma: f32) -> Self {
+    pub fn new(input: Size, heatmap: Size, sigma: f32) -> Self {
         HeatmapCodec { input, heatmap, sigma, unbiased: false }
+    }
+
+    /// The codec of a config: its input and heatmap sizes, σ, and biased or unbiased targets.
+    pub fn from_config(cfg: &Config) -> Self {
+        HeatmapCodec {
+            unbiased: cfg.unbiased_targets,
+            ..HeatmapCodec::new(cfg.input_size, cfg.heatmap_size, cfg.sigma)
+        }
     }
 
     /// Input pixels per heatmap pixel along x and y.
     pub fn stride(&self) -> [f32; 2] {
-        [self.input[0] as f32 / self.heatmap[0] as f32, self.input[1] as f32 / self.heatmap[1] as f32]
+        [self.input.width as f32 / self.heatmap.width as f32, self.input.height as f32 / self.heatmap.height as f32]
     }
 
     /// Targets for joints at `keypoints` (input-crop pixels) with `visible[j]` meaning labelled.
     pub fn encode(&self, keypoints: &[[f32; 2]], visible: &[bool]) -> Target {
-        let [w, h] = self.heatmap;
+        let Size { width: w, height: h } = self.heatmap;
         let j_len = keypoints.len();
         let mut heatmaps = vec![0.0f32; j_len * w * h];
         let mut weights = vec![0.0f32; j_len];
@@ -95,7 +98,7 @@ impl HeatmapCodec {
 
     /// Joint locations (input-crop pixels) and scores (heatmap maxima) from `J × H × W` heatmaps.
     pub fn decode(&self, heatmaps: &[f32], method: Decoding) -> Vec<([f32; 2], f32)> {
-        let [w, h] = self.heatmap;
+        let Size { width: w, height: h } = self.heatmap;
         let stride = self.stride();
         let blur_kernel = dark_blur_kernel(self.sigma);
         heatmaps
@@ -227,7 +230,7 @@ mod tests {
     use super::*;
 
     fn codec(unbiased: bool) -> HeatmapCodec {
-        HeatmapCodec { unbiased, ..HeatmapCodec::new([192, 256], [48, 64], 2.0) }
+        HeatmapCodec { unbiased, ..HeatmapCodec::new(Size::new(192, 256), Size::new(48, 64), 2.0) }
     }
 
     /// Deterministic spread of sub-pixel test points away from the borders (input pixels).

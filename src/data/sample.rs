@@ -1,17 +1,19 @@
 //! One training or evaluation sample: crop the person, normalise, encode targets.
 
 use super::affine::{Affine, CropRegion};
-use super::augment::{self, AugmentConfig, Augmentation};
+use super::augment::{self, Augmentation, Augmenter};
 use super::codec::{HeatmapCodec, Target};
 use super::instances::Instance;
 use super::warp::{normalize_chw, warp_rgb};
+use crate::coco::KeypointSpec;
+use crate::config::{Config, Size};
 use image::RgbImage;
 
 /// How samples are made: input size, target codec, and augmentation (None: evaluation crops).
 #[derive(Debug, Clone)]
 pub struct SampleSpec {
     pub codec: HeatmapCodec,
-    pub augment: Option<AugmentConfig>,
+    pub augment: Option<Augmenter>,
     /// Box padding (1.25).
     pub padding: f64,
     /// For each joint, the joint it becomes under a horizontal flip.
@@ -32,21 +34,37 @@ pub struct Sample {
 }
 
 impl SampleSpec {
-    pub fn input_size(&self) -> [usize; 2] {
+    /// Samples of `cfg` for the keypoint set `spec`, augmented when `train`: the upper body of
+    /// half-body crops is `augment.upper_body` when configured, else the set's own.
+    pub fn from_config(cfg: &Config, spec: &KeypointSpec, train: bool) -> SampleSpec {
+        let augment = train.then(|| Augmenter {
+            recipe: cfg.augment.clone(),
+            aspect: cfg.aspect(),
+            upper_body: cfg.augment.upper_body.clone().unwrap_or_else(|| spec.upper_body.clone()),
+        });
+        SampleSpec {
+            codec: HeatmapCodec::from_config(cfg),
+            augment,
+            padding: cfg.box_padding,
+            flip_permutation: spec.flip_permutation(),
+        }
+    }
+
+    pub fn input_size(&self) -> Size {
         self.codec.input
     }
 
     /// The unaugmented crop region of an instance.
     pub fn region(&self, inst: &Instance) -> CropRegion {
-        let [w, h] = self.input_size();
-        CropRegion::from_bbox(inst.bbox, w as f64 / h as f64, self.padding)
+        let size = self.input_size();
+        CropRegion::from_bbox(inst.bbox, size.width as f64 / size.height as f64, self.padding)
     }
 
     /// The augmentation of sample `index` in `epoch` (identity when not augmenting).
     pub fn augmentation(&self, inst: &Instance, seed: u64, epoch: u64, index: u64) -> Augmentation {
         let region = self.region(inst);
         match &self.augment {
-            Some(cfg) => augment::draw(cfg, &mut augment::sample_rng(seed, epoch, index), region, &inst.keypoints),
+            Some(aug) => augment::draw(aug, &mut augment::sample_rng(seed, epoch, index), region, &inst.keypoints),
             None => Augmentation { region, rotation: 0.0, flip: false, color: None },
         }
     }
@@ -59,7 +77,7 @@ impl SampleSpec {
         if let Some(f) = aug.color {
             jitter_colours(&mut crop, f);
         }
-        let mut input = vec![0.0f32; 3 * size[0] * size[1]];
+        let mut input = vec![0.0f32; 3 * size.area()];
         normalize_chw(&crop, &mut input);
         let moved: Vec<([f32; 2], bool)> = inst
             .keypoints
@@ -94,11 +112,10 @@ pub fn jitter_colours(img: &mut RgbImage, [brightness, contrast, saturation]: [f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coco::KeypointSpec;
 
     fn spec() -> SampleSpec {
         SampleSpec {
-            codec: HeatmapCodec::new([192, 256], [48, 64], 2.0),
+            codec: HeatmapCodec::new(Size::new(192, 256), Size::new(48, 64), 2.0),
             augment: None,
             padding: 1.25,
             flip_permutation: KeypointSpec::coco17().flip_permutation(),

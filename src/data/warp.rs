@@ -9,11 +9,12 @@
 //! in f32 too, but with its own rounding and border rule, so it cannot give that match.
 
 use super::affine::Affine;
+use crate::config::Size;
 use image::RgbImage;
 
-/// Warps `src` by `m` (source → crop coordinates) into a `size` = (w, h) RGB crop.
-pub fn warp_rgb(src: &RgbImage, m: &Affine, size: [usize; 2]) -> RgbImage {
-    let [ow, oh] = size;
+/// Warps `src` by `m` (source → crop coordinates) into an RGB crop of `size`.
+pub fn warp_rgb(src: &RgbImage, m: &Affine, size: Size) -> RgbImage {
+    let (ow, oh) = (size.width, size.height);
     let mut out = vec![0u8; ow * oh * 3];
     let inv = m.inverse();
     let mf: [f32; 6] = inv.0.map(|v| v as f32);
@@ -124,9 +125,9 @@ mod tests {
     #[test]
     fn identity_and_integer_shift_copy_pixels() {
         let src = gradient(20, 15);
-        assert_eq!(warp_rgb(&src, &Affine::IDENTITY, [20, 15]), src);
+        assert_eq!(warp_rgb(&src, &Affine::IDENTITY, Size::new(20, 15)), src);
         // Shift by (−3, −2): crop pixel (x, y) reads source (x + 3, y + 2), zero past the edge.
-        let out = warp_rgb(&src, &Affine([1.0, 0.0, -3.0, 0.0, 1.0, -2.0]), [20, 15]);
+        let out = warp_rgb(&src, &Affine([1.0, 0.0, -3.0, 0.0, 1.0, -2.0]), Size::new(20, 15));
         assert_eq!(out.get_pixel(0, 0), src.get_pixel(3, 2));
         assert_eq!(out.get_pixel(16, 12), src.get_pixel(19, 14));
         assert_eq!(out.get_pixel(17, 12).0, [0, 0, 0]);
@@ -135,7 +136,7 @@ mod tests {
     #[test]
     fn half_pixel_shift_averages_neighbours() {
         let src = RgbImage::from_fn(4, 1, |x, _| image::Rgb([[0u8, 100, 200, 250][x as usize]; 3]));
-        let out = warp_rgb(&src, &Affine([1.0, 0.0, -0.5, 0.0, 1.0, 0.0]), [3, 1]);
+        let out = warp_rgb(&src, &Affine([1.0, 0.0, -0.5, 0.0, 1.0, 0.0]), Size::new(3, 1));
         let got: Vec<u8> = (0..3).map(|x| out.get_pixel(x, 0).0[0]).collect();
         // Halfway values 50, 150 and 225 (225 is exact; round-half-even keeps it).
         assert_eq!(got, vec![50, 150, 225]);
@@ -144,7 +145,7 @@ mod tests {
     #[test]
     fn mirror_reverses_rows() {
         let src = gradient(9, 4);
-        let out = warp_rgb(&src, &Affine::mirror_x(9), [9, 4]);
+        let out = warp_rgb(&src, &Affine::mirror_x(9), Size::new(9, 4));
         for y in 0..4 {
             for x in 0..9 {
                 assert_eq!(out.get_pixel(x, y), src.get_pixel(8 - x, y));

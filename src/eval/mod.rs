@@ -256,17 +256,10 @@ pub struct EvalReport {
     pub results_outside_categories: usize,
 }
 
-/// Loads a GT file and a results file (in parallel) and scores them with `spec`'s sigmas.
-pub fn evaluate_files(
-    gt_path: &std::path::Path,
-    results_path: &std::path::Path,
-    spec: &crate::coco::KeypointSpec,
-) -> Result<EvalReport> {
-    use crate::coco::results::{read_result_records, results_from_records};
-    let (gt, records) = rayon::join(|| CocoDataset::load(gt_path), || read_result_records(results_path));
-    let gt = gt?;
-    let results = results_from_records(records?, &results_path.display().to_string(), &gt, spec.len())?;
-    let eval = CocoEval::new(&gt, &results, EvalParams::keypoints(spec.sigmas.clone()))?;
+/// Scores `results` against `gt` with the keypoint set's OKS `sigmas`: the one evaluation behind
+/// `dypose eval`, validation during training and `dypose eval --checkpoint`.
+pub fn evaluate(gt: &CocoDataset, results: &[KeypointResult], sigmas: &[f64]) -> Result<EvalReport> {
+    let eval = CocoEval::new(gt, results, EvalParams::keypoints(sigmas.to_vec()))?;
     Ok(EvalReport {
         stats: eval.run(),
         num_images: eval.image_ids.len(),
@@ -274,6 +267,16 @@ pub fn evaluate_files(
         num_results: results.len(),
         results_outside_categories: eval.results_outside_categories,
     })
+}
+
+/// Loads a GT file and a results file (in parallel) and scores them with the OKS `sigmas` of a
+/// keypoint set (results must have one `[x, y, score]` per sigma).
+pub fn evaluate_files(gt_path: &std::path::Path, results_path: &std::path::Path, sigmas: &[f64]) -> Result<EvalReport> {
+    use crate::coco::results::{read_result_records, results_from_records};
+    let (gt, records) = rayon::join(|| CocoDataset::load(gt_path), || read_result_records(results_path));
+    let gt = gt?;
+    let results = results_from_records(records?, &results_path.display().to_string(), &gt, sigmas.len())?;
+    evaluate(&gt, &results, sigmas)
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ pub mod boxes;
 pub mod explain;
 pub mod post;
 pub mod predictor;
-pub mod run;
 pub mod validate;
 
 pub use boxes::PersonBox;
-pub use predictor::{evaluate_persons, results_json, HeatmapModel, ImageJob, Person, PredictOptions, Predictor};
+pub use predictor::{results_of, HeatmapModel, ImageJob, Person, PredictOptions, Predictor};

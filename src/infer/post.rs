@@ -1,10 +1,13 @@
 //! Post-processing of decoded persons, as mmpose's top-down COCO evaluation does it: flip-test
 //! heatmap merging, rescoring by confident joints, and OKS-based non-maximum suppression.
 
+use crate::config::Size;
+
 /// Merges the heatmaps of a crop and of its mirror image (both `J × H × W`) into `plain`: the
 /// mirror's maps are flipped back, their left/right joints swapped (`flip_permutation`), shifted
 /// one heatmap pixel to the right (the two mirrors differ by one pixel), then averaged.
-pub fn merge_flipped(plain: &mut [f32], flipped: &[f32], flip_permutation: &[usize], [w, h]: [usize; 2]) {
+pub fn merge_flipped(plain: &mut [f32], flipped: &[f32], flip_permutation: &[usize], size: Size) {
+    let (w, h) = (size.width, size.height);
     let hw = w * h;
     assert_eq!(plain.len(), flipped.len());
     assert_eq!(plain.len(), flip_permutation.len() * hw);
@@ -23,8 +26,9 @@ pub fn merge_flipped(plain: &mut [f32], flipped: &[f32], flip_permutation: &[usi
     }
 }
 
-/// Mirrors `n` CHW inputs of size `[w, h]` horizontally.
-pub fn mirror_inputs(inputs: &[f32], [w, h]: [usize; 2]) -> Vec<f32> {
+/// Mirrors `n` CHW inputs of `size` horizontally.
+pub fn mirror_inputs(inputs: &[f32], size: Size) -> Vec<f32> {
+    let (w, h) = (size.width, size.height);
     let mut out = vec![0.0; inputs.len()];
     for (src, dst) in inputs.chunks_exact(w).zip(out.chunks_exact_mut(w)) {
         for x in 0..w {
@@ -100,9 +104,9 @@ mod tests {
         // [4, 3, 2, 1], shifted [4, 4, 3, 2]; it becomes joint 0 and is averaged with zeros.
         let mut plain = vec![0.0; 8];
         let flipped = vec![0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0];
-        merge_flipped(&mut plain, &flipped, &[1, 0], [4, 1]);
+        merge_flipped(&mut plain, &flipped, &[1, 0], Size::new(4, 1));
         assert_eq!(plain, vec![2.0, 2.0, 1.5, 1.0, 0.0, 0.0, 0.0, 0.0]);
-        assert_eq!(mirror_inputs(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [3, 1]), vec![3.0, 2.0, 1.0, 6.0, 5.0, 4.0]);
+        assert_eq!(mirror_inputs(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], Size::new(3, 1)), vec![3.0, 2.0, 1.0, 6.0, 5.0, 4.0]);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use super::boxes::{whole_image_box, PersonBox};
 use super::post::{merge_flipped, mirror_inputs, oks_nms, rescore};
-use crate::coco::Id;
+use crate::coco::results::keypoint_box_area;
+use crate::coco::{Id, KeypointResult, KeypointSpec};
+use crate::config::{Config, Size, ValConfig};
 use crate::data::affine::{Affine, CropRegion};
 use crate::data::codec::{Decoding, HeatmapCodec};
 use crate::data::warp::{normalize_chw, warp_rgb};
@@ -15,14 +17,14 @@ use std::path::PathBuf;
 
 /// Anything that turns normalised `n × 3 × H × W` crops into `n × J × h × w` heatmaps.
 pub trait HeatmapModel {
-    fn heatmaps(&mut self, inputs: &[f32], n: usize, size: [usize; 2]) -> Result<Vec<f32>>;
+    fn heatmaps(&mut self, inputs: &[f32], n: usize, size: Size) -> Result<Vec<f32>>;
     /// (layer, B × K weights) of every dynamic conv in the last `heatmaps` call.
     fn last_attention(&self) -> Vec<(String, Vec<f32>)>;
 }
 
 impl<D: crate::model::backend::ConvBackend> HeatmapModel for crate::model::posenet::PoseNet<D> {
-    fn heatmaps(&mut self, inputs: &[f32], n: usize, [w, h]: [usize; 2]) -> Result<Vec<f32>> {
-        let x = self.device().tensor_from_vec(inputs.to_vec(), (n, 3, h, w));
+    fn heatmaps(&mut self, inputs: &[f32], n: usize, size: Size) -> Result<Vec<f32>> {
+        let x = self.device().tensor_from_vec(inputs.to_vec(), (n, 3, size.height, size.width));
         Ok(self.forward(x, crate::model::layers::Ctx::INFERENCE).as_vec())
     }
     fn last_attention(&self) -> Vec<(String, Vec<f32>)> {
@@ -31,7 +33,7 @@ impl<D: crate::model::backend::ConvBackend> HeatmapModel for crate::model::posen
 }
 
 impl<M: HeatmapModel + ?Sized> HeatmapModel for &mut M {
-    fn heatmaps(&mut self, inputs: &[f32], n: usize, size: [usize; 2]) -> Result<Vec<f32>> {
+    fn heatmaps(&mut self, inputs: &[f32], n: usize, size: Size) -> Result<Vec<f32>> {
         (**self).heatmaps(inputs, n, size)
     }
     fn last_attention(&self) -> Vec<(String, Vec<f32>)> {
@@ -40,7 +42,7 @@ impl<M: HeatmapModel + ?Sized> HeatmapModel for &mut M {
 }
 
 impl<M: HeatmapModel + ?Sized> HeatmapModel for Box<M> {
-    fn heatmaps(&mut self, inputs: &[f32], n: usize, size: [usize; 2]) -> Result<Vec<f32>> {
+    fn heatmaps(&mut self, inputs: &[f32], n: usize, size: Size) -> Result<Vec<f32>> {
         (**self).heatmaps(inputs, n, size)
     }
     fn last_attention(&self) -> Vec<(String, Vec<f32>)> {
@@ -59,6 +61,20 @@ pub struct PredictOptions {
     pub nms_threshold: f64,
     /// Box padding (1.25), as in training.
     pub padding: f64,
+}
+
+impl PredictOptions {
+    /// The test-time options of a config's `val` section, with the training crops' box padding.
+    pub fn from_config(val: &ValConfig, padding: f64) -> Self {
+        PredictOptions {
+            flip: val.flip_test,
+            decoding: val.decoding,
+            batch_size: val.batch_size.max(1),
+            joint_threshold: val.joint_score_threshold,
+            nms_threshold: val.nms_oks_threshold,
+            padding,
+        }
+    }
 }
 
 impl Default for PredictOptions {
@@ -96,11 +112,31 @@ pub struct Person {
     pub area: f64,
 }
 
+impl Person {
+    /// The COCO keypoint result of this person, with the area pycocotools gives a result
+    /// without a `bbox`: the box around all its joints.
+    pub fn to_result(&self, category_id: Id) -> KeypointResult {
+        let keypoints: Vec<f64> = self.keypoints.iter().flatten().copied().collect();
+        KeypointResult {
+            image_id: self.image_id,
+            category_id,
+            area: keypoint_box_area(&keypoints),
+            keypoints,
+            score: self.score,
+        }
+    }
+}
+
+/// The COCO keypoint results of `persons`, in their order.
+pub fn results_of(persons: &[Person], category_id: Id) -> Vec<KeypointResult> {
+    persons.iter().map(|p| p.to_result(category_id)).collect()
+}
+
 /// The crop region and image→crop affine of a box.
 pub fn crop_of(bbox: [f64; 4], codec: &HeatmapCodec, padding: f64) -> (CropRegion, Affine) {
-    let [w, h] = codec.input;
-    let region = CropRegion::from_bbox(bbox, w as f64 / h as f64, padding);
-    (region, Affine::crop(region.center, region.size, 0.0, codec.input))
+    let input = codec.input;
+    let region = CropRegion::from_bbox(bbox, input.width as f64 / input.height as f64, padding);
+    (region, Affine::crop(region.center, region.size, 0.0, input))
 }
 
 /// Decodes one crop's `J × h × w` heatmaps into a person in image coordinates (not yet rescored
@@ -174,14 +210,15 @@ pub struct Predictions {
 }
 
 impl<M: HeatmapModel> Predictor<M> {
-    /// `model` with the config's codec and test-time options, and the spec's flip pairs and sigmas.
-    pub fn for_config(model: M, cfg: &crate::config::Config, spec: &crate::coco::KeypointSpec) -> Result<Self> {
+    /// `model` with the config's codec and test-time options, and the keypoint set's flip pairs
+    /// and sigmas (which it must have: OKS-NMS needs them).
+    pub fn for_config(model: M, cfg: &Config, spec: &KeypointSpec) -> Result<Self> {
         Ok(Predictor {
             model,
-            codec: cfg.sample_spec(spec, false).codec,
-            options: cfg.val.predict_options(cfg.box_padding)?,
+            codec: HeatmapCodec::from_config(cfg),
+            options: PredictOptions::from_config(&cfg.val, cfg.box_padding),
             flip_permutation: spec.flip_permutation(),
-            sigmas: spec.sigmas.clone(),
+            sigmas: spec.sigmas()?.to_vec(),
         })
     }
 
@@ -234,11 +271,11 @@ impl<M: HeatmapModel> Predictor<M> {
         crops: &[(usize, PersonBox)],
     ) -> Result<Vec<Person>> {
         let codec = &self.codec;
-        let [w, h] = codec.input;
+        let per_crop = 3 * codec.input.area();
         let mut persons = Vec::with_capacity(crops.len());
         for batch in crops.chunks(self.options.batch_size.max(1)) {
-            let mut inputs = vec![0.0f32; batch.len() * 3 * w * h];
-            inputs.par_chunks_mut(3 * w * h).zip(batch).for_each(|(dst, (i, pb))| {
+            let mut inputs = vec![0.0f32; batch.len() * per_crop];
+            inputs.par_chunks_mut(per_crop).zip(batch).for_each(|(dst, (i, pb))| {
                 let img = images[*i].as_ref().expect("only readable images get crops");
                 let (_, m) = crop_of(pb.bbox, codec, self.options.padding);
                 normalize_chw(&warp_rgb(img, &m, codec.input), dst);
@@ -255,37 +292,10 @@ impl<M: HeatmapModel> Predictor<M> {
     }
 }
 
-/// COCO keypoint results (`[{image_id, category_id, keypoints, score}]`), as pycocotools reads them.
-pub fn results_json(persons: &[Person], category_id: Id) -> serde_json::Value {
-    serde_json::Value::Array(
-        persons
-            .iter()
-            .map(|p| {
-                let kps: Vec<f64> = p.keypoints.iter().flatten().copied().collect();
-                serde_json::json!({"image_id": p.image_id, "category_id": category_id, "keypoints": kps, "score": p.score})
-            })
-            .collect(),
-    )
-}
-
-/// The 10 COCO keypoint stats of `persons` against `gt` (the evaluator of `dypose eval --gt`).
-pub fn evaluate_persons(
-    gt: &crate::coco::CocoDataset,
-    persons: &[Person],
-    category_id: Id,
-    spec: &crate::coco::KeypointSpec,
-) -> Result<crate::eval::Stats> {
-    use crate::coco::results::results_from_records;
-    let records = serde_json::from_value(results_json(persons, category_id))?;
-    let results = results_from_records(records, "predictions", gt, spec.len())?;
-    let eval = crate::eval::CocoEval::new(gt, &results, crate::eval::EvalParams::keypoints(spec.sigmas.clone()))?;
-    Ok(eval.run())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coco::KeypointSpec;
+    use crate::model::blueprint::Blueprint;
     use crate::model::posenet::PoseNet;
 
     /// With a mirror-symmetric crop, the flip-test maps of a left joint are the mirror of its
@@ -294,18 +304,18 @@ mod tests {
     #[test]
     fn flip_test_on_a_symmetric_input_gives_symmetric_pairs() {
         let cfg = crate::config::ModelConfig {
-            arch: "dy-resnet10".into(),
+            arch: crate::config::Arch::DyResnet10,
             width: 0.125,
             head_channels: 16,
             ..Default::default()
         };
-        let mut net = PoseNet::new(&dfdx::prelude::Cpu::default(), &cfg.blueprint().unwrap(), 3);
-        let codec = HeatmapCodec::new([64, 64], [16, 16], 2.0);
+        let mut net = PoseNet::new(&dfdx::prelude::Cpu::default(), &Blueprint::pose(&cfg, 17).unwrap(), 3);
+        let codec = HeatmapCodec::new(Size::new(64, 64), Size::new(16, 16), 2.0);
         let mut rng = crate::model::layers::init_rng(9);
         let half = crate::model::layers::random_values(&mut rng, 3 * 64 * 32);
         let input: Vec<f32> =
             half.chunks(32).flat_map(|r| r.iter().chain(r.iter().rev()).copied().collect::<Vec<_>>()).collect();
-        assert_eq!(mirror_inputs(&input, [64, 64]), input);
+        assert_eq!(mirror_inputs(&input, Size::new(64, 64)), input);
         let spec = KeypointSpec::coco17();
         let perm = spec.flip_permutation();
         let maps = heatmaps_with_flip(&mut net, &input, 1, &codec, Some(&perm)).unwrap();

@@ -1,5 +1,5 @@
 //! Scoring a network on a COCO set: the validation of `dypose train`, `dypose eval --checkpoint`
-//! and the quickstart all run through here.
+//! and the quickstart all run through here, and through `eval::evaluate`.
 
 use super::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
 use super::predictor::{HeatmapModel, Predictions};
@@ -71,7 +71,8 @@ pub fn evaluate(
     if let Some((path, e)) = out.failed.first() {
         bail!("{}: {} images could not be read, e.g. {e}", path.display(), out.failed.len());
     }
-    let stats = crate::infer::evaluate_persons(gt, &out.persons, cfg.data.category_id, spec)?;
+    let results = super::predictor::results_of(&out.persons, cfg.data.category_id);
+    let stats = crate::eval::evaluate(gt, &results, spec.sigmas()?)?.stats;
     Ok((stats, out))
 }
 

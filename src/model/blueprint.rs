@@ -3,6 +3,7 @@
 //! Parameter and multiply-add counts are computed from this, and the network is built from it,
 //! so the two cannot drift apart. No tensors here.
 
+use crate::config::{Arch, Config, HeadKind, ModelConfig, Size};
 use anyhow::{bail, ensure, Result};
 
 /// One convolution (or, with `transposed`, a transposed convolution).
@@ -40,14 +41,11 @@ impl ConvSpec {
     pub fn dynamic(self, on: bool) -> Self {
         ConvSpec { dynamic: on, ..self }
     }
-    /// Output size for an input of (h, w).
-    pub fn out_size(&self, [h, w]: [usize; 2]) -> [usize; 2] {
+    /// Output size for an input of size `input`.
+    pub fn out_size(&self, input: Size) -> Size {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        if self.transposed {
-            [(h - 1) * s + k - 2 * p, (w - 1) * s + k - 2 * p]
-        } else {
-            [(h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1]
-        }
+        let along = |n: usize| if self.transposed { (n - 1) * s + k - 2 * p } else { (n + 2 * p - k) / s + 1 };
+        Size::new(along(input.width), along(input.height))
     }
     /// Weights of one kernel set: cout × cin/groups × k × k.
     pub fn kernel_params(&self) -> usize {
@@ -209,20 +207,47 @@ pub fn light_head(cin: usize, channels: usize, n: usize, joints: usize, dynamic:
     Head::Light { stages, final_conv: ConvSpec { padding: 0, bias: true, ..ConvSpec::new(c, joints, 1, 1) } }
 }
 
-/// Architecture names accepted by `dypose info --arch` and configs.
-pub const ARCHS: [&str; 6] = ["resnet10", "resnet18", "dy-resnet10", "dy-resnet18", "mobilenetv2", "dy-mobilenetv2"];
-
 /// A backbone by name (`resnet18`, `dy-mobilenetv2`, …).
-pub fn backbone(arch: &str, width: f64, dynamic_shortcut: bool) -> Result<Backbone> {
-    let (dynamic, base) = match arch.strip_prefix("dy-") {
-        Some(b) => (true, b),
-        None => (false, arch),
-    };
-    match base {
-        "resnet10" => resnet(10, width, dynamic, dynamic_shortcut),
-        "resnet18" => resnet(18, width, dynamic, dynamic_shortcut),
-        "mobilenetv2" => mobilenet_v2(width, dynamic),
-        _ => bail!("unknown architecture '{arch}' (available: {})", ARCHS.join(", ")),
+pub fn backbone(arch: Arch, width: f64, dynamic_shortcut: bool) -> Result<Backbone> {
+    let dynamic = arch.is_dynamic();
+    match arch {
+        Arch::Resnet10 | Arch::DyResnet10 => resnet(10, width, dynamic, dynamic_shortcut),
+        Arch::Resnet18 | Arch::DyResnet18 => resnet(18, width, dynamic, dynamic_shortcut),
+        Arch::Mobilenetv2 | Arch::DyMobilenetv2 => mobilenet_v2(width, dynamic),
+    }
+}
+
+impl Blueprint {
+    /// The pose network of a model section, with one output map per joint of a set of `joints`.
+    pub fn pose(m: &ModelConfig, joints: usize) -> Result<Blueprint> {
+        ensure!(m.kernels >= 1, "model.kernels must be at least 1");
+        ensure!(
+            joints >= 1 && m.head_channels >= 1 && m.head_layers >= 1,
+            "the keypoint count, model.head_channels and head_layers must be positive"
+        );
+        if let Some(j) = m.joints {
+            ensure!(j == joints, "model.joints is {j}, but the keypoint set has {joints} keypoints (drop the key)");
+        }
+        let b = backbone(m.arch, m.width, m.dynamic_shortcut).map_err(|e| anyhow::anyhow!("model.arch/width: {e}"))?;
+        let dynamic = m.head_is_dynamic();
+        let head = match m.head {
+            HeadKind::Deconv => deconv_head(b.out_channels, m.head_channels, m.head_layers, joints, dynamic),
+            HeadKind::Light => light_head(b.out_channels, m.head_channels, m.head_layers, joints, dynamic),
+        };
+        Ok(Blueprint { backbone: b, head: Some(head), classifier: None, kernels: m.kernels })
+    }
+
+    /// The pose network of a config for a set of `joints`, checked to turn `input_size` crops
+    /// into `heatmap_size` maps.
+    pub fn for_config(cfg: &Config, joints: usize) -> Result<Blueprint> {
+        let bp = Blueprint::pose(&cfg.model, joints)?;
+        let (input, want) = (cfg.input_size, cfg.heatmap_size);
+        let (_, out) = super::cost::blueprint_cost(&bp, input);
+        ensure!(
+            out == want,
+            "model: a {input} input gives {out} heatmaps (h×w), but heatmap_size is {want}; use an input that is a multiple of 32 and input/heatmap = 4"
+        );
+        Ok(bp)
     }
 }
 
@@ -249,10 +274,24 @@ mod tests {
         assert!(!m.stem.dynamic && !m.last_conv.unwrap().dynamic);
         assert_eq!(m.out_channels, 1280);
         assert_eq!(m.stages.iter().map(Vec::len).sum::<usize>(), 17);
-        assert!(backbone("vgg16", 1.0, false).unwrap_err().to_string().contains("unknown architecture"));
         assert!(mobilenet_v2(0.0, false).is_err());
-        assert_eq!(ConvSpec::new(3, 8, 3, 2).out_size([224, 224]), [112, 112]);
+        assert_eq!(ConvSpec::new(3, 8, 3, 2).out_size(Size::new(224, 160)), Size::new(112, 80));
         let t = ConvSpec { transposed: true, padding: 1, ..ConvSpec::new(8, 8, 4, 2) };
-        assert_eq!(t.out_size([8, 6]), [16, 12]);
+        assert_eq!(t.out_size(Size::new(6, 8)), Size::new(12, 16));
+    }
+
+    #[test]
+    fn a_config_builds_a_pose_network_that_fits_its_sizes() {
+        let mut cfg = Config::default();
+        let bp = Blueprint::for_config(&cfg, 14).unwrap();
+        let Some(Head::Deconv { final_conv, .. }) = &bp.head else { panic!("deconv head") };
+        assert_eq!(final_conv.cout, 14, "one map per joint of the set");
+        cfg.model.joints = Some(17);
+        let e = Blueprint::for_config(&cfg, 14).unwrap_err().to_string();
+        assert!(e.contains("model.joints is 17, but the keypoint set has 14"), "{e}");
+        cfg.model.joints = None;
+        cfg.heatmap_size = Size::new(24, 32);
+        let e = Blueprint::for_config(&cfg, 17).unwrap_err().to_string();
+        assert!(e.contains("a 256×192 input gives 64×48 heatmaps (h×w), but heatmap_size is 32×24"), "{e}");
     }
 }

@@ -84,6 +84,29 @@ pub fn load_into<D: Device<f32>>(
     Ok(meta.metadata().clone().unwrap_or_default().into_iter().collect())
 }
 
+/// The metadata of a checkpoint file (its config, keypoint set, …), read from the header alone.
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    use std::io::Read;
+    let source = path.display();
+    let mut file = std::fs::File::open(path).with_context(|| format!("{source}: cannot read checkpoint"))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).with_context(|| format!("{source}: not a safetensors file (too short)"))?;
+    let len = u64::from_le_bytes(len);
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > file_len.saturating_sub(8) || len > 100_000_000 {
+        bail!("{source}: not a safetensors file (header of {len} bytes)");
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).with_context(|| format!("{source}: unreadable header"))?;
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default)]
+        metadata: BTreeMap<String, String>,
+    }
+    let h: Header = serde_json::from_slice(&header).with_context(|| format!("{source}: unreadable header"))?;
+    Ok(h.metadata)
+}
+
 /// Loads a checkpoint file into `net`; returns its metadata.
 pub fn load<D: super::backend::ConvBackend>(net: &mut PoseNet<D>, path: &Path) -> Result<BTreeMap<String, String>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
@@ -96,17 +119,18 @@ mod tests {
     use super::super::conv::T4;
     use super::super::layers::{init_rng, random_values, Ctx};
     use super::*;
+    use crate::config::Arch;
 
-    fn blueprint(arch: &str) -> Blueprint {
+    fn blueprint(arch: Arch) -> Blueprint {
         let b = backbone(arch, 1.0, false).unwrap();
-        let head = deconv_head(b.out_channels, 16, 2, 17, arch.starts_with("dy-"));
+        let head = deconv_head(b.out_channels, 16, 2, 17, arch.is_dynamic());
         Blueprint { backbone: b, head: Some(head), classifier: None, kernels: 4 }
     }
 
     #[test]
     fn round_trip_gives_bit_identical_outputs() {
         let dev: Cpu = Default::default();
-        let bp = blueprint("dy-resnet10");
+        let bp = blueprint(Arch::DyResnet10);
         let mut trained = PoseNet::new(&dev, &bp, 1);
         let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(5), 2 * 3 * 64 * 32), (2, 3, 64, 32));
         // One training-mode pass moves the BN running statistics away from their initial values.
@@ -117,6 +141,7 @@ mod tests {
         let mut fresh = PoseNet::new(&dev, &bp, 2);
         let meta = load(&mut fresh, &path).unwrap();
         assert_eq!(meta["arch"], "dy-resnet10");
+        assert_eq!(read_metadata(&path).unwrap(), meta, "the header alone gives the same metadata");
         let a = trained.forward(x.clone(), Ctx::INFERENCE).as_vec();
         let b = fresh.forward(x, Ctx::INFERENCE).as_vec();
         assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
@@ -125,9 +150,9 @@ mod tests {
     #[test]
     fn missing_misshaped_and_foreign_tensors_are_named() {
         let dev: Cpu = Default::default();
-        let net = PoseNet::new(&dev, &blueprint("resnet10"), 1);
+        let net = PoseNet::new(&dev, &blueprint(Arch::Resnet10), 1);
         let params = net.params();
-        let mut fresh = PoseNet::new(&dev, &blueprint("resnet10"), 1);
+        let mut fresh = PoseNet::new(&dev, &blueprint(Arch::Resnet10), 1);
         // Missing: drop one tensor.
         let bytes = to_bytes(&params[1..], BTreeMap::new()).unwrap();
         let err = load_into(fresh.params_mut(), &bytes, "ck.safetensors").unwrap_err().to_string();
@@ -136,7 +161,7 @@ mod tests {
         let other = PoseNet::new(
             &dev,
             &{
-                let mut bp = blueprint("resnet10");
+                let mut bp = blueprint(Arch::Resnet10);
                 bp.head = Some(deconv_head(512, 8, 2, 17, false));
                 bp
             },
@@ -149,7 +174,7 @@ mod tests {
             "{err}"
         );
         // Foreign: a dynamic model's checkpoint has tensors a static one lacks.
-        let dy = PoseNet::new(&dev, &blueprint("dy-resnet10"), 1);
+        let dy = PoseNet::new(&dev, &blueprint(Arch::DyResnet10), 1);
         let bytes = to_bytes(&dy.params(), BTreeMap::new()).unwrap();
         let err = load_into(fresh.params_mut(), &bytes, "ck.safetensors").unwrap_err().to_string();
         assert!(err.contains("has shape") || err.contains("do not belong"), "{err}");

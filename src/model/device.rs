@@ -1,6 +1,6 @@
 //! The compute device named on the command line (`--device cpu|cuda`). Generic code is
 //! monomorphised once per device; `with_device!` picks the instance at run time, so every
-//! subcommand accepts the same names and fails the same way.
+//! subcommand accepts the same devices and fails the same way.
 
 /// The CUDA device 0, or an error that says why there is none.
 #[cfg(feature = "cuda")]
@@ -10,32 +10,29 @@ pub fn cuda() -> anyhow::Result<dfdx::prelude::Cuda> {
     })
 }
 
-/// Why `name` is not a device this binary can run on (`cpu`, or `cuda` in a `cuda` build).
-pub fn unavailable(name: &str) -> anyhow::Error {
-    if name == "cuda" {
-        anyhow::anyhow!("--device cuda: this binary was built without CUDA (build with --features cuda)")
-    } else {
-        anyhow::anyhow!("--device {name}: unknown device (use cpu or cuda)")
-    }
+/// Why this binary cannot run on `device` (a CPU-only build asked for CUDA).
+pub fn unavailable(device: crate::config::Device) -> anyhow::Error {
+    anyhow::anyhow!("--device {device}: this binary was built without CUDA (build with --features cuda)")
 }
 
-/// `with_device!(name, |dev: D| body)` evaluates `body` (a `Result`) with the type `D` and the
-/// value `dev` of the device called `name`.
+/// `with_device!(device, |dev: D| body)` evaluates `body` (a `Result`) with the type `D` and the
+/// value `dev` of `device` (a [`crate::config::Device`]).
 #[macro_export]
 macro_rules! with_device {
-    ($name:expr, |$dev:ident : $D:ident| $body:expr) => {{
-        match $name {
-            "cpu" => {
+    ($device:expr, |$dev:ident : $D:ident| $body:expr) => {{
+        match $device {
+            $crate::config::Device::Cpu => {
                 type $D = dfdx::prelude::Cpu;
                 let $dev: $D = Default::default();
                 $body
             }
             #[cfg(feature = "cuda")]
-            "cuda" => {
+            $crate::config::Device::Cuda => {
                 type $D = dfdx::prelude::Cuda;
                 let $dev: $D = $crate::model::device::cuda()?;
                 $body
             }
+            #[cfg(not(feature = "cuda"))]
             other => Err($crate::model::device::unavailable(other)),
         }
     }};

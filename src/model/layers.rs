@@ -472,7 +472,7 @@ impl<D: ConvBackend> ConvBn<D> {
 
 /// A random-number source seeded for model initialisation.
 pub fn init_rng(seed: u64) -> ChaCha8Rng {
-    crate::data::augment::sample_rng(seed, u64::MAX - 1, 0)
+    crate::seed::stream(seed, crate::seed::INIT, 0)
 }
 
 /// Used by tests to draw random inputs.

@@ -2,152 +2,145 @@
 //! [`Blueprint`] on any dfdx device.
 
 use super::backend::ConvBackend;
-use super::blueprint::{Block, Blueprint, Head};
+use super::blueprint::{Block, Blueprint, ConvSpec, Head};
 use super::conv::{max_pool2d, upsample2x, T4};
 use super::layers::{init_rng, Act, Conv, ConvBn, Ctx, Init, Linear, Param};
 use dfdx::prelude::*;
+use rand_chacha::ChaCha8Rng;
 
+/// One layer of the network; [`PoseNet`] keeps all of them in one list, in parameter order, so
+/// that listing parameters, mutating them and visiting convolutions are one walk over it.
+// A network holds a few dozen layers, built once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-enum BlockLayers<D: Device<f32> + 'static> {
-    Basic { conv1: ConvBn<D>, conv2: ConvBn<D>, shortcut: Option<ConvBn<D>> },
-    Inverted { expand: Option<ConvBn<D>>, depthwise: ConvBn<D>, project: ConvBn<D>, residual: bool },
+enum Layer<D: Device<f32> + 'static> {
+    ConvBn(ConvBn<D>),
+    Conv(Conv<D>),
+    Linear(Linear<D>),
+}
+
+impl<D: ConvBackend> Layer<D> {
+    fn params(&self) -> Vec<&Param<D>> {
+        match self {
+            Layer::ConvBn(l) => l.params(),
+            Layer::Conv(l) => l.params(),
+            Layer::Linear(l) => l.params(),
+        }
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param<D>> {
+        match self {
+            Layer::ConvBn(l) => l.params_mut(),
+            Layer::Conv(l) => l.params_mut(),
+            Layer::Linear(l) => l.params_mut(),
+        }
+    }
+
+    fn conv(&self) -> Option<&Conv<D>> {
+        match self {
+            Layer::ConvBn(l) => Some(&l.conv),
+            Layer::Conv(l) => Some(l),
+            Layer::Linear(_) => None,
+        }
+    }
+}
+
+/// Positions in [`PoseNet`]'s layer list.
+#[derive(Debug)]
+enum BlockLayers {
+    Basic { conv1: usize, conv2: usize, shortcut: Option<usize> },
+    Inverted { expand: Option<usize>, depthwise: usize, project: usize, residual: bool },
 }
 
 #[derive(Debug)]
-enum HeadLayers<D: Device<f32> + 'static> {
-    Deconv { deconvs: Vec<ConvBn<D>>, final_conv: Conv<D> },
-    Light { stages: Vec<(ConvBn<D>, ConvBn<D>)>, final_conv: Conv<D> },
+enum HeadLayers {
+    Deconv { deconvs: Vec<usize>, final_conv: usize },
+    Light { stages: Vec<(usize, usize)>, final_conv: usize },
 }
 
 #[derive(Debug)]
 pub struct PoseNet<D: Device<f32> + 'static> {
     pub blueprint: Blueprint,
-    stem: ConvBn<D>,
-    stages: Vec<Vec<BlockLayers<D>>>,
-    last: Option<ConvBn<D>>,
-    head: Option<HeadLayers<D>>,
-    classifier: Option<Linear<D>>,
+    layers: Vec<Layer<D>>,
+    stem: usize,
+    stages: Vec<Vec<BlockLayers>>,
+    last: Option<usize>,
+    head: Option<HeadLayers>,
+    classifier: Option<usize>,
 }
 
-impl<D: ConvBackend> PoseNet<D> {
-    /// Builds the network with fresh weights drawn from `seed`.
-    pub fn new(dev: &D, bp: &Blueprint, seed: u64) -> Self {
-        let rng = &mut init_rng(seed);
-        let k = bp.kernels;
-        let b = &bp.backbone;
-        let resnet = b.stem_pool;
-        let (act, stem_names) = if resnet {
-            (Act::Relu, ("backbone.conv1", "backbone.bn1"))
-        } else {
-            (Act::Relu6, ("backbone.features.0.conv", "backbone.features.0.bn"))
-        };
-        let stem = ConvBn::new(dev, [stem_names.0, stem_names.1], b.stem, k, act, Init::Kaiming, rng);
-        let mut index = 1;
-        let stages = b
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(s, stage)| {
-                stage
-                    .iter()
-                    .enumerate()
-                    .map(|(i, block)| match block {
-                        Block::Basic { conv1, conv2, shortcut } => {
-                            let p = format!("backbone.layer{}.{i}", s + 1);
-                            BlockLayers::Basic {
-                                conv1: ConvBn::new(
-                                    dev,
-                                    [&format!("{p}.conv1"), &format!("{p}.bn1")],
-                                    *conv1,
-                                    k,
-                                    Act::Relu,
-                                    Init::Kaiming,
-                                    rng,
-                                ),
-                                conv2: ConvBn::new(
-                                    dev,
-                                    [&format!("{p}.conv2"), &format!("{p}.bn2")],
-                                    *conv2,
-                                    k,
-                                    Act::None,
-                                    Init::Kaiming,
-                                    rng,
-                                ),
-                                shortcut: shortcut.map(|sc| {
-                                    ConvBn::new(
-                                        dev,
-                                        [&format!("{p}.downsample.0"), &format!("{p}.downsample.1")],
-                                        sc,
-                                        k,
-                                        Act::None,
-                                        Init::Kaiming,
-                                        rng,
-                                    )
-                                }),
-                            }
-                        }
-                        Block::Inverted { expand, depthwise, project, residual } => {
-                            let p = format!("backbone.features.{index}");
-                            index += 1;
-                            BlockLayers::Inverted {
-                                expand: expand.map(|e| {
-                                    ConvBn::new(
-                                        dev,
-                                        [&format!("{p}.expand"), &format!("{p}.expand_bn")],
-                                        e,
-                                        k,
-                                        Act::Relu6,
-                                        Init::Kaiming,
-                                        rng,
-                                    )
-                                }),
-                                depthwise: ConvBn::new(
-                                    dev,
-                                    [&format!("{p}.depthwise"), &format!("{p}.depthwise_bn")],
-                                    *depthwise,
-                                    k,
-                                    Act::Relu6,
-                                    Init::Kaiming,
-                                    rng,
-                                ),
-                                project: ConvBn::new(
-                                    dev,
-                                    [&format!("{p}.project"), &format!("{p}.project_bn")],
-                                    *project,
-                                    k,
-                                    Act::None,
-                                    Init::Kaiming,
-                                    rng,
-                                ),
-                                residual: *residual,
-                            }
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        let last = b.last_conv.map(|c| {
-            let p = format!("backbone.features.{index}");
-            ConvBn::new(dev, [&format!("{p}.conv"), &format!("{p}.bn")], c, k, Act::Relu6, Init::Kaiming, rng)
-        });
-        let head = bp.head.as_ref().map(|h| match h {
+/// Appends layers with fresh weights, in the order their parameters are listed.
+struct Builder<'a, D: Device<f32> + 'static> {
+    dev: &'a D,
+    kernels: usize,
+    rng: ChaCha8Rng,
+    layers: Vec<Layer<D>>,
+}
+
+impl<D: ConvBackend> Builder<'_, D> {
+    fn conv_bn(&mut self, conv: &str, bn: &str, spec: ConvSpec, act: Act, init: Init) -> usize {
+        let l = ConvBn::new(self.dev, [conv, bn], spec, self.kernels, act, init, &mut self.rng);
+        self.push(Layer::ConvBn(l))
+    }
+
+    fn conv(&mut self, name: &str, spec: ConvSpec, init: Init) -> usize {
+        let l = Conv::new(self.dev, name, spec, self.kernels, init, &mut self.rng);
+        self.push(Layer::Conv(l))
+    }
+
+    fn push(&mut self, layer: Layer<D>) -> usize {
+        self.layers.push(layer);
+        self.layers.len() - 1
+    }
+
+    fn block(&mut self, block: &Block, stage: usize, i: usize, features: &mut usize) -> BlockLayers {
+        match block {
+            Block::Basic { conv1, conv2, shortcut } => {
+                let p = format!("backbone.layer{}.{i}", stage + 1);
+                BlockLayers::Basic {
+                    conv1: self.conv_bn(&format!("{p}.conv1"), &format!("{p}.bn1"), *conv1, Act::Relu, Init::Kaiming),
+                    conv2: self.conv_bn(&format!("{p}.conv2"), &format!("{p}.bn2"), *conv2, Act::None, Init::Kaiming),
+                    shortcut: shortcut.map(|sc| {
+                        self.conv_bn(
+                            &format!("{p}.downsample.0"),
+                            &format!("{p}.downsample.1"),
+                            sc,
+                            Act::None,
+                            Init::Kaiming,
+                        )
+                    }),
+                }
+            }
+            Block::Inverted { expand, depthwise, project, residual } => {
+                let p = format!("backbone.features.{features}");
+                *features += 1;
+                let mut unit = |name: &str, spec: ConvSpec, act: Act| {
+                    self.conv_bn(&format!("{p}.{name}"), &format!("{p}.{name}_bn"), spec, act, Init::Kaiming)
+                };
+                BlockLayers::Inverted {
+                    expand: expand.map(|e| unit("expand", e, Act::Relu6)),
+                    depthwise: unit("depthwise", *depthwise, Act::Relu6),
+                    project: unit("project", *project, Act::None),
+                    residual: *residual,
+                }
+            }
+        }
+    }
+
+    fn head(&mut self, head: &Head) -> HeadLayers {
+        let final_init = Init::Normal(0.001);
+        match head {
             Head::Deconv { deconvs, final_conv } => HeadLayers::Deconv {
                 deconvs: deconvs
                     .iter()
                     .enumerate()
                     .map(|(i, d)| {
-                        ConvBn::new(
-                            dev,
-                            [&format!("head.deconv_layers.{}", 3 * i), &format!("head.deconv_layers.{}", 3 * i + 1)],
-                            *d,
-                            k,
-                            Act::Relu,
-                            Init::Normal(0.001),
-                            rng,
-                        )
+                        let (conv, bn) =
+                            (format!("head.deconv_layers.{}", 3 * i), format!("head.deconv_layers.{}", 3 * i + 1));
+                        self.conv_bn(&conv, &bn, *d, Act::Relu, Init::Normal(0.001))
                     })
                     .collect(),
-                final_conv: Conv::new(dev, "head.final_layer", *final_conv, k, Init::Normal(0.001), rng),
+                final_conv: self.conv("head.final_layer", *final_conv, final_init),
             },
             Head::Light { stages, final_conv } => HeadLayers::Light {
                 stages: stages
@@ -155,107 +148,86 @@ impl<D: ConvBackend> PoseNet<D> {
                     .enumerate()
                     .map(|(i, (dw, pw))| {
                         let p = format!("head.stages.{i}");
-                        (
-                            ConvBn::new(
-                                dev,
-                                [&format!("{p}.depthwise"), &format!("{p}.depthwise_bn")],
-                                *dw,
-                                k,
-                                Act::Relu,
-                                Init::Kaiming,
-                                rng,
-                            ),
-                            ConvBn::new(
-                                dev,
-                                [&format!("{p}.pointwise"), &format!("{p}.pointwise_bn")],
-                                *pw,
-                                k,
-                                Act::Relu,
-                                Init::Kaiming,
-                                rng,
-                            ),
-                        )
+                        let d = self.conv_bn(
+                            &format!("{p}.depthwise"),
+                            &format!("{p}.depthwise_bn"),
+                            *dw,
+                            Act::Relu,
+                            Init::Kaiming,
+                        );
+                        let q = self.conv_bn(
+                            &format!("{p}.pointwise"),
+                            &format!("{p}.pointwise_bn"),
+                            *pw,
+                            Act::Relu,
+                            Init::Kaiming,
+                        );
+                        (d, q)
                     })
                     .collect(),
-                final_conv: Conv::new(dev, "head.final_layer", *final_conv, k, Init::Normal(0.001), rng),
+                final_conv: self.conv("head.final_layer", *final_conv, final_init),
             },
+        }
+    }
+}
+
+/// The conv + BN at position `i` (the structure only points at such layers).
+fn conv_bn<D: ConvBackend>(layers: &mut [Layer<D>], i: usize) -> &mut ConvBn<D> {
+    match &mut layers[i] {
+        Layer::ConvBn(l) => l,
+        other => unreachable!("layer {i} is not a conv + BN: {other:?}"),
+    }
+}
+
+fn conv<D: ConvBackend>(layers: &[Layer<D>], i: usize) -> &Conv<D> {
+    match &layers[i] {
+        Layer::Conv(l) => l,
+        other => unreachable!("layer {i} is not a plain conv: {other:?}"),
+    }
+}
+
+impl<D: ConvBackend> PoseNet<D> {
+    /// Builds the network with fresh weights drawn from `seed`.
+    pub fn new(dev: &D, bp: &Blueprint, seed: u64) -> Self {
+        let mut b = Builder { dev, kernels: bp.kernels, rng: init_rng(seed), layers: Vec::new() };
+        let bb = &bp.backbone;
+        let stem = if bb.stem_pool {
+            b.conv_bn("backbone.conv1", "backbone.bn1", bb.stem, Act::Relu, Init::Kaiming)
+        } else {
+            b.conv_bn("backbone.features.0.conv", "backbone.features.0.bn", bb.stem, Act::Relu6, Init::Kaiming)
+        };
+        let mut features = 1;
+        let stages = bb
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(s, stage)| stage.iter().enumerate().map(|(i, block)| b.block(block, s, i, &mut features)).collect())
+            .collect();
+        let last = bb.last_conv.map(|c| {
+            let p = format!("backbone.features.{features}");
+            b.conv_bn(&format!("{p}.conv"), &format!("{p}.bn"), c, Act::Relu6, Init::Kaiming)
         });
-        let classifier = bp.classifier.map(|n| Linear::new(dev, "classifier", b.out_channels, n, rng));
-        PoseNet { blueprint: bp.clone(), stem, stages, last, head, classifier }
+        let head = bp.head.as_ref().map(|h| b.head(h));
+        let classifier = bp.classifier.map(|n| {
+            let l = Linear::new(dev, "classifier", bb.out_channels, n, &mut b.rng);
+            b.push(Layer::Linear(l))
+        });
+        PoseNet { blueprint: bp.clone(), layers: b.layers, stem, stages, last, head, classifier }
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> D {
+        self.params()[0].value.device().clone()
     }
 
     /// Every parameter and buffer, in a fixed order.
-    /// The device the weights live on.
-    pub fn device(&self) -> D {
-        self.stem.conv.weight.value.device().clone()
-    }
-
     pub fn params(&self) -> Vec<&Param<D>> {
-        let mut v = self.stem.params();
-        for block in self.stages.iter().flatten() {
-            match block {
-                BlockLayers::Basic { conv1, conv2, shortcut } => {
-                    v.extend(conv1.params());
-                    v.extend(conv2.params());
-                    v.extend(shortcut.iter().flat_map(ConvBn::params));
-                }
-                BlockLayers::Inverted { expand, depthwise, project, .. } => {
-                    v.extend(expand.iter().flat_map(ConvBn::params));
-                    v.extend(depthwise.params());
-                    v.extend(project.params());
-                }
-            }
-        }
-        v.extend(self.last.iter().flat_map(ConvBn::params));
-        match &self.head {
-            Some(HeadLayers::Deconv { deconvs, final_conv }) => {
-                v.extend(deconvs.iter().flat_map(ConvBn::params));
-                v.extend(final_conv.params());
-            }
-            Some(HeadLayers::Light { stages, final_conv }) => {
-                v.extend(stages.iter().flat_map(|(a, b)| a.params().into_iter().chain(b.params())));
-                v.extend(final_conv.params());
-            }
-            None => {}
-        }
-        v.extend(self.classifier.iter().flat_map(Linear::params));
-        v
+        self.layers.iter().flat_map(Layer::params).collect()
     }
 
     /// Mutable access to every parameter and buffer, in the order of [`PoseNet::params`].
     pub fn params_mut(&mut self) -> Vec<&mut Param<D>> {
-        let mut v = self.stem.params_mut();
-        for block in self.stages.iter_mut().flatten() {
-            match block {
-                BlockLayers::Basic { conv1, conv2, shortcut } => {
-                    v.extend(conv1.params_mut());
-                    v.extend(conv2.params_mut());
-                    v.extend(shortcut.iter_mut().flat_map(ConvBn::params_mut));
-                }
-                BlockLayers::Inverted { expand, depthwise, project, .. } => {
-                    v.extend(expand.iter_mut().flat_map(ConvBn::params_mut));
-                    v.extend(depthwise.params_mut());
-                    v.extend(project.params_mut());
-                }
-            }
-        }
-        v.extend(self.last.iter_mut().flat_map(ConvBn::params_mut));
-        match &mut self.head {
-            Some(HeadLayers::Deconv { deconvs, final_conv }) => {
-                v.extend(deconvs.iter_mut().flat_map(ConvBn::params_mut));
-                v.extend(final_conv.params_mut());
-            }
-            Some(HeadLayers::Light { stages, final_conv }) => {
-                for (a, b) in stages.iter_mut() {
-                    v.extend(a.params_mut());
-                    v.extend(b.params_mut());
-                }
-                v.extend(final_conv.params_mut());
-            }
-            None => {}
-        }
-        v.extend(self.classifier.iter_mut().flat_map(Linear::params_mut));
-        v
+        self.layers.iter_mut().flat_map(Layer::params_mut).collect()
     }
 
     /// Trainable parameter count (BN running statistics excluded).
@@ -263,22 +235,31 @@ impl<D: ConvBackend> PoseNet<D> {
         self.params().iter().filter(|p| p.trainable).map(|p| p.numel()).sum()
     }
 
+    /// Output maps of the keypoint head (the joints of the keypoint set it was built for).
+    pub fn num_joints(&self) -> Option<usize> {
+        match self.blueprint.head.as_ref()? {
+            Head::Deconv { final_conv, .. } | Head::Light { final_conv, .. } => Some(final_conv.cout),
+        }
+    }
+
     /// Backbone features (B, C, H/32, W/32).
     pub fn features<Tp>(&mut self, x: T4<D, Tp>, ctx: Ctx) -> T4<D, Tp>
     where
         Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
-        let mut x = self.stem.forward(x, ctx);
+        let PoseNet { layers, stem, stages, last, blueprint, .. } = self;
+        let mut x = conv_bn(layers, *stem).forward(x, ctx);
         let fast = D::FAST && !ctx.generic_ops;
-        if self.blueprint.backbone.stem_pool {
+        if blueprint.backbone.stem_pool {
             x = if fast { D::fast_max_pool(x, 3, 2, 1) } else { max_pool2d(x, 3, 2, 1) };
         }
-        for block in self.stages.iter_mut().flatten() {
-            x = match block {
+        for block in stages.iter().flatten() {
+            x = match *block {
                 BlockLayers::Basic { conv1, conv2, shortcut } => {
-                    let main = conv2.forward(conv1.forward(x.with_empty_tape(), ctx), ctx);
+                    let y = conv_bn(layers, conv1).forward(x.with_empty_tape(), ctx);
+                    let main = conv_bn(layers, conv2).forward(y, ctx);
                     let identity = match shortcut {
-                        Some(s) => s.forward(x, ctx),
+                        Some(s) => conv_bn(layers, s).forward(x, ctx),
                         None => x,
                     };
                     if fast {
@@ -290,12 +271,13 @@ impl<D: ConvBackend> PoseNet<D> {
                 BlockLayers::Inverted { expand, depthwise, project, residual } => {
                     let mut branch = |y: T4<D, Tp>| {
                         let y = match expand {
-                            Some(e) => e.forward(y, ctx),
+                            Some(e) => conv_bn(layers, e).forward(y, ctx),
                             None => y,
                         };
-                        project.forward(depthwise.forward(y, ctx), ctx)
+                        let y = conv_bn(layers, depthwise).forward(y, ctx);
+                        conv_bn(layers, project).forward(y, ctx)
                     };
-                    if *residual {
+                    if residual {
                         let y = branch(x.with_empty_tape());
                         x + y
                     } else {
@@ -304,8 +286,8 @@ impl<D: ConvBackend> PoseNet<D> {
                 }
             };
         }
-        if let Some(l) = &mut self.last {
-            x = l.forward(x, ctx);
+        if let Some(l) = *last {
+            x = conv_bn(layers, l).forward(x, ctx);
         }
         x
     }
@@ -316,18 +298,20 @@ impl<D: ConvBackend> PoseNet<D> {
         Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
         let mut y = self.features(x, ctx);
-        match self.head.as_mut().expect("this network has no keypoint head") {
+        let PoseNet { layers, head, .. } = self;
+        match head.as_ref().expect("this network has no keypoint head") {
             HeadLayers::Deconv { deconvs, final_conv } => {
-                for d in deconvs.iter_mut() {
-                    y = d.forward(y, ctx);
+                for &d in deconvs {
+                    y = conv_bn(layers, d).forward(y, ctx);
                 }
-                final_conv.forward(y, ctx)
+                conv(layers, *final_conv).forward(y, ctx)
             }
             HeadLayers::Light { stages, final_conv } => {
-                for (dw, pw) in stages.iter_mut() {
-                    y = pw.forward(dw.forward(upsample2x(y), ctx), ctx);
+                for &(dw, pw) in stages {
+                    let z = conv_bn(layers, dw).forward(upsample2x(y), ctx);
+                    y = conv_bn(layers, pw).forward(z, ctx);
                 }
-                final_conv.forward(y, ctx)
+                conv(layers, *final_conv).forward(y, ctx)
             }
         }
     }
@@ -338,57 +322,23 @@ impl<D: ConvBackend> PoseNet<D> {
         Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
         let f: Tensor<(usize, usize), f32, D, Tp> = self.features(x, ctx).mean::<_, Axes2<2, 3>>();
-        self.classifier.as_ref().expect("this network has no classifier").forward(f)
+        let i = self.classifier.expect("this network has no classifier");
+        match &self.layers[i] {
+            Layer::Linear(l) => l.forward(f),
+            other => unreachable!("layer {i} is not the classifier: {other:?}"),
+        }
     }
 
     /// The attention vectors (B × K) of every dynamic conv from the last forward pass.
     pub fn last_attention(&self) -> Vec<(String, Vec<f32>)> {
-        let mut out = Vec::new();
-        self.visit_convs(&mut |c| {
-            if let Some(a) = c.last_attention.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-                out.push((c.weight.name.trim_end_matches(".weight").to_string(), a));
-            }
-        });
-        out
-    }
-
-    fn visit_convs(&self, f: &mut dyn FnMut(&Conv<D>)) {
-        f(&self.stem.conv);
-        for block in self.stages.iter().flatten() {
-            match block {
-                BlockLayers::Basic { conv1, conv2, shortcut } => {
-                    f(&conv1.conv);
-                    f(&conv2.conv);
-                    if let Some(s) = shortcut {
-                        f(&s.conv);
-                    }
-                }
-                BlockLayers::Inverted { expand, depthwise, project, .. } => {
-                    if let Some(e) = expand {
-                        f(&e.conv);
-                    }
-                    f(&depthwise.conv);
-                    f(&project.conv);
-                }
-            }
-        }
-        if let Some(l) = &self.last {
-            f(&l.conv);
-        }
-        match &self.head {
-            Some(HeadLayers::Deconv { deconvs, final_conv }) => {
-                deconvs.iter().for_each(|d| f(&d.conv));
-                f(final_conv);
-            }
-            Some(HeadLayers::Light { stages, final_conv }) => {
-                stages.iter().for_each(|(a, b)| {
-                    f(&a.conv);
-                    f(&b.conv)
-                });
-                f(final_conv);
-            }
-            None => {}
-        }
+        self.layers
+            .iter()
+            .filter_map(Layer::conv)
+            .filter_map(|c| {
+                let a = c.last_attention.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+                Some((c.weight.name.trim_end_matches(".weight").to_string(), a))
+            })
+            .collect()
     }
 }
 
@@ -398,10 +348,11 @@ mod tests {
     use super::super::cost::blueprint_cost;
     use super::super::layers::random_values;
     use super::*;
+    use crate::config::Arch;
 
-    fn pose(arch: &str, width: f64, light: bool) -> Blueprint {
+    fn pose(arch: Arch, width: f64, light: bool) -> Blueprint {
         let b = backbone(arch, width, false).unwrap();
-        let dynamic = arch.starts_with("dy-");
+        let dynamic = arch.is_dynamic();
         let head = if light {
             light_head(b.out_channels, 32, 3, 17, dynamic)
         } else {
@@ -414,14 +365,14 @@ mod tests {
     fn built_networks_have_the_blueprints_sizes_and_shapes() {
         let dev: Cpu = Default::default();
         for (arch, w, light) in [
-            ("resnet10", 1.0, false),
-            ("dy-resnet10", 1.0, false),
-            ("dy-mobilenetv2", 0.35, true),
-            ("mobilenetv2", 0.35, false),
+            (Arch::Resnet10, 1.0, false),
+            (Arch::DyResnet10, 1.0, false),
+            (Arch::DyMobilenetv2, 0.35, true),
+            (Arch::Mobilenetv2, 0.35, false),
         ] {
             let bp = pose(arch, w, light);
             let mut net = PoseNet::new(&dev, &bp, 1);
-            let want = blueprint_cost(&bp, [64, 48]).0.params as usize;
+            let want = blueprint_cost(&bp, crate::config::Size::new(48, 64)).0.params as usize;
             assert_eq!(net.num_trainable(), want, "{arch}: trainable parameters = the cost model's count");
             let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(2), 2 * 3 * 64 * 32), (2, 3, 64, 32));
             let y = net.forward(x, Ctx::train(30.0));
@@ -429,7 +380,7 @@ mod tests {
             assert!(y.as_vec().iter().all(|v| v.is_finite()));
             let names: std::collections::BTreeSet<&str> = net.params().iter().map(|p| p.name.as_str()).collect();
             assert_eq!(names.len(), net.params().len(), "{arch}: names are unique");
-            if arch.starts_with("dy-") {
+            if arch.is_dynamic() {
                 assert!(!net.last_attention().is_empty());
                 assert!(net
                     .last_attention()
@@ -442,7 +393,7 @@ mod tests {
     #[test]
     fn parameter_names_follow_the_documented_layout() {
         let dev: Cpu = Default::default();
-        let net = PoseNet::new(&dev, &pose("dy-resnet10", 1.0, false), 0);
+        let net = PoseNet::new(&dev, &pose(Arch::DyResnet10, 1.0, false), 0);
         let by_name: std::collections::BTreeMap<&str, &Vec<usize>> =
             net.params().iter().map(|p| (p.name.as_str(), &p.shape)).collect();
         assert_eq!(by_name["backbone.conv1.weight"], &vec![64, 3, 7, 7]);
@@ -460,7 +411,7 @@ mod tests {
     #[test]
     fn fast_cpu_path_and_generic_path_give_the_same_network() {
         let dev: Cpu = Default::default();
-        let bp = pose("dy-resnet10", 1.0, false);
+        let bp = pose(Arch::DyResnet10, 1.0, false);
         let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(6), 2 * 3 * 64 * 32), (2, 3, 64, 32));
         let run = |generic_ops: bool| {
             let mut net = PoseNet::new(&dev, &bp, 7);
@@ -486,7 +437,7 @@ mod tests {
     #[test]
     fn folded_inference_equals_the_unfolded_network() {
         let dev: Cpu = Default::default();
-        for (arch, light) in [("dy-resnet10", false), ("dy-mobilenetv2", true), ("mobilenetv2", false)] {
+        for (arch, light) in [(Arch::DyResnet10, false), (Arch::DyMobilenetv2, true), (Arch::Mobilenetv2, false)] {
             let mut net = PoseNet::new(&dev, &pose(arch, 0.5, light), 8);
             let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(9), 2 * 3 * 64 * 32), (2, 3, 64, 32));
             // Training passes move the BN running statistics away from (0, 1).
@@ -513,7 +464,7 @@ mod tests {
     #[test]
     fn a_few_sgd_steps_reduce_the_loss() {
         let dev: Cpu = Default::default();
-        let mut net = PoseNet::new(&dev, &pose("dy-resnet10", 1.0, false), 3);
+        let mut net = PoseNet::new(&dev, &pose(Arch::DyResnet10, 1.0, false), 3);
         let rng = &mut init_rng(4);
         let x: T4<Cpu> = dev.tensor_from_vec(random_values(rng, 2 * 3 * 64 * 32), (2, 3, 64, 32));
         let target: T4<Cpu> =

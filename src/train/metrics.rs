@@ -2,11 +2,13 @@
 //! the loss / AP curves as a PNG.
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const HEADER: &str = "epoch,iteration,loss,lr,temperature,images_per_s,val_ap,val_ap50,val_ap_dets";
 
-#[derive(Debug, Clone, PartialEq, Default)]
+/// One row of `metrics.csv`; the column names are the field names.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Row {
     pub epoch: usize,
     pub iteration: usize,
@@ -20,68 +22,31 @@ pub struct Row {
     pub val_ap_dets: Option<f64>,
 }
 
-impl Row {
-    pub fn to_csv(&self) -> String {
-        let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
-        format!(
-            "{},{},{:.6e},{:.6e},{:.4},{:.2},{},{},{}",
-            self.epoch,
-            self.iteration,
-            self.loss,
-            self.lr,
-            self.temperature,
-            self.images_per_s,
-            opt(self.val_ap),
-            opt(self.val_ap50),
-            opt(self.val_ap_dets)
-        )
-    }
-
-    pub fn from_csv(line: &str) -> Option<Row> {
-        let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 9 {
-            return None;
-        }
-        let opt = |s: &str| if s.is_empty() { Some(None) } else { s.parse().ok().map(Some) };
-        Some(Row {
-            epoch: f[0].parse().ok()?,
-            iteration: f[1].parse().ok()?,
-            loss: f[2].parse().ok()?,
-            lr: f[3].parse().ok()?,
-            temperature: f[4].parse().ok()?,
-            images_per_s: f[5].parse().ok()?,
-            val_ap: opt(f[6])?,
-            val_ap50: opt(f[7])?,
-            val_ap_dets: opt(f[8])?,
-        })
-    }
-}
-
 /// Reads the rows of a metrics file (a missing file has none).
 pub fn read(path: &Path) -> Result<Vec<Row>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
     };
-    text.lines()
+    csv::Reader::from_reader(file)
+        .deserialize()
         .enumerate()
-        .skip(1)
-        .map(|(i, l)| {
-            Row::from_csv(l).with_context(|| format!("{}: line {}: not a metrics row", path.display(), i + 1))
-        })
+        .map(|(i, r)| r.with_context(|| format!("{}: line {}: not a metrics row", path.display(), i + 2)))
         .collect()
 }
 
 /// Rewrites the whole file atomically (rows are few: one per logged iteration).
 pub fn write(path: &Path, rows: &[Row]) -> Result<()> {
-    let mut text = String::from(HEADER);
-    text.push('\n');
+    let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
-        text += &r.to_csv();
-        text.push('\n');
+        w.serialize(r)?;
     }
-    crate::fsutil::write_atomic(path, text.as_bytes())
+    if rows.is_empty() {
+        w.write_record(HEADER.split(','))?;
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    crate::fsutil::write_atomic(path, &bytes)
 }
 
 /// Draws the loss (log scale, left) and validation AP (right) against the iteration.
@@ -134,6 +99,15 @@ mod tests {
         let p = dir.path().join("metrics.csv");
         write(&p, &rows).unwrap();
         assert_eq!(read(&p).unwrap(), rows);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().next().unwrap(), HEADER);
+        assert_eq!(text.lines().nth(2).unwrap(), "1,20,0.001,0.001,28.0,81.5,0.25,0.5,");
+        // Files of earlier releases (fixed-precision numbers) read as well.
+        std::fs::write(&p, format!("{HEADER}\n3,30,1.500000e-3,1.000000e-4,29.5000,80.00,,,\n")).unwrap();
+        assert_eq!(read(&p).unwrap()[0].loss, 1.5e-3);
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, format!("{HEADER}\n3,x,1,1,1,1,,,\n")).unwrap();
+        assert!(format!("{:#}", read(&bad).unwrap_err()).contains("bad.csv: line 2"));
         plot(&dir.path().join("curves.png"), &rows).unwrap();
         let img = image::open(dir.path().join("curves.png")).unwrap();
         assert!(img.width() > 100);

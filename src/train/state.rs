@@ -41,22 +41,22 @@ fn moment_params<D: ConvBackend>(net: &PoseNet<D>, adam: &Adam<D>) -> Vec<Param<
     out
 }
 
-/// Writes model, optimizer and state to `path` atomically (replacing it).
+/// Writes model, optimizer and state to `path` atomically (replacing it), with `metadata` (the
+/// run's config and keypoint set) beside the trainer's own keys.
 pub fn save<D: ConvBackend>(
     path: &Path,
     net: &PoseNet<D>,
     adam: &Adam<D>,
     state: &TrainState,
-    config: &crate::config::Config,
+    metadata: BTreeMap<String, String>,
 ) -> Result<()> {
     let moments = moment_params(net, adam);
     let mut all = net.params();
     all.extend(moments.iter());
-    let mut meta = BTreeMap::new();
+    let mut meta = metadata;
     meta.insert("format".into(), "dypose-train-1".into());
     meta.insert("trainer".into(), serde_json::to_string(state)?);
     meta.insert("adam_step".into(), adam.step.to_string());
-    meta.insert("config".into(), serde_json::to_string(config)?);
     crate::fsutil::write_atomic(path, &to_bytes(&all, meta)?)
 }
 

@@ -1,25 +1,28 @@
-//! The training loop: batches from the loader, forward in training mode at the scheduled
-//! temperature, the heatmap loss, Adam at the scheduled rate; progress, metrics, validation AP,
-//! and checkpoints that survive Ctrl-C and crashes.
+//! The trainer, in small steps: open (or resume) a run, one optimisation step, the end of an
+//! epoch (validation scores, metrics, curves, checkpoints), and the loop that strings them
+//! together over the loader's batches. Validation is the caller's: the trainer is handed a
+//! function that scores the network, so training does not depend on inference.
 
 use super::adam::Adam;
 use super::loss::heatmap_loss;
 use super::metrics::{self, Row};
 use super::schedule::{learning_rate, temperature};
 use super::state::{self, TrainState};
-use crate::coco::CocoDataset;
+use crate::coco::{CocoDataset, KeypointSpec};
 use crate::config::Config;
 use crate::data::instances::train_instances;
-use crate::data::loader::{Loader, LoaderConfig};
-use crate::infer::validate::{validate, ValSet, Validation};
+use crate::data::loader::{Batch, LoadReport, Loader, LoaderConfig};
+use crate::data::sample::SampleSpec;
 use crate::model::backend::ConvBackend;
+use crate::model::blueprint::Blueprint;
 use crate::model::conv::T4;
 use crate::model::layers::Ctx;
 use crate::model::posenet::PoseNet;
 use anyhow::{bail, ensure, Context, Result};
 use dfdx::prelude::*;
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -32,12 +35,22 @@ pub struct TrainOptions {
     pub stop_after: Option<usize>,
 }
 
+/// What a validation tells the trainer (the caller keeps whatever else it computed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValScores {
+    /// COCO AP with ground-truth person boxes.
+    pub ap: f64,
+    pub ap50: f64,
+    /// AP with the configured detector boxes, when there are some.
+    pub ap_detector_boxes: Option<f64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
     pub state: TrainState,
     pub interrupted: bool,
     /// The last validation (after the last epoch when `train.val_every` > 0).
-    pub last_val: Option<Validation>,
+    pub last_scores: Option<ValScores>,
     /// Training images per second (loading included) over this process's steps.
     pub images_per_s: f64,
 }
@@ -62,9 +75,40 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 struct Log(std::fs::File);
 
 impl Log {
+    fn open(path: &Path) -> Result<Log> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        Ok(Log(file))
+    }
+
     fn line(&mut self, text: &str) {
         let _ = writeln!(self.0, "{text}");
         eprintln!("{text}");
+    }
+}
+
+/// Loss and throughput since the last metrics row.
+struct Window {
+    loss_sum: f64,
+    steps: usize,
+    images: usize,
+    start: Instant,
+}
+
+impl Window {
+    fn new() -> Window {
+        Window { loss_sum: 0.0, steps: 0, images: 0, start: Instant::now() }
+    }
+
+    fn mean_loss(&self) -> Option<f64> {
+        (self.steps > 0).then(|| self.loss_sum / self.steps as f64)
+    }
+
+    fn images_per_s(&self) -> f64 {
+        self.images as f64 / self.start.elapsed().as_secs_f64()
     }
 }
 
@@ -73,9 +117,11 @@ fn config_differences(a: &Config, b: &Config) -> Result<Vec<String>> {
     fn walk(a: &serde_json::Value, b: &serde_json::Value, at: String, out: &mut Vec<String>) {
         match (a, b) {
             (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
-                for (k, v) in x {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
                     let key = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
-                    walk(v, y.get(k).unwrap_or(&serde_json::Value::Null), key, out);
+                    let null = serde_json::Value::Null;
+                    walk(x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), key, out);
                 }
             }
             _ if a != b && at != "train.epochs" => out.push(at),
@@ -87,44 +133,223 @@ fn config_differences(a: &Config, b: &Config) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Trains `cfg` into `opts.run_dir` (refusing an existing run unless resuming).
-pub fn train<D: ConvBackend>(dev: D, cfg: &Config, opts: &TrainOptions) -> Result<TrainOutcome> {
-    let dir = &opts.run_dir;
-    let last_path = dir.join(LAST);
-    if opts.resume {
-        ensure!(last_path.exists(), "{}: nothing to resume (no {LAST})", dir.display());
-    } else if last_path.exists() || dir.join("config.json").exists() {
-        bail!("{}: a run is already there; pass --resume to continue it, or choose another --out", dir.display());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the run directory", dir.display()))?;
-    crate::fsutil::remove_stale_temporaries(dir);
-    let log_path = dir.join("train.log");
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("{}: cannot write", log_path.display()))?;
-    let mut log = Log(log_file);
-    if !opts.resume {
-        crate::fsutil::write_new(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes(), false)?;
+/// A training run in its directory: the network, Adam, the position, and the metrics so far.
+pub struct Trainer<D: ConvBackend> {
+    pub net: PoseNet<D>,
+    pub state: TrainState,
+    cfg: Config,
+    spec: KeypointSpec,
+    adam: Adam<D>,
+    dir: PathBuf,
+    log: Log,
+    rows: Vec<Row>,
+    window: Window,
+    per_epoch: usize,
+}
+
+impl<D: ConvBackend> Trainer<D> {
+    /// Starts a run in `opts.run_dir` (refused when one is there) or, with `opts.resume`,
+    /// continues it from its `last.safetensors` (refused when the config differs other than in
+    /// `train.epochs`). `per_epoch` is the number of batches in an epoch.
+    pub fn open(dev: &D, cfg: &Config, spec: &KeypointSpec, per_epoch: usize, opts: &TrainOptions) -> Result<Self> {
+        let dir = &opts.run_dir;
+        let last = dir.join(LAST);
+        if opts.resume {
+            ensure!(last.exists(), "{}: nothing to resume (no {LAST})", dir.display());
+        } else if last.exists() || dir.join("config.json").exists() {
+            bail!("{}: a run is already there; pass --resume to continue it, or choose another --out", dir.display());
+        }
+        let bp = Blueprint::for_config(cfg, spec.len())?;
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the run directory", dir.display()))?;
+        crate::fsutil::remove_stale_temporaries(dir);
+        let log = Log::open(&dir.join("train.log"))?;
+        let mut net = PoseNet::new(dev, &bp, cfg.seed);
+        let mut adam = Adam::new(&net.params(), cfg.train.weight_decay as f32);
+        let (mut state, mut rows) = (TrainState::default(), Vec::new());
+        if opts.resume {
+            let (s, stored) = state::load(&last, &mut net, &mut adam)?;
+            let diff = config_differences(&stored, cfg)?;
+            ensure!(
+                diff.is_empty(),
+                "{}: the run was started with a different config ({}); resume with the same config (only train.epochs may change)",
+                last.display(),
+                diff.join(", ")
+            );
+            state = s;
+            rows = metrics::read(&dir.join("metrics.csv"))?;
+            rows.retain(|r| r.iteration <= state.iteration);
+        } else {
+            let text = serde_json::to_string_pretty(cfg)?;
+            crate::fsutil::write_new(&dir.join("config.json"), text.as_bytes(), false)?;
+        }
+        let mut trainer = Trainer {
+            net,
+            state,
+            cfg: cfg.clone(),
+            spec: spec.clone(),
+            adam,
+            dir: dir.clone(),
+            log,
+            rows,
+            window: Window::new(),
+            per_epoch,
+        };
+        if opts.resume {
+            let s = &trainer.state;
+            let line = format!("resuming at epoch {} batch {} (iteration {})", s.epoch, s.batch, s.iteration);
+            trainer.log(&line);
+        }
+        Ok(trainer)
     }
 
-    Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
-    Config::require(&cfg.data.train_images, "data.train_images")?;
-    let ds = CocoDataset::load(&cfg.data.train_annotations)?;
-    let spec = ds.keypoint_spec(cfg.data.category_id, None)?;
-    ensure!(
-        spec.len() == cfg.model.joints,
-        "{}: the category has {} keypoints but model.joints is {}",
-        ds.source.display(),
-        spec.len(),
-        cfg.model.joints
-    );
-    let (instances, report) = train_instances(&ds, &cfg.data.train_images, cfg.data.category_id, spec.len());
-    log.line(&format!("train set {}: {report}", ds.source.display()));
+    pub fn log(&mut self, line: &str) {
+        self.log.line(line);
+    }
+
+    /// Whether the run has done all its epochs.
+    pub fn finished(&self) -> bool {
+        self.state.epoch >= self.cfg.train.epochs
+    }
+
+    /// One optimisation step on `batch` at the scheduled learning rate and temperature; returns
+    /// the loss. A non-finite loss stops the run (the last checkpoint stays as it was).
+    pub fn step(&mut self, batch: Batch) -> Result<f64> {
+        let n = batch.len();
+        ensure!(n > 0, "an empty batch");
+        let started = Instant::now();
+        let (cfg, st) = (&self.cfg, &self.state);
+        let lr = learning_rate(&cfg.train, st.epoch, st.iteration);
+        let tau = temperature(&cfg.train, st.iteration, self.per_epoch);
+        let (input, heatmap, j) = (cfg.input_size, cfg.heatmap_size, self.spec.len());
+        let dev = self.net.device();
+        let x: T4<D> = dev.tensor_from_vec(batch.inputs, (n, 3, input.height, input.width));
+        let target: T4<D> = dev.tensor_from_vec(batch.targets, (n, j, heatmap.height, heatmap.width));
+        let weights = dev.tensor_from_vec(batch.weights, (n, j));
+        let pred = self.net.forward(x.leaky_trace(), Ctx::train(tau));
+        let loss = heatmap_loss(pred, target, weights);
+        let value = loss.as_vec()[0] as f64;
+        if !value.is_finite() {
+            bail!(
+                "the loss became {value} at epoch {}, iteration {}: stopped; the last good checkpoint is {} (try a lower train.lr)",
+                st.epoch,
+                st.iteration,
+                self.dir.join(LAST).display()
+            );
+        }
+        let grads = loss.backward();
+        self.adam.update(self.net.params_mut(), &grads, lr);
+        let st = &mut self.state;
+        st.batch += 1;
+        st.iteration += 1;
+        st.train_seconds += started.elapsed().as_secs_f64();
+        let iteration = st.iteration;
+        let w = &mut self.window;
+        (w.loss_sum, w.steps, w.images) = (w.loss_sum + value, w.steps + 1, w.images + n);
+        if iteration % self.cfg.train.log_every.max(1) == 0 {
+            self.log_row(lr, tau as f64)?;
+        }
+        if self.cfg.train.checkpoint_every > 0 && iteration % self.cfg.train.checkpoint_every == 0 {
+            self.save_last()?;
+        }
+        Ok(value)
+    }
+
+    /// A metrics row for the window since the last one.
+    fn log_row(&mut self, lr: f64, temperature: f64) -> Result<()> {
+        let w = &self.window;
+        self.rows.push(Row {
+            epoch: self.state.epoch,
+            iteration: self.state.iteration,
+            loss: w.mean_loss().unwrap_or(f64::NAN),
+            lr,
+            temperature,
+            images_per_s: w.images_per_s(),
+            ..Default::default()
+        });
+        self.window = Window::new();
+        metrics::write(&self.dir.join("metrics.csv"), &self.rows)
+    }
+
+    /// The learning rate and temperature of the last step taken.
+    fn last_schedule(&self) -> (f64, f64) {
+        let (t, i) = (&self.cfg.train, self.state.iteration.saturating_sub(1));
+        (learning_rate(t, self.state.epoch, i), temperature(t, i, self.per_epoch) as f64)
+    }
+
+    /// Whether the epoch in progress ends with a validation: every `train.val_every` epochs and
+    /// after the last.
+    pub fn validation_due(&self) -> bool {
+        let (every, done) = (self.cfg.train.val_every, self.state.epoch + 1);
+        every > 0 && (done % every == 0 || done == self.cfg.train.epochs)
+    }
+
+    /// Closes the epoch in progress: its metrics row (with `scores` when it was validated), a
+    /// new `best.safetensors` when the AP improved, the curves, and `last.safetensors` pointing
+    /// at the next epoch.
+    pub fn end_epoch(&mut self, scores: Option<ValScores>) -> Result<()> {
+        let epoch = self.state.epoch;
+        let (lr, temperature) = self.last_schedule();
+        let mut row = Row {
+            epoch,
+            iteration: self.state.iteration,
+            loss: self.window.mean_loss().or(self.rows.last().map(|r| r.loss)).unwrap_or(f64::NAN),
+            lr,
+            temperature,
+            images_per_s: if self.window.steps > 0 { self.window.images_per_s() } else { f64::NAN },
+            ..Default::default()
+        };
+        if let Some(s) = scores {
+            (row.val_ap, row.val_ap50, row.val_ap_dets) = (Some(s.ap), Some(s.ap50), s.ap_detector_boxes);
+            let mut line = format!("epoch {}: val AP {:.4} AP50 {:.4} (GT boxes)", epoch + 1, s.ap, s.ap50);
+            if let Some(d) = s.ap_detector_boxes {
+                line += &format!(", AP {d:.4} (detector boxes)");
+            }
+            if self.state.best_ap.is_none_or(|b| s.ap > b) {
+                self.state.best_ap = Some(s.ap);
+                self.save_best(epoch + 1, s.ap)?;
+                line += " (best so far)";
+            }
+            self.log(&line);
+        }
+        if self.window.steps > 0 || scores.is_some() {
+            self.rows.push(row);
+        }
+        self.window = Window::new();
+        self.state.epoch += 1;
+        self.state.batch = 0;
+        metrics::write(&self.dir.join("metrics.csv"), &self.rows)?;
+        metrics::plot(&self.dir.join("curves.png"), &self.rows)?;
+        self.save_last()
+    }
+
+    /// Metadata every checkpoint of the run carries: the config and the keypoint set, so that
+    /// predicting, evaluating and drawing need nothing else.
+    fn metadata(&self) -> Result<BTreeMap<String, String>> {
+        Ok(BTreeMap::from([
+            ("config".to_string(), serde_json::to_string(&self.cfg)?),
+            ("keypoints".to_string(), serde_json::to_string(&self.spec)?),
+        ]))
+    }
+
+    fn save_best(&self, epochs_done: usize, ap: f64) -> Result<()> {
+        let mut meta = self.metadata()?;
+        meta.insert("epoch".into(), epochs_done.to_string());
+        meta.insert("val_ap".into(), ap.to_string());
+        crate::model::checkpoint::save(&self.net, &self.dir.join(BEST), meta, true)
+    }
+
+    /// Writes model, optimizer and position to `last.safetensors` (atomically).
+    pub fn save_last(&self) -> Result<()> {
+        state::save(&self.dir.join(LAST), &self.net, &self.adam, &self.state, self.metadata()?)
+    }
+}
+
+/// The batches of the training set, as the config builds them for the keypoint set `spec`.
+pub fn train_loader(cfg: &Config, spec: &KeypointSpec, train_set: &CocoDataset) -> Result<(Loader, String)> {
+    let (instances, report) = train_instances(train_set, &cfg.data.train_images, cfg.data.category_id, spec.len());
     let loader = Loader::new(
         instances,
-        cfg.sample_spec(&spec, true),
+        SampleSpec::from_config(cfg, spec, true),
         LoaderConfig {
             batch_size: cfg.loader.batch_size,
             seed: cfg.seed,
@@ -134,173 +359,196 @@ pub fn train<D: ConvBackend>(dev: D, cfg: &Config, opts: &TrainOptions) -> Resul
             drop_last: true,
         },
     )?;
-    let per_epoch = loader.batches_per_epoch();
     ensure!(
-        per_epoch > 0,
+        loader.batches_per_epoch() > 0,
         "the train set has {} persons, fewer than one batch of {}",
         loader.len(),
         cfg.loader.batch_size
     );
-    let val = if cfg.train.val_every > 0 { Some(ValSet::load(cfg, &spec)?) } else { None };
+    Ok((loader, format!("train set {}: {report}", train_set.source.display())))
+}
 
-    let mut net = PoseNet::new(&dev, &cfg.model.blueprint()?, cfg.seed);
-    let mut adam = Adam::new(&net.params(), cfg.train.weight_decay as f32);
-    let mut st = TrainState::default();
-    let metrics_path = dir.join("metrics.csv");
-    let mut rows = Vec::new();
-    if opts.resume {
-        let (s, stored) = state::load(&last_path, &mut net, &mut adam)?;
-        let diff = config_differences(&stored, cfg)?;
-        ensure!(
-            diff.is_empty(),
-            "{}: the run was started with a different config ({}); resume with the same config (only train.epochs may change)",
-            last_path.display(),
-            diff.join(", ")
-        );
-        st = s;
-        rows = metrics::read(&metrics_path)?;
-        rows.retain(|r| r.iteration <= st.iteration);
-        log.line(&format!("resuming at epoch {} batch {} (iteration {})", st.epoch, st.batch, st.iteration));
-    }
-
+/// Trains `cfg` on `train_set` for the keypoint set `spec` into `opts.run_dir`, calling
+/// `validate` at the epochs `train.val_every` asks for. Ctrl-C (or `opts.stop_after` steps)
+/// finishes the step, writes `last.safetensors` and returns.
+pub fn train<D: ConvBackend>(
+    dev: D,
+    cfg: &Config,
+    spec: &KeypointSpec,
+    train_set: &CocoDataset,
+    opts: &TrainOptions,
+    mut validate: impl FnMut(&mut PoseNet<D>) -> Result<ValScores>,
+) -> Result<TrainOutcome> {
+    let (loader, report) = train_loader(cfg, spec, train_set)?;
+    let per_epoch = loader.batches_per_epoch();
+    let mut trainer = Trainer::open(&dev, cfg, spec, per_epoch, opts)?;
+    trainer.log(&report);
     let stop = interrupt_flag();
     stop.store(false, Ordering::SeqCst);
-    let [w, h] = cfg.input_size;
-    let [hw, hh] = cfg.heatmap_size;
-    let j = cfg.model.joints;
     let started = Instant::now();
     let (mut steps, mut images) = (0usize, 0usize);
-    let mut last_val = None;
-    let mut interrupted = false;
-    'epochs: while st.epoch < cfg.train.epochs {
-        let epoch = st.epoch;
-        let bar =
-            crate::progress::bar(per_epoch as u64, &format!("epoch {}/{}", epoch + 1, cfg.train.epochs), "batches");
-        bar.set_position(st.batch as u64);
-        let mut batches = loader.epoch_from(epoch as u64, st.batch);
-        let (mut loss_sum, mut loss_n, mut window_images, mut window_start) = (0.0f64, 0usize, 0usize, Instant::now());
-        for batch in batches.by_ref() {
-            let n = batch.len();
-            if n == 0 {
-                continue;
-            }
-            let step_start = Instant::now();
-            let lr = learning_rate(&cfg.train, epoch, st.iteration);
-            let tau = temperature(&cfg.train, st.iteration, per_epoch);
-            let x: T4<D> = dev.tensor_from_vec(batch.inputs, (n, 3, h, w));
-            let target: T4<D> = dev.tensor_from_vec(batch.targets, (n, j, hh, hw));
-            let weights = dev.tensor_from_vec(batch.weights, (n, j));
-            let pred = net.forward(x.leaky_trace(), Ctx::train(tau));
-            let loss = heatmap_loss(pred, target, weights);
-            let value = loss.as_vec()[0] as f64;
-            if !value.is_finite() {
-                bail!(
-                    "the loss became {value} at epoch {epoch}, iteration {}: stopped; the last good checkpoint is {} (try a lower train.lr)",
-                    st.iteration,
-                    last_path.display()
-                );
-            }
-            let grads = loss.backward();
-            adam.update(net.params_mut(), &grads, lr);
-            st.batch += 1;
-            st.iteration += 1;
-            st.train_seconds += step_start.elapsed().as_secs_f64();
+    let (mut last_scores, mut interrupted) = (None, false);
+    'epochs: while !trainer.finished() {
+        let epoch = trainer.state.epoch;
+        let label = format!("epoch {}/{}", epoch + 1, cfg.train.epochs);
+        let bar = crate::progress::bar(per_epoch as u64, &label, "batches");
+        bar.set_position(trainer.state.batch as u64);
+        let mut batches = loader.epoch_from(epoch as u64, trainer.state.batch);
+        for batch in batches.by_ref().filter(|b| !b.is_empty()) {
+            images += batch.len();
+            let loss = trainer.step(batch)?;
             steps += 1;
-            images += n;
-            (loss_sum, loss_n, window_images) = (loss_sum + value, loss_n + 1, window_images + n);
             bar.inc(1);
-            bar.set_message(format!("e{} loss {:.2e} lr {:.1e} τ {:.1}", epoch + 1, value, lr, tau));
-            if st.iteration % cfg.train.log_every.max(1) == 0 {
-                rows.push(Row {
-                    epoch,
-                    iteration: st.iteration,
-                    loss: loss_sum / loss_n as f64,
-                    lr,
-                    temperature: tau as f64,
-                    images_per_s: window_images as f64 / window_start.elapsed().as_secs_f64(),
-                    ..Default::default()
-                });
-                (loss_sum, loss_n, window_images, window_start) = (0.0, 0, 0, Instant::now());
-                metrics::write(&metrics_path, &rows)?;
-            }
-            if cfg.train.checkpoint_every > 0 && st.iteration % cfg.train.checkpoint_every == 0 {
-                state::save(&last_path, &net, &adam, &st, cfg)?;
-            }
+            let (lr, tau) = trainer.last_schedule();
+            bar.set_message(format!("e{} loss {loss:.2e} lr {lr:.1e} τ {tau:.1}", epoch + 1));
             if stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| steps >= s) {
                 bar.finish_and_clear();
-                state::save(&last_path, &net, &adam, &st, cfg)?;
-                log.line(&format!(
-                    "interrupted at epoch {epoch} iteration {}; {} written (continue with --resume)",
-                    st.iteration,
-                    last_path.display()
+                trainer.save_last()?;
+                let (iteration, last) = (trainer.state.iteration, opts.run_dir.join(LAST));
+                trainer.log(&format!(
+                    "interrupted at epoch {epoch} iteration {iteration}; {} written (continue with --resume)",
+                    last.display()
                 ));
                 interrupted = true;
                 break 'epochs;
             }
         }
         bar.finish_and_clear();
-        st.epoch += 1;
-        st.batch = 0;
-        let report = loader_report_line(&batches.report());
-        if !report.is_empty() {
-            log.line(&report);
+        if let Some(line) = loader_report_line(&batches.report()) {
+            trainer.log(&line);
         }
-        let due = cfg.train.val_every > 0 && (st.epoch % cfg.train.val_every == 0 || st.epoch == cfg.train.epochs);
-        let mut row = Row {
-            epoch,
-            iteration: st.iteration,
-            loss: if loss_n > 0 { loss_sum / loss_n as f64 } else { rows.last().map_or(f64::NAN, |r| r.loss) },
-            lr: learning_rate(&cfg.train, epoch, st.iteration.saturating_sub(1)),
-            temperature: temperature(&cfg.train, st.iteration.saturating_sub(1), per_epoch) as f64,
-            images_per_s: if loss_n > 0 {
-                window_images as f64 / window_start.elapsed().as_secs_f64()
-            } else {
-                f64::NAN
-            },
-            ..Default::default()
-        };
-        if let (true, Some(v)) = (due, &val) {
-            let result = validate(&mut net, cfg, &spec, v)?;
-            let stats = &result.gt.0;
-            row.val_ap = Some(stats.ap);
-            row.val_ap50 = Some(stats.ap50);
-            let mut line = format!("epoch {}: val AP {:.4} AP50 {:.4} (GT boxes)", epoch + 1, stats.ap, stats.ap50);
-            if let Some((ds, _)) = &result.detections {
-                row.val_ap_dets = Some(ds.ap);
-                line += &format!(", AP {:.4} (detector boxes)", ds.ap);
-            }
-            if st.best_ap.is_none_or(|b| stats.ap > b) {
-                st.best_ap = Some(stats.ap);
-                let mut meta = std::collections::BTreeMap::new();
-                meta.insert("config".into(), serde_json::to_string(cfg)?);
-                meta.insert("epoch".into(), (epoch + 1).to_string());
-                meta.insert("val_ap".into(), stats.ap.to_string());
-                crate::model::checkpoint::save(&net, &dir.join(BEST), meta, true)?;
-                line += " (best so far)";
-            }
-            log.line(&line);
-            last_val = Some(result);
-        }
-        if loss_n > 0 || row.val_ap.is_some() {
-            rows.push(row);
-        }
-        metrics::write(&metrics_path, &rows)?;
-        metrics::plot(&dir.join("curves.png"), &rows)?;
-        state::save(&last_path, &net, &adam, &st, cfg)?;
+        let scores = if trainer.validation_due() { Some(validate(&mut trainer.net)?) } else { None };
+        last_scores = scores.or(last_scores);
+        trainer.end_epoch(scores)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    Ok(TrainOutcome { state: st, interrupted, last_val, images_per_s: images as f64 / elapsed.max(1e-9) })
+    Ok(TrainOutcome { state: trainer.state, interrupted, last_scores, images_per_s: images as f64 / elapsed.max(1e-9) })
 }
 
 /// Images the loader could not read this epoch, named once.
-fn loader_report_line(report: &crate::data::loader::LoadReport) -> String {
-    match report.failed.iter().next() {
-        Some((path, e)) => format!(
-            "skipped {} samples: {} images could not be read, e.g. {}: {e}",
-            report.skipped_samples,
-            report.failed.len(),
-            path.display()
-        ),
-        None => String::new(),
+fn loader_report_line(report: &LoadReport) -> Option<String> {
+    let (path, e) = report.failed.iter().next()?;
+    Some(format!(
+        "skipped {} samples: {} images could not be read, e.g. {}: {e}",
+        report.skipped_samples,
+        report.failed.len(),
+        path.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Arch, Size};
+    use crate::model::layers::{init_rng, random_values};
+
+    /// A tiny dynamic model at 64×64 for COCO's 17 joints, 3 batches an epoch, 2 epochs.
+    fn config() -> Config {
+        let mut cfg = Config { input_size: Size::new(64, 64), heatmap_size: Size::new(16, 16), ..Default::default() };
+        (cfg.model.arch, cfg.model.width, cfg.model.head_channels) = (Arch::DyResnet10, 0.125, 8);
+        (cfg.train.epochs, cfg.train.warmup_iters, cfg.train.val_every, cfg.train.log_every) = (2, 2, 1, 2);
+        cfg
+    }
+
+    fn batch(seed: u64, n: usize) -> Batch {
+        let rng = &mut init_rng(seed);
+        Batch {
+            indices: (0..n).collect(),
+            inputs: random_values(rng, n * 3 * 64 * 64),
+            targets: random_values(rng, n * 17 * 16 * 16).iter().map(|v| v.abs()).collect(),
+            weights: vec![1.0; n * 17],
+        }
+    }
+
+    fn open(dir: &Path, cfg: &Config, resume: bool) -> Result<Trainer<Cpu>> {
+        let opts = TrainOptions { run_dir: dir.to_path_buf(), resume, stop_after: None };
+        Trainer::open(&Cpu::default(), cfg, &KeypointSpec::coco17(), 3, &opts)
+    }
+
+    fn metadata(path: &Path) -> BTreeMap<String, String> {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        meta.metadata().clone().unwrap().into_iter().collect()
+    }
+
+    #[test]
+    fn steps_follow_the_schedules_and_fit_a_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = open(dir.path(), &config(), false).unwrap();
+        let before = t.net.params()[0].value.as_vec();
+        let losses: Vec<f64> = (0..4).map(|_| t.step(batch(1, 2)).unwrap()).collect();
+        assert!(losses[3] < losses[0], "the same batch four times: {losses:?}");
+        assert_eq!((t.state.epoch, t.state.batch, t.state.iteration), (0, 4, 4));
+        assert_ne!(t.net.params()[0].value.as_vec(), before, "the weights moved");
+        // Warm-up over 2 iterations from 0.001·lr: the last step (iteration 3) is past it.
+        assert_eq!(t.last_schedule().0, 1e-3);
+        // τ: 30 → 1 over 10 epochs of 3 batches; the 4th step ran at iteration 3.
+        assert!((t.last_schedule().1 - (30.0 - 29.0 * 3.0 / 30.0)).abs() < 1e-5);
+        // log_every 2: rows after iterations 2 and 4, each the mean of its two losses.
+        let rows = metrics::read(&dir.path().join("metrics.csv")).unwrap();
+        assert_eq!(rows.iter().map(|r| r.iteration).collect::<Vec<_>>(), vec![2, 4]);
+        assert!((rows[1].loss - (losses[2] + losses[3]) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn epoch_ends_write_metrics_curves_and_the_best_checkpoint_only_when_ap_improves() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = open(dir.path(), &config(), false).unwrap();
+        t.step(batch(1, 2)).unwrap();
+        assert!(t.validation_due());
+        t.end_epoch(Some(ValScores { ap: 0.5, ap50: 0.7, ap_detector_boxes: Some(0.4) })).unwrap();
+        let best = dir.path().join(BEST);
+        assert_eq!(metadata(&best)["epoch"], "1");
+        t.step(batch(2, 2)).unwrap();
+        t.end_epoch(Some(ValScores { ap: 0.25, ap50: 0.5, ap_detector_boxes: None })).unwrap();
+        assert_eq!(metadata(&best)["epoch"], "1", "a lower AP keeps the best checkpoint");
+        assert!(t.finished());
+        let meta = metadata(&best);
+        assert_eq!(serde_json::from_str::<KeypointSpec>(&meta["keypoints"]).unwrap(), KeypointSpec::coco17());
+        assert_eq!(serde_json::from_str::<Config>(&meta["config"]).unwrap(), config());
+        let rows = metrics::read(&dir.path().join("metrics.csv")).unwrap();
+        // Epoch 1's row, the log_every row after iteration 2, epoch 2's row.
+        let aps: Vec<(usize, Option<f64>)> = rows.iter().map(|r| (r.iteration, r.val_ap)).collect();
+        assert_eq!(aps, vec![(1, Some(0.5)), (2, None), (2, Some(0.25))]);
+        assert_eq!(rows[0].val_ap_dets, Some(0.4));
+        assert!(dir.path().join("curves.png").exists());
+        // The last checkpoint points at the start of the next epoch.
+        let stored: TrainState = serde_json::from_str(&metadata(&dir.path().join(LAST))["trainer"]).unwrap();
+        assert_eq!((stored.epoch, stored.batch, stored.iteration, stored.best_ap), (2, 0, 2, Some(0.5)));
+    }
+
+    #[test]
+    fn validation_runs_every_val_every_epochs_and_after_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config();
+        (cfg.train.epochs, cfg.train.val_every) = (5, 2);
+        let mut t = open(dir.path(), &cfg, false).unwrap();
+        let mut due = Vec::new();
+        while !t.finished() {
+            due.push(t.validation_due());
+            t.state.epoch += 1;
+        }
+        assert_eq!(due, vec![false, true, false, true, true]);
+    }
+
+    #[test]
+    fn runs_are_never_overwritten_and_resume_needs_the_same_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        assert!(format!("{}", open(&run, &config(), true).err().unwrap()).contains("nothing to resume"));
+        let mut t = open(&run, &config(), false).unwrap();
+        t.step(batch(1, 2)).unwrap();
+        t.save_last().unwrap();
+        let e = open(&run, &config(), false).err().unwrap().to_string();
+        assert!(e.contains("a run is already there") && e.contains("--resume"), "{e}");
+        let mut other = config();
+        (other.train.lr, other.train.epochs, other.seed) = (5e-4, 9, 3);
+        let e = open(&run, &other, true).err().unwrap().to_string();
+        assert!(e.contains("different config (seed, train.lr)"), "{e}");
+        let mut longer = config();
+        longer.train.epochs = 9;
+        let resumed = open(&run, &longer, true).unwrap();
+        assert_eq!(resumed.state.iteration, 1);
+        assert_eq!(resumed.net.params()[0].value.as_vec(), t.net.params()[0].value.as_vec());
     }
 }

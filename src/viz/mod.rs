@@ -2,11 +2,12 @@
 //! buffers and imageproc; no tensors.
 
 pub mod attention;
-pub mod draw;
+pub mod explain;
 pub mod plot;
 pub mod text;
 
-use crate::coco::KeypointSpec;
+use crate::coco::{KeypointSpec, Side};
+use crate::config::ImageFormat;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_circle_mut, draw_line_segment_mut};
 
@@ -14,22 +15,20 @@ pub const LEFT: Rgb<u8> = Rgb([255, 140, 0]);
 pub const RIGHT: Rgb<u8> = Rgb([30, 144, 255]);
 pub const CENTRE: Rgb<u8> = Rgb([50, 205, 50]);
 
-/// Side of a joint from its name.
-fn side(name: &str) -> Option<bool> {
-    if name.starts_with("left_") {
-        Some(true)
-    } else if name.starts_with("right_") {
-        Some(false)
-    } else {
-        None
+/// Colour of a joint: its side in the keypoint set's flip pairs.
+pub fn joint_colour(spec: &KeypointSpec, j: usize) -> Rgb<u8> {
+    match spec.side(j) {
+        Side::Left => LEFT,
+        Side::Right => RIGHT,
+        Side::Centre => CENTRE,
     }
 }
 
 /// Colour of a limb: left if both ends are left joints, right if both are right, else centre.
 pub fn limb_colour(spec: &KeypointSpec, a: usize, b: usize) -> Rgb<u8> {
-    match (side(&spec.keypoints[a]), side(&spec.keypoints[b])) {
-        (Some(true), Some(true)) => LEFT,
-        (Some(false), Some(false)) => RIGHT,
+    match (spec.side(a), spec.side(b)) {
+        (Side::Left, Side::Left) => LEFT,
+        (Side::Right, Side::Right) => RIGHT,
         _ => CENTRE,
     }
 }
@@ -58,11 +57,7 @@ pub fn draw_skeleton(img: &mut RgbImage, keypoints: &[[f32; 2]], shown: &[bool],
     let r = (thickness * 0.9).round().max(1.0) as i32;
     for (j, k) in keypoints.iter().enumerate() {
         if shown[j] {
-            let c = match side(&spec.keypoints[j]) {
-                Some(true) => LEFT,
-                Some(false) => RIGHT,
-                None => CENTRE,
-            };
+            let c = joint_colour(spec, j);
             draw_filled_circle_mut(img, (k[0].round() as i32, k[1].round() as i32), r + 1, Rgb([255, 255, 255]));
             draw_filled_circle_mut(img, (k[0].round() as i32, k[1].round() as i32), r, c);
         }
@@ -118,8 +113,8 @@ pub fn colormap(v: f32) -> [f32; 3] {
 
 /// The crop blended with the per-pixel maximum over joints of `J × h × w` heatmaps
 /// (nearest upsampling to the crop size).
-pub fn heatmap_overlay(crop: &RgbImage, heatmaps: &[f32], size: [usize; 2]) -> RgbImage {
-    let [w, h] = size;
+pub fn heatmap_overlay(crop: &RgbImage, heatmaps: &[f32], size: crate::config::Size) -> RgbImage {
+    let (w, h) = (size.width, size.height);
     let joints = heatmaps.len() / (w * h);
     let (cw, ch) = crop.dimensions();
     RgbImage::from_fn(cw, ch, |x, y| {
@@ -137,7 +132,7 @@ pub fn heatmap_overlay(crop: &RgbImage, heatmaps: &[f32], size: [usize; 2]) -> R
 pub fn sample_sheet(
     sample: &crate::data::sample::Sample,
     spec: &KeypointSpec,
-    heatmap_size: [usize; 2],
+    heatmap_size: crate::config::Size,
     zoom: u32,
 ) -> RgbImage {
     use image::imageops::{overlay, resize, FilterType};
@@ -154,47 +149,6 @@ pub fn sample_sheet(
     sheet
 }
 
-/// `dypose data show`: draws the first `count` samples of epoch 0 of the training set into
-/// `out/sample_NNN.png`; returns the files written.
-pub fn show_training_samples(
-    cfg: &crate::config::Config,
-    count: usize,
-    out: &std::path::Path,
-    overwrite: bool,
-) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    use crate::coco::CocoDataset;
-    use crate::config::Config;
-    use crate::data::instances::train_instances;
-    use crate::data::loader::{epoch_order, load_rgb};
-    Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
-    Config::require(&cfg.data.train_images, "data.train_images")?;
-    let ds = CocoDataset::load(&cfg.data.train_annotations)?;
-    let kspec = ds.keypoint_spec(cfg.data.category_id, None)?;
-    let (instances, report) = train_instances(&ds, &cfg.data.train_images, cfg.data.category_id, kspec.len());
-    eprintln!("{report}");
-    let spec = cfg.sample_spec(&kspec, true);
-    let order = epoch_order(instances.len(), cfg.seed, 0, true);
-    let mut written = Vec::new();
-    for &i in order.iter().take(count) {
-        let inst = &instances[i];
-        let image = match load_rgb(&inst.image_path) {
-            Ok(img) => img,
-            Err(e) => {
-                eprintln!("skipped: {e}");
-                continue;
-            }
-        };
-        let sample = spec.build(&image, inst, spec.augmentation(inst, cfg.seed, 0, i as u64));
-        let sheet = sample_sheet(&sample, &kspec, cfg.heatmap_size, 2);
-        let path = out.join(format!("sample_{:03}.png", written.len()));
-        let mut bytes = std::io::Cursor::new(Vec::new());
-        sheet.write_to(&mut bytes, image::ImageFormat::Png)?;
-        crate::fsutil::write_new(&path, bytes.get_ref(), overwrite)?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
 /// Writes an image atomically, PNG or JPEG by the file's extension; an existing file is
 /// replaced only with `overwrite`.
 pub fn save_image(img: &RgbImage, path: &std::path::Path, overwrite: bool) -> anyhow::Result<()> {
@@ -205,13 +159,13 @@ pub fn save_image(img: &RgbImage, path: &std::path::Path, overwrite: bool) -> an
     crate::fsutil::write_new(path, bytes.get_ref(), overwrite)
 }
 
-/// Where the drawing of `image` goes in `out`: its name with extension `format`, or by default
-/// `.jpg` for JPEG inputs and `.png` for the rest.
-pub fn drawing_path(out: &std::path::Path, image: &std::path::Path, format: Option<&str>) -> std::path::PathBuf {
+/// Where the drawing of `image` goes in `out`: its name with the extension of `format`, or by
+/// default `.jpg` for JPEG inputs and `.png` for the rest.
+pub fn drawing_path(out: &std::path::Path, image: &std::path::Path, format: Option<ImageFormat>) -> std::path::PathBuf {
     let stem = image.file_stem().unwrap_or_default().to_string_lossy();
     let jpeg = image.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
-    let ext = format.unwrap_or(if jpeg { "jpg" } else { "png" });
-    out.join(format!("{stem}.{ext}"))
+    let format = format.unwrap_or(if jpeg { ImageFormat::Jpg } else { ImageFormat::Png });
+    out.join(format!("{stem}.{}", format.extension()))
 }
 
 #[cfg(test)]
@@ -219,12 +173,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limb_colours_follow_the_joint_names() {
+    fn limb_colours_follow_the_flip_pairs() {
         let spec = KeypointSpec::coco17();
         assert_eq!(limb_colour(&spec, 15, 13), LEFT);
         assert_eq!(limb_colour(&spec, 16, 14), RIGHT);
         assert_eq!(limb_colour(&spec, 5, 6), CENTRE);
         assert_eq!(limb_colour(&spec, 0, 1), CENTRE);
+        // Names play no part: a set whose pair is (b, a) colours b left and a right.
+        let tips = KeypointSpec {
+            name: "tips".into(),
+            keypoints: vec!["a".into(), "b".into(), "c".into()],
+            flip_pairs: vec![[1, 0]],
+            sigmas: None,
+            limbs: vec![[0, 2], [1, 2]],
+            upper_body: Vec::new(),
+        };
+        assert_eq!((joint_colour(&tips, 1), joint_colour(&tips, 0), joint_colour(&tips, 2)), (LEFT, RIGHT, CENTRE));
+    }
+
+    #[test]
+    fn drawings_are_named_after_their_image() {
+        let out = std::path::Path::new("o");
+        assert_eq!(drawing_path(out, "a/b.JPEG".as_ref(), None), out.join("b.jpg"));
+        assert_eq!(drawing_path(out, "a/b.bmp".as_ref(), None), out.join("b.png"));
+        assert_eq!(drawing_path(out, "a/b.jpg".as_ref(), Some(ImageFormat::Png)), out.join("b.png"));
     }
 
     #[test]

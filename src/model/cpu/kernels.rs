@@ -20,7 +20,7 @@ impl Geometry {
     /// For a regular conv `spec` on an (h, w) input; for a transposed conv, the geometry of the
     /// regular conv it is the adjoint of (its output is our "input").
     pub fn of(spec: &ConvSpec, h: usize, w: usize) -> Geometry {
-        let [oh, ow] = spec.out_size([h, w]);
+        let crate::config::Size { width: ow, height: oh } = spec.out_size(crate::config::Size::new(w, h));
         if spec.transposed {
             Geometry { h: oh, w: ow, oh: h, ow: w, k: spec.kernel, s: spec.stride, p: spec.padding }
         } else {

@@ -105,7 +105,7 @@ where
     let (b, c, h, wd) = *x.shape();
     let spec = *spec;
     let g = Geometry::of(&spec, h, wd);
-    let [oh, ow] = spec.out_size([h, wd]);
+    let crate::config::Size { width: ow, height: oh } = spec.out_size(crate::config::Size::new(wd, h));
     let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(&spec, &g));
     let (xv, wv) = (host(&x), host(&w));
     let mut yv = vec![0.0f32; b * per_out];
@@ -162,7 +162,7 @@ where
     let kk = pi.shape().1;
     let spec = *spec;
     let g = Geometry::of(&spec, h, wd);
-    let [oh, ow] = spec.out_size([h, wd]);
+    let crate::config::Size { width: ow, height: oh } = spec.out_size(crate::config::Size::new(wd, h));
     let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(&spec, &g));
     let (xv, pv, kv) = (host(&x), host(&pi), host(&kernels));
     let n = kv.len() / kk;
@@ -247,7 +247,7 @@ fn conv_folded_in_groups(
     let dev = x.device().clone();
     let (b, c, h, wd) = *x.shape();
     let g = Geometry::of(spec, h, wd);
-    let [oh, ow] = spec.out_size([h, wd]);
+    let crate::config::Size { width: ow, height: oh } = spec.out_size(crate::config::Size::new(wd, h));
     let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(spec, &g));
     let p = oh * ow;
     let xv = host(&x);
@@ -515,7 +515,7 @@ mod tests {
         );
         let pi: Tensor<(usize, usize), f32, Cpu> =
             dev.tensor_from_vec(f32s(&values(b * kk, 53)).iter().map(|v| v.abs() + 0.1).collect(), (b, kk));
-        let [oh, ow] = spec.out_size([h, w]);
+        let crate::config::Size { width: ow, height: oh } = spec.out_size(crate::config::Size::new(w, h));
         let r: T4<Cpu> = dev.tensor_from_vec(f32s(&values(b * spec.cout * oh * ow, 54)), (b, spec.cout, oh, ow));
         let run = |fast: bool| {
             let xt = x.leaky_trace();

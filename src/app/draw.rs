@@ -1,32 +1,47 @@
-//! `dypose draw`: skeletons of a GT file or of a results file on the images of a folder.
+//! `dypose draw`: skeletons of a GT file or of a results file on the images of a folder, with
+//! the keypoint set the GT file's category declares (or a spec file's).
 
-use super::{draw_pose, drawing_path, save_image, Pose};
 use crate::coco::{CocoDataset, KeypointSpec};
-use anyhow::{bail, Result};
+use crate::config::ImageFormat;
+use crate::viz::{draw_pose, drawing_path, save_image, Pose};
+use anyhow::{bail, ensure, Result};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Joints, box and score of one person to draw.
 type Drawn = (Vec<[f64; 3]>, Option<[f64; 4]>, Option<f64>);
 
-pub struct DrawRequest<'a> {
-    pub ann: &'a Path,
-    pub images: &'a Path,
-    pub out: &'a Path,
-    pub results: Option<&'a Path>,
+pub struct DrawRequest {
+    pub ann: PathBuf,
+    pub images: PathBuf,
+    pub out: PathBuf,
+    pub results: Option<PathBuf>,
+    /// A keypoint spec file; default: the GT category's names, skeleton and flip pairs.
+    pub spec: Option<PathBuf>,
     pub min_score: f64,
-    /// "png" or "jpg"; None: the input's own format.
-    pub format: Option<&'a str>,
+    /// The input's own format when `None`.
+    pub format: Option<ImageFormat>,
     pub force: bool,
+}
+
+/// The keypoint set to draw with: the spec file, else the category of the GT's persons.
+fn drawing_spec(gt: &CocoDataset, spec: Option<&Path>) -> Result<KeypointSpec> {
+    if let Some(p) = spec {
+        return KeypointSpec::from_json_file(p);
+    }
+    let Some(cat) = gt.categories.iter().find(|c| !c.keypoints.is_empty()) else {
+        bail!("{}: no category lists keypoint names; pass --spec", gt.source.display());
+    };
+    gt.keypoint_spec(cat.id)
 }
 
 /// Draws every image of the GT file that has something to draw; returns how many were written.
 /// Unreadable images are named in the error after the others are written.
-pub fn draw_dataset(req: &DrawRequest) -> Result<usize> {
-    let gt = CocoDataset::load(req.ann)?;
-    let spec = KeypointSpec::coco17();
+pub fn draw(req: &DrawRequest) -> Result<usize> {
+    let gt = CocoDataset::load(&req.ann)?;
+    let spec = drawing_spec(&gt, req.spec.as_deref())?;
     let mut poses: BTreeMap<i64, Vec<Drawn>> = BTreeMap::new();
-    match req.results {
+    match &req.results {
         Some(r) => {
             for res in crate::coco::load_results(r, &gt, spec.len())? {
                 if res.score >= req.min_score {
@@ -38,6 +53,15 @@ pub fn draw_dataset(req: &DrawRequest) -> Result<usize> {
         None => {
             for a in gt.annotations.iter().filter(|a| !a.iscrowd) {
                 let Some(k) = &a.keypoints else { continue };
+                ensure!(
+                    k.len() == 3 * spec.len(),
+                    "{}: annotation {} has {} keypoint numbers, but the keypoint set '{}' has {} keypoints",
+                    gt.source.display(),
+                    a.id,
+                    k.len(),
+                    spec.name,
+                    spec.len()
+                );
                 // GT visibility 1/2 shown, 0 hidden.
                 let kps = k.chunks_exact(3).map(|k| [k[0], k[1], if k[2] > 0.0 { 1.0 } else { 0.0 }]).collect();
                 poses.entry(a.image_id).or_default().push((kps, Some(a.bbox), None));
@@ -59,7 +83,7 @@ pub fn draw_dataset(req: &DrawRequest) -> Result<usize> {
             let pose = Pose { keypoints: kps, bbox: *bbox, score: *score };
             draw_pose(&mut img, &pose, &spec, if req.results.is_some() { req.min_score } else { 0.5 });
         }
-        save_image(&img, &drawing_path(req.out, Path::new(&rec.file_name), req.format), req.force)?;
+        save_image(&img, &drawing_path(&req.out, Path::new(&rec.file_name), req.format), req.force)?;
         written += 1;
     }
     if !failed.is_empty() {

@@ -1,8 +1,14 @@
 //! Experiment configuration: JSON, every field defaulted, unknown keys rejected, relative paths
 //! resolved from the config file, `--set key=value` overrides applied before validation.
-//! The model and training sections join with the network and training issues.
+//!
+//! A leaf: plain serde types that import no other module of the crate. The types built from a
+//! config live beside their own definitions (`Blueprint::for_pose`, `SampleSpec::from_config`,
+//! `PredictOptions::from_config`), and checks that need them run there.
 
-use crate::data::augment::AugmentConfig;
+mod types;
+
+pub use types::{Arch, Decoding, Device, HeadKind, ImageFormat, Size};
+
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,10 +20,10 @@ pub struct Config {
     /// Derives every random stream (shuffling, augmentation).
     pub seed: u64,
     pub data: DataConfig,
-    /// Network input (w, h).
-    pub input_size: [usize; 2],
-    /// Heatmap (w, h); the input must be an integer multiple.
-    pub heatmap_size: [usize; 2],
+    /// Network input, `[w, h]` in the file.
+    pub input_size: Size,
+    /// Heatmaps, `[w, h]` in the file; the input must be an integer multiple.
+    pub heatmap_size: Size,
     pub sigma: f32,
     /// DarkPose targets centred on the exact location.
     pub unbiased_targets: bool,
@@ -28,6 +34,45 @@ pub struct Config {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub val: ValConfig,
+}
+
+/// Training-time augmentation (DESIGN §4), in the order SimpleBaseline applies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    pub flip_prob: f64,
+    /// s = clip(N(0,1)·f + 1, 1 − f, 1 + f).
+    pub scale_factor: f64,
+    /// r = clip(N(0,1)·f, −2f, 2f), applied with `rotation_prob`.
+    pub rotation_factor: f64,
+    pub rotation_prob: f64,
+    pub half_body_prob: f64,
+    /// Half-body needs more than this many labelled joints.
+    pub half_body_min_joints: usize,
+    pub half_body_padding: f64,
+    /// Joints of the upper body (0-based); default: the keypoint set's `upper_body`, and no
+    /// half-body augmentation for a set that names none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upper_body: Option<Vec<usize>>,
+    /// Colour jitter strength j: brightness, contrast and saturation factors drawn from
+    /// [1 − j, 1 + j]. 0 (the reference recipe) turns it off.
+    pub color_jitter: f64,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        AugmentConfig {
+            flip_prob: 0.5,
+            scale_factor: 0.35,
+            rotation_factor: 45.0,
+            rotation_prob: 0.6,
+            half_body_prob: 0.3,
+            half_body_min_joints: 8,
+            half_body_padding: 1.5,
+            upper_body: None,
+            color_jitter: 0.0,
+        }
+    }
 }
 
 /// The optimisation recipe (SimpleBaseline/mmpose defaults, DESIGN §4) and the trainer's habits.
@@ -68,8 +113,7 @@ pub struct TemperatureSchedule {
 #[serde(default, deny_unknown_fields)]
 pub struct ValConfig {
     pub flip_test: bool,
-    /// "quarter" (argmax + ¼ px) or "dark".
-    pub decoding: String,
+    pub decoding: Decoding,
     pub batch_size: usize,
     /// Detector boxes scoring below this are dropped.
     pub box_score_threshold: f64,
@@ -106,7 +150,7 @@ impl Default for ValConfig {
     fn default() -> Self {
         ValConfig {
             flip_test: true,
-            decoding: "quarter".into(),
+            decoding: Decoding::Quarter,
             batch_size: 32,
             box_score_threshold: 0.0,
             joint_score_threshold: 0.2,
@@ -115,35 +159,15 @@ impl Default for ValConfig {
     }
 }
 
-impl ValConfig {
-    /// Predictor options for this section and a box padding.
-    pub fn predict_options(&self, padding: f64) -> Result<crate::infer::PredictOptions> {
-        use crate::data::codec::Decoding;
-        let decoding = match self.decoding.as_str() {
-            "quarter" => Decoding::Quarter,
-            "dark" => Decoding::Dark,
-            other => bail!("val.decoding: unknown decoding '{other}' (use quarter or dark)"),
-        };
-        Ok(crate::infer::PredictOptions {
-            flip: self.flip_test,
-            decoding,
-            batch_size: self.batch_size.max(1),
-            joint_threshold: self.joint_score_threshold,
-            nms_threshold: self.nms_oks_threshold,
-            padding,
-        })
-    }
-}
-
-/// The network: a backbone from `model::blueprint::ARCHS` and a keypoint head.
+/// The network: a backbone and a keypoint head. The head predicts one map per joint of the
+/// keypoint set (`data.keypoints`), so the joint count is not a model key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    pub arch: String,
+    pub arch: Arch,
     /// Channel width multiplier (MobileNetV2 and ResNet).
     pub width: f64,
-    /// "deconv" (SimpleBaseline) or "light" (bilinear ×2 + depthwise-separable).
-    pub head: String,
+    pub head: HeadKind,
     pub head_channels: usize,
     pub head_layers: usize,
     /// Dynamic head convs (default: as the backbone).
@@ -152,43 +176,31 @@ pub struct ModelConfig {
     pub dynamic_shortcut: bool,
     /// Kernels per dynamic conv.
     pub kernels: usize,
-    pub joints: usize,
+    /// Earlier releases' joint count; when present it must equal the keypoint set's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joints: Option<usize>,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            arch: "dy-resnet18".into(),
+            arch: Arch::DyResnet18,
             width: 1.0,
-            head: "deconv".into(),
+            head: HeadKind::Deconv,
             head_channels: 256,
             head_layers: 3,
             dynamic_head: None,
             dynamic_shortcut: false,
             kernels: 4,
-            joints: 17,
+            joints: None,
         }
     }
 }
 
 impl ModelConfig {
-    /// The architecture this section describes.
-    pub fn blueprint(&self) -> Result<crate::model::blueprint::Blueprint> {
-        use crate::model::blueprint::{backbone, deconv_head, light_head, Blueprint};
-        ensure!(self.kernels >= 1, "model.kernels must be at least 1");
-        ensure!(
-            self.joints >= 1 && self.head_channels >= 1 && self.head_layers >= 1,
-            "model.joints, head_channels and head_layers must be positive"
-        );
-        let b = backbone(&self.arch, self.width, self.dynamic_shortcut)
-            .map_err(|e| anyhow::anyhow!("model.arch/width: {e}"))?;
-        let dynamic = self.dynamic_head.unwrap_or(self.arch.starts_with("dy-"));
-        let head = match self.head.as_str() {
-            "deconv" => deconv_head(b.out_channels, self.head_channels, self.head_layers, self.joints, dynamic),
-            "light" => light_head(b.out_channels, self.head_channels, self.head_layers, self.joints, dynamic),
-            other => bail!("model.head: unknown head '{other}' (use deconv or light)"),
-        };
-        Ok(Blueprint { backbone: b, head: Some(head), classifier: None, kernels: self.kernels })
+    /// Whether the head's convs are dynamic: `dynamic_head`, else as the backbone.
+    pub fn head_is_dynamic(&self) -> bool {
+        self.dynamic_head.unwrap_or(self.arch.is_dynamic())
     }
 }
 
@@ -202,6 +214,9 @@ pub struct DataConfig {
     /// Detector boxes for validation (COCO detection results); GT boxes when absent.
     pub val_boxes: Option<PathBuf>,
     pub category_id: i64,
+    /// A keypoint spec file (names, flip pairs, OKS sigmas, limbs; `configs/keypoints/*.json`).
+    /// When absent, the training annotations' category names the joints.
+    pub keypoints: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,8 +233,8 @@ impl Default for Config {
         Config {
             seed: 0,
             data: DataConfig::default(),
-            input_size: [192, 256],
-            heatmap_size: [48, 64],
+            input_size: Size::new(192, 256),
+            heatmap_size: Size::new(48, 64),
             sigma: 2.0,
             unbiased_targets: false,
             box_padding: 1.25,
@@ -241,6 +256,7 @@ impl Default for DataConfig {
             val_images: PathBuf::new(),
             val_boxes: None,
             category_id: 1,
+            keypoints: None,
         }
     }
 }
@@ -255,7 +271,9 @@ impl Config {
     /// Loads `path`, applies `overrides` (`a.b=value`, the value read as JSON or else as a
     /// string), resolves relative paths from the file's directory, and validates.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
-        let mut value: Value = crate::coco::json::read_json(path)?;
+        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the config", path.display()))?;
+        let mut value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for o in overrides {
             apply_override(&mut value, o).with_context(|| format!("--set {o}"))?;
         }
@@ -268,22 +286,23 @@ impl Config {
         for p in [&mut d.train_annotations, &mut d.train_images, &mut d.val_annotations, &mut d.val_images] {
             resolve(base, p);
         }
-        if let Some(p) = d.val_boxes.as_mut() {
+        for p in [d.val_boxes.as_mut(), d.keypoints.as_mut()].into_iter().flatten() {
             resolve(base, p);
         }
         cfg.validate().with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(cfg)
     }
 
+    /// Checks that need nothing but the config itself; the network checks its own fit to
+    /// `input_size` and `heatmap_size` when it is built.
     pub fn validate(&self) -> Result<()> {
-        let [iw, ih] = self.input_size;
-        let [hw, hh] = self.heatmap_size;
-        ensure!(iw > 0 && ih > 0 && hw > 0 && hh > 0, "input_size and heatmap_size must be positive");
+        let (i, h) = (self.input_size, self.heatmap_size);
+        ensure!(i.area() > 0 && h.area() > 0, "input_size and heatmap_size must be positive");
         ensure!(
-            iw % hw == 0 && ih % hh == 0 && iw / hw == ih / hh,
-            "input_size {:?} must be the same integer multiple of heatmap_size {:?} in x and y",
-            self.input_size,
-            self.heatmap_size
+            i.width % h.width == 0 && i.height % h.height == 0 && i.width / h.width == i.height / h.height,
+            "input_size {:?} must be the same integer multiple of heatmap_size {:?} in x and y ([w, h])",
+            [i.width, i.height],
+            [h.width, h.height]
         );
         ensure!(self.sigma > 0.0, "sigma must be positive");
         ensure!(self.box_padding >= 1.0, "box_padding must be at least 1");
@@ -297,6 +316,11 @@ impl Config {
         }
         ensure!((0.0..1.0).contains(&a.scale_factor), "augment.scale_factor must be in [0, 1)");
         ensure!(self.loader.batch_size > 0, "loader.batch_size must be positive");
+        let m = &self.model;
+        ensure!(m.width > 0.0 && m.width <= 4.0, "model.width {} is out of range (0, 4]", m.width);
+        ensure!(m.kernels >= 1, "model.kernels must be at least 1");
+        ensure!(m.head_channels >= 1 && m.head_layers >= 1, "model.head_channels and head_layers must be positive");
+        ensure!(m.joints != Some(0), "model.joints must be positive");
         let t = &self.train;
         ensure!(t.lr > 0.0 && t.lr.is_finite(), "train.lr must be a positive number");
         ensure!(t.lr_factor > 0.0, "train.lr_factor must be positive");
@@ -305,36 +329,12 @@ impl Config {
         let tau = &t.temperature;
         ensure!(tau.start >= 1.0 && tau.end >= 1.0, "train.temperature start and end must be at least 1");
         ensure!(tau.epochs >= 0.0, "train.temperature.epochs must not be negative");
-        self.val.predict_options(self.box_padding)?;
-        let bp = self.model.blueprint()?;
-        // The head must turn the backbone's stride-32 map into the heatmap size.
-        let (_, out) = crate::model::cost::blueprint_cost(&bp, [ih, iw]);
-        ensure!(
-            out == [hh, hw],
-            "model: a {}×{} input gives {}×{} heatmaps, but heatmap_size is {:?} (w, h); use an input that is a multiple of 32 and input/heatmap = 4",
-            ih,
-            iw,
-            out[0],
-            out[1],
-            self.heatmap_size
-        );
         Ok(())
     }
 
-    /// How samples are made from this config: the codec, and augmentation when `train`.
-    pub fn sample_spec(&self, spec: &crate::coco::KeypointSpec, train: bool) -> crate::data::sample::SampleSpec {
-        let [w, h] = self.input_size;
-        let codec = crate::data::codec::HeatmapCodec {
-            unbiased: self.unbiased_targets,
-            ..crate::data::codec::HeatmapCodec::new(self.input_size, self.heatmap_size, self.sigma)
-        };
-        let augment = train.then(|| AugmentConfig { aspect: w as f64 / h as f64, ..self.augment.clone() });
-        crate::data::sample::SampleSpec {
-            codec,
-            augment,
-            padding: self.box_padding,
-            flip_permutation: spec.flip_permutation(),
-        }
+    /// The crop aspect ratio w/h of the network input.
+    pub fn aspect(&self) -> f64 {
+        self.input_size.width as f64 / self.input_size.height as f64
     }
 
     /// Points the data section at a COCO download laid out as cocodataset.org ships it:
@@ -399,7 +399,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = write(
             dir.path(),
-            r#"{"data": {"train_images": "imgs", "val_boxes": "/abs/b.json"}, "augment": {"flip_prob": 0.25}}"#,
+            r#"{"data": {"train_images": "imgs", "val_boxes": "/abs/b.json", "keypoints": "k.json"}, "augment": {"flip_prob": 0.25}}"#,
         );
         let cfg =
             Config::load(&p, &["seed=7".into(), "loader.batch_size=8".into(), "data.val_images=v".into()]).unwrap();
@@ -410,7 +410,12 @@ mod tests {
         assert_eq!(cfg.data.train_images, dir.path().join("imgs"));
         assert_eq!(cfg.data.val_images, dir.path().join("v"));
         assert_eq!(cfg.data.val_boxes, Some(PathBuf::from("/abs/b.json")));
-        assert_eq!(cfg.input_size, [192, 256]);
+        assert_eq!(cfg.data.keypoints, Some(dir.path().join("k.json")));
+        assert_eq!(cfg.input_size, Size::new(192, 256));
+        assert_eq!(cfg.val.decoding, Decoding::Quarter);
+        // What a run directory stores reads back as the same config.
+        let again: Config = serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(again, cfg);
     }
 
     #[test]
@@ -429,13 +434,15 @@ mod tests {
         let e = err("{}", &["heatmap_size=[50, 64]"]);
         assert!(e.contains("integer multiple"), "{e}");
         let e = err("{}", &["model.arch=vgg16"]);
-        assert!(e.contains("unknown architecture 'vgg16'"), "{e}");
+        assert!(e.contains("model.arch") && e.contains("unknown variant `vgg16`"), "{e}");
         let e = err("{}", &["model.arch=mobilenetv2", "model.width=-2"]);
-        assert!(e.contains("width -2 is out of range"), "{e}");
+        assert!(e.contains("model.width -2 is out of range"), "{e}");
         let e = err("{}", &["model.head=fpn"]);
-        assert!(e.contains("unknown head 'fpn'"), "{e}");
-        let e = err("{}", &["input_size=[200, 256]", "heatmap_size=[50, 64]"]);
-        assert!(e.contains("heatmaps"), "{e}");
+        assert!(e.contains("model.head") && e.contains("unknown variant `fpn`"), "{e}");
+        let e = err("{}", &["val.decoding=argmax"]);
+        assert!(e.contains("val.decoding") && e.contains("expected `quarter` or `dark`"), "{e}");
+        let e = err("{}", &["input_size=[192]"]);
+        assert!(e.contains("input_size") && e.contains("length 1"), "{e}");
         let e = err("{}", &["seed"]);
         assert!(e.contains("--set seed") && e.contains("key=value"), "{e}");
     }

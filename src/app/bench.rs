@@ -1,6 +1,12 @@
 //! `dypose bench …`: measurements printed as a table, with a JSON line last for scripts.
 
-use crate::coco::CocoDataset;
+use crate::coco::{CocoDataset, KeypointSpec};
+use crate::config::{Config, Device};
+use crate::data::instances::train_instances;
+use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::sample::SampleSpec;
+use crate::model::backend::ConvBackend;
+use crate::model::blueprint::Blueprint;
 use anyhow::Result;
 use std::path::Path;
 use std::time::Instant;
@@ -52,15 +58,18 @@ pub fn bench_coco_load(ann: &Path, repeat: usize) -> Result<String> {
 /// Times the whole path from JPEG on disk to collated batches (decode, crop, augment, targets,
 /// normalise) for `samples` samples, cycling over the instances of `ann` with `workers` threads.
 pub fn bench_data(ann: &Path, images: &Path, samples: usize, workers: usize, batch: usize) -> Result<String> {
-    use crate::coco::KeypointSpec;
-    use crate::data::instances::train_instances;
-    use crate::data::loader::{Loader, LoaderConfig};
     let ds = CocoDataset::load(ann)?;
-    let (base, report) = train_instances(&ds, images, 1, 17);
+    // The reference recipe (192×256 input, 48×64 heatmaps, the default augmentation) for the
+    // keypoint set of the file's first category with keypoints.
+    let cat = ds.categories.iter().find(|c| !c.keypoints.is_empty());
+    let kspec = match cat {
+        Some(c) => ds.keypoint_spec(c.id)?,
+        None => KeypointSpec::coco17(),
+    };
+    let (base, report) = train_instances(&ds, images, cat.map_or(1, |c| c.id), kspec.len());
     anyhow::ensure!(!base.is_empty(), "{}: no person instances to load ({report})", ann.display());
     let instances: Vec<_> = base.iter().cycle().take(samples.max(1)).cloned().collect();
-    // The reference recipe: 192×256 input, 48×64 heatmaps, the default augmentation.
-    let spec = crate::config::Config::default().sample_spec(&KeypointSpec::coco17(), true);
+    let spec = SampleSpec::from_config(&Config::default(), &kspec, true);
     let workers = if workers == 0 { rayon::current_num_threads() } else { workers };
     let cfg = LoaderConfig { batch_size: batch, seed: 0, shuffle: true, prefetch: 4, workers, drop_last: false };
     let loader = Loader::new(instances, spec, cfg)?;
@@ -141,41 +150,43 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// `dypose bench model`: inference and training images/s of the config's model on `device`.
-/// `generic` forces the device-generic ops (the path CUDA runs) on the CPU too.
-pub fn bench_model(
-    device: &str,
-    cfg: &crate::config::Config,
-    batch: usize,
-    iters: usize,
-    generic: bool,
-) -> Result<String> {
-    crate::with_device!(device, |dev: D| bench_model_on(dev, device, cfg, batch, iters, generic))
+/// How to time a config's network: batch size, timed iterations, and whether to force the
+/// device-generic ops (the path CUDA runs) on the CPU too.
+pub struct ModelBench {
+    pub batch: usize,
+    pub iters: usize,
+    pub generic: bool,
 }
 
-fn bench_model_on<D: crate::model::backend::ConvBackend + dfdx::prelude::Synchronize>(
+/// `dypose bench model`: inference and training images/s of the config's model on `device`,
+/// for the config's keypoint set.
+pub fn bench_model(device: Device, cfg: &Config, how: &ModelBench) -> Result<String> {
+    let spec = super::spec_for_config(cfg)?;
+    crate::with_device!(device, |dev: D| bench_model_on(dev, device, cfg, spec.len(), how))
+}
+
+fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
     dev: D,
-    device: &str,
-    cfg: &crate::config::Config,
-    batch: usize,
-    iters: usize,
-    generic: bool,
+    device: Device,
+    cfg: &Config,
+    joints: usize,
+    how: &ModelBench,
 ) -> Result<String> {
     use crate::model::conv::T4;
     use crate::model::layers::{init_rng, random_values, Ctx};
     use crate::model::posenet::PoseNet;
     use dfdx::prelude::*;
+    let ModelBench { batch, iters, generic } = *how;
     anyhow::ensure!(batch >= 1 && iters >= 1, "--batch and --iters must be at least 1");
     let generic = generic || !D::FAST;
-    let bp = cfg.model.blueprint()?;
-    let [w, h] = cfg.input_size;
-    let (cost, out) = crate::model::cost::blueprint_cost(&bp, [h, w]);
+    let bp = Blueprint::for_config(cfg, joints)?;
+    let (h, w) = (cfg.input_size.height, cfg.input_size.width);
+    let (cost, out) = crate::model::cost::blueprint_cost(&bp, cfg.input_size);
     let mut net = PoseNet::new(&dev, &bp, cfg.seed);
     let rng = &mut init_rng(cfg.seed + 1);
     let x: T4<D> = dev.tensor_from_vec(random_values(rng, batch * 3 * h * w), (batch, 3, h, w));
-    let j = cfg.model.joints;
     let target: T4<D> =
-        dev.tensor_from_vec(random_values(rng, batch * j * out[0] * out[1]), (batch, j, out[0], out[1]));
+        dev.tensor_from_vec(random_values(rng, batch * joints * out.area()), (batch, joints, out.height, out.width));
     let mut infer = || {
         let t = Instant::now();
         std::hint::black_box(net.forward(x.clone(), Ctx { generic_ops: generic, ..Ctx::INFERENCE }).as_vec());
@@ -199,7 +210,7 @@ fn bench_model_on<D: crate::model::backend::ConvBackend + dfdx::prelude::Synchro
     let (gf_i, gf_t) = (flops * ips_i / 1e9, 3.0 * flops * ips_t / 1e9);
     let cores = rayon::current_num_threads();
     let rss = peak_rss_mb().unwrap_or(f64::NAN);
-    let on_cpu = device == "cpu";
+    let on_cpu = device == crate::config::Device::Cpu;
     let mut s = format!(
         "{} at {}×{} (h×w), batch {batch}, {}; {:.2} GMAdds and {:.1} M parameters per image; median of {iters}\n",
         cfg.model.arch,
@@ -234,7 +245,7 @@ fn bench_model_on<D: crate::model::backend::ConvBackend + dfdx::prelude::Synchro
     s += &format!("peak host memory {rss:.0} MB\n");
     let nan_null = |v: f64| if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null };
     s += &serde_json::json!({
-        "device": device, "batch": batch, "inference_img_per_s": ips_i, "training_img_per_s": ips_t,
+        "device": device.to_string(), "batch": batch, "inference_img_per_s": ips_i, "training_img_per_s": ips_t,
         "inference_gflops": gf_i, "training_gflops": gf_t, "gemm_one_core_gflops": nan_null(gemm),
         "gemm_one_core_gflops_dfdx": nan_null(gemm_dfdx), "threads": cores, "peak_rss_mb": nan_null(rss), "generic_ops": generic,
     })
@@ -242,26 +253,44 @@ fn bench_model_on<D: crate::model::backend::ConvBackend + dfdx::prelude::Synchro
     Ok(s)
 }
 
+/// What `dypose bench predict` runs: a checkpoint (its config and keypoint set), or a config
+/// with fresh weights (speed does not depend on them), on the GT boxes of `ann` repeated to at
+/// least `crops` crops, `repeats` timed passes.
+pub struct PredictBench {
+    pub model: ModelSource,
+    pub ann: std::path::PathBuf,
+    pub images: std::path::PathBuf,
+    pub crops: usize,
+    pub repeats: usize,
+}
+
+/// A trained checkpoint, or a config's network with fresh weights.
+pub enum ModelSource {
+    Checkpoint(std::path::PathBuf),
+    Fresh(Box<Config>),
+}
+
 /// `dypose bench predict`: end-to-end inference throughput (JPEG decode, crop warp, network,
 /// decoding, inverse affine, rescoring, OKS-NMS) in person crops per second, with and without
-/// the flip test, on the GT boxes of `ann` repeated to at least `crops` crops. The weights are
-/// freshly initialised: speed does not depend on them.
-pub fn bench_predict(
-    device: &str,
-    cfg: &crate::config::Config,
-    ann: &Path,
-    images: &Path,
-    crops: usize,
-    repeats: usize,
-) -> Result<String> {
+/// the flip test.
+pub fn bench_predict(device: Device, req: &PredictBench) -> Result<String> {
     use crate::infer::{validate::ValSet, Predictor};
+    let (crops, repeats, ann, images) = (req.crops, req.repeats, &req.ann, &req.images);
     anyhow::ensure!(crops >= 1 && repeats >= 1, "--crops and --repeats must be at least 1");
-    let spec = crate::coco::KeypointSpec::coco17();
-    let val = ValSet::from_files(cfg, &spec, ann, images, None)?;
+    let trained = match &req.model {
+        ModelSource::Checkpoint(path) => super::open_checkpoint(device, path, None)?,
+        ModelSource::Fresh(cfg) => {
+            let spec = super::spec_for_config(cfg)?;
+            let model = super::build_model(device, cfg, &spec, None)?;
+            super::Trained { cfg: (**cfg).clone(), spec, model }
+        }
+    };
+    let (cfg, spec) = (&trained.cfg, &trained.spec);
+    let val = ValSet::from_files(cfg, spec, ann, images, None)?;
     let per_pass: usize = val.gt_jobs.iter().map(|j| j.boxes.len().max(1)).sum();
     anyhow::ensure!(per_pass > 0, "{}: no images", ann.display());
     let jobs: Vec<_> = val.gt_jobs.iter().cycle().take(val.gt_jobs.len() * crops.div_ceil(per_pass)).cloned().collect();
-    let mut predictor = Predictor::for_config(crate::infer::run::build_model(device, cfg, None)?, cfg, &spec)?;
+    let mut predictor = Predictor::for_config(trained.model, cfg, spec)?;
     let mut rates = Vec::new();
     let mut n = 0;
     for flip in [true, false] {
@@ -276,10 +305,10 @@ pub fn bench_predict(
         times.remove(0); // warm-up
         rates.push(n as f64 / median(times));
     }
-    let [w, h] = cfg.input_size;
     let mut s = format!(
-        "{} at {h}×{w} (h×w), batch {}, {} decoding, {device}, {} threads; {n} crops of {} per pass, median of {repeats}\n",
+        "{} at {} (h×w), batch {}, {} decoding, {device}, {} threads; {n} crops of {} per pass, median of {repeats}\n",
         cfg.model.arch,
+        cfg.input_size,
         cfg.val.batch_size,
         cfg.val.decoding,
         rayon::current_num_threads(),
@@ -289,7 +318,7 @@ pub fn bench_predict(
     s += &format!("{:<28} {:>10.1}\n", "with flip test (2 passes)", rates[0]);
     s += &format!("{:<28} {:>10.1}\n", "without flip test", rates[1]);
     s += &serde_json::json!({
-        "device": device, "crops": n, "crops_per_s_flip": rates[0], "crops_per_s_no_flip": rates[1],
+        "device": device.to_string(), "crops": n, "crops_per_s_flip": rates[0], "crops_per_s_no_flip": rates[1],
         "batch": cfg.val.batch_size, "threads": rayon::current_num_threads(),
     })
     .to_string();

@@ -1,5 +1,6 @@
-//! A synthetic COCO person-keypoint data set: stick figures with COCO's 17 joints on textured
-//! backgrounds, so that anyone can train and test without COCO.
+//! A synthetic COCO keypoint data set on textured backgrounds, so that anyone can train and test
+//! without COCO: stick persons with COCO's 17 joints (`person`), or random articulated figures
+//! of any keypoint set (`articulated`).
 //!
 //! Left limbs (and the left eye and ear) are drawn in warm colours, right ones in cool colours,
 //! so the sides are learnable even with flip augmentation. A pixel-ownership buffer decides
@@ -9,12 +10,59 @@
 //! sometimes a crowd of tiny figures with one `iscrowd` region. `area` is the visible pixel
 //! count, as COCO's segmentation areas are.
 
+mod articulated;
+mod person;
+
+use crate::coco::KeypointSpec;
+use articulated::Anatomy;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_circle_mut, draw_polygon_mut};
 use imageproc::point::Point;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
+
+/// What the figures of a data set are.
+#[derive(Debug, Clone)]
+pub enum Figures {
+    /// COCO's stick persons (17 joints).
+    Persons,
+    /// Random articulated figures of a keypoint set.
+    Articulated(KeypointSpec),
+}
+
+/// The figures of one data set, ready to draw: an articulated set's anatomy is drawn once from
+/// the data set's seed, so all its figures share it.
+pub struct FigureModel {
+    spec: KeypointSpec,
+    anatomy: Option<Anatomy>,
+}
+
+impl FigureModel {
+    pub fn new(figures: &Figures, seed: u64) -> FigureModel {
+        match figures {
+            Figures::Persons => FigureModel { spec: KeypointSpec::coco17(), anatomy: None },
+            Figures::Articulated(spec) => {
+                let anatomy = Anatomy::new(spec, &mut crate::seed::stream(seed, 4, 0));
+                FigureModel { spec: spec.clone(), anatomy: Some(anatomy) }
+            }
+        }
+    }
+
+    fn pose(&self, rng: &mut ChaCha8Rng, center: [f32; 2], height: f32, roll: f32) -> Vec<[f32; 2]> {
+        match &self.anatomy {
+            Some(a) => a.pose(rng, center, height, roll),
+            None => person::random_pose(rng, center, height, roll).to_vec(),
+        }
+    }
+
+    fn mask(&self, w: u32, h: u32, joints: &[[f32; 2]], height: f32) -> image::GrayImage {
+        match &self.anatomy {
+            Some(a) => a.mask(w, h, joints, height),
+            None => person::figure_mask(w, h, joints.try_into().expect("a person has 17 joints"), height),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SynthConfig {
@@ -46,45 +94,6 @@ const BODY: u8 = 3;
 const HEAD: u8 = 4;
 const NOSE: u8 = 5;
 
-/// A standing pose in body units (height 1, origin at the hip centre, y down), then limb angles.
-fn random_pose(rng: &mut ChaCha8Rng, center: [f32; 2], height: f32, roll: f32) -> [[f32; 2]; 17] {
-    let h = height;
-    let mut p = [[0.0f32; 2]; 17];
-    let lean: f32 = rng.random_range(-0.25..0.25);
-    let up = [lean.sin(), -lean.cos()];
-    let side = [-up[1], up[0]]; // the figure's left is the image's right (facing the camera)
-    let add = |a: [f32; 2], d: [f32; 2], k: f32| [a[0] + d[0] * k, a[1] + d[1] * k];
-    let hip_c = [0.0, 0.0];
-    let sho_c = add(hip_c, up, 0.30 * h);
-    let head = add(sho_c, up, 0.13 * h);
-    let (sw, hw) = (rng.random_range(0.09..0.12) * h, rng.random_range(0.06..0.08) * h);
-    p[5] = add(sho_c, side, sw);
-    p[6] = add(sho_c, side, -sw);
-    p[11] = add(hip_c, side, hw);
-    p[12] = add(hip_c, side, -hw);
-    let dir = |a: f32| [a.sin(), a.cos()]; // angle 0 points down
-    for (s, e, w, sign) in [(5, 7, 9, 1.0f32), (6, 8, 10, -1.0)] {
-        let a1 = lean + sign * rng.random_range(-0.4f32..2.6);
-        let a2 = a1 + sign * rng.random_range(-0.3f32..2.2);
-        p[e] = add(p[s], dir(a1), 0.16 * h);
-        p[w] = add(p[e], dir(a2), 0.15 * h);
-    }
-    for (s, k, a, sign) in [(11, 13, 15, 1.0f32), (12, 14, 16, -1.0)] {
-        let a1 = lean + sign * rng.random_range(-0.35f32..0.9);
-        let a2 = a1 - sign * rng.random_range(0.0f32..1.2);
-        p[k] = add(p[s], dir(a1), 0.23 * h);
-        p[a] = add(p[k], dir(a2), 0.22 * h);
-    }
-    let yaw: f32 = rng.random_range(-0.4..0.4);
-    p[0] = add(add(head, up, -0.02 * h), side, yaw * 0.03 * h);
-    p[1] = add(add(head, up, 0.015 * h), side, (0.025 + yaw * 0.02) * h);
-    p[2] = add(add(head, up, 0.015 * h), side, (-0.025 + yaw * 0.02) * h);
-    p[3] = add(head, side, (0.055 - yaw * 0.01) * h);
-    p[4] = add(head, side, (-0.055 - yaw * 0.01) * h);
-    let (sr, cr) = roll.sin_cos();
-    p.map(|q| [center[0] + q[0] * cr - q[1] * sr, center[1] + q[0] * sr + q[1] * cr])
-}
-
 fn pt(p: [f32; 2]) -> Point<i32> {
     Point::new(p[0].round() as i32, p[1].round() as i32)
 }
@@ -106,39 +115,6 @@ fn segment(mask: &mut image::GrayImage, a: [f32; 2], b: [f32; 2], width: f32, co
     let r = (width * 0.5).round().max(1.0) as i32;
     draw_filled_circle_mut(mask, (pt(a).x, pt(a).y), r, image::Luma([code]));
     draw_filled_circle_mut(mask, (pt(b).x, pt(b).y), r, image::Luma([code]));
-}
-
-/// The part mask of a figure (0 = not the figure).
-fn figure_mask(w: u32, h: u32, p: &[[f32; 2]; 17], height: f32) -> image::GrayImage {
-    let mut m = image::GrayImage::new(w, h);
-    let t = (0.045 * height).max(2.0);
-    let mid = |a: [f32; 2], b: [f32; 2]| [(a[0] + b[0]) * 0.5, (a[1] + b[1]) * 0.5];
-    let torso = [pt(p[5]), pt(p[6]), pt(p[12]), pt(p[11])];
-    if torso.windows(2).all(|w| w[0] != w[1]) && torso[0] != torso[3] {
-        draw_polygon_mut(&mut m, &torso, image::Luma([BODY]));
-    }
-    let neck = mid(p[5], p[6]);
-    let head = mid(p[3], p[4]);
-    segment(&mut m, neck, head, t, BODY);
-    for (a, b, code) in [
-        (11, 13, LEFT),
-        (13, 15, LEFT),
-        (12, 14, RIGHT),
-        (14, 16, RIGHT),
-        (5, 7, LEFT),
-        (7, 9, LEFT),
-        (6, 8, RIGHT),
-        (8, 10, RIGHT),
-    ] {
-        segment(&mut m, p[a], p[b], t, code);
-    }
-    let hr = (0.075 * height).max(2.0) as i32;
-    draw_filled_circle_mut(&mut m, (pt(head).x, pt(head).y), hr, image::Luma([HEAD]));
-    let dot = (0.014 * height).round().max(1.0) as i32;
-    for (j, code) in [(0, NOSE), (1, LEFT), (2, RIGHT), (3, LEFT), (4, RIGHT)] {
-        draw_filled_circle_mut(&mut m, (pt(p[j]).x, pt(p[j]).y), dot, image::Luma([code]));
-    }
-    m
 }
 
 fn random_colour(rng: &mut ChaCha8Rng, hue: std::ops::Range<f32>, light: std::ops::Range<f32>) -> [f32; 3] {
@@ -210,7 +186,7 @@ fn cos_sin(a: f32) -> (f32, f32) {
 }
 
 struct Placed {
-    joints: [[f32; 2]; 17],
+    joints: Vec<[f32; 2]>,
     /// None: drawn but not annotated individually (crowd member).
     annotate: Annotate,
     bbox: [u32; 4],
@@ -225,13 +201,13 @@ enum Annotate {
 }
 
 /// Generates image `index` of a split; the same (seed, index) always gives the same image.
-pub fn generate_image(cfg: &SynthConfig, split_seed: u64, index: u64) -> SynthImage {
-    let mut rng = crate::data::augment::sample_rng(cfg.seed, split_seed, index);
+pub fn generate_image(cfg: &SynthConfig, model: &FigureModel, split_seed: u64, index: u64) -> SynthImage {
+    let mut rng = crate::seed::stream(cfg.seed, split_seed, index);
     let (w, h) = (cfg.width, cfg.height);
     let mut img = background(&mut rng, w, h);
     let mut owner = vec![-1i32; (w * h) as usize];
     let mut placed: Vec<Placed> = Vec::new();
-    let mut figures: Vec<([[f32; 2]; 17], f32, Annotate)> = Vec::new();
+    let mut figures: Vec<(Vec<[f32; 2]>, f32, Annotate)> = Vec::new();
     let n = rng.random_range(1..=cfg.max_persons);
     let [lo, hi] = cfg.person_height;
     for _ in 0..n {
@@ -239,7 +215,7 @@ pub fn generate_image(cfg: &SynthConfig, split_seed: u64, index: u64) -> SynthIm
         let center = [rng.random_range(-0.1..1.1) * w as f32, rng.random_range(0.0..1.0) * h as f32];
         let roll = if rng.random_bool(0.15) { rng.random_range(-1.6..1.6) } else { rng.random_range(-0.3..0.3) };
         let kind = if rng.random_bool(0.06) { Annotate::Unlabelled } else { Annotate::Person };
-        figures.push((random_pose(&mut rng, center, height, roll), height, kind));
+        figures.push((model.pose(&mut rng, center, height, roll), height, kind));
     }
     let crowd = rng.random_bool(0.12);
     let mut crowd_region = None;
@@ -249,12 +225,12 @@ pub fn generate_image(cfg: &SynthConfig, split_seed: u64, index: u64) -> SynthIm
         for _ in 0..members {
             let c = [cx + rng.random_range(-40.0..40.0), cy + rng.random_range(-20.0..20.0)];
             let height = rng.random_range(14.0..22.0);
-            figures.push((random_pose(&mut rng, c, height, 0.0), height, Annotate::CrowdMember));
+            figures.push((model.pose(&mut rng, c, height, 0.0), height, Annotate::CrowdMember));
         }
         crowd_region = Some(placed.len());
     }
     for (id, (joints, height, kind)) in figures.iter().enumerate() {
-        let mask = figure_mask(w, h, joints, *height);
+        let mask = model.mask(w, h, joints, *height);
         let palette: [[f32; 3]; 6] = [
             [0.0; 3],
             random_colour(&mut rng, -30.0..50.0, 0.6..1.0),
@@ -274,7 +250,7 @@ pub fn generate_image(cfg: &SynthConfig, split_seed: u64, index: u64) -> SynthIm
                 bbox = [bbox[0].min(x), bbox[1].min(y), bbox[2].max(x), bbox[3].max(y)];
             }
         }
-        placed.push(Placed { joints: *joints, annotate: *kind, bbox });
+        placed.push(Placed { joints: joints.clone(), annotate: *kind, bbox });
         if rng.random_bool(0.2) {
             // An occluder over part of the scene drawn so far.
             let col = random_colour(&mut rng, 0.0..360.0, 0.2..0.9).map(|v| v as u8);
@@ -298,7 +274,7 @@ pub fn generate_image(cfg: &SynthConfig, split_seed: u64, index: u64) -> SynthIm
         if area < 4.0 {
             continue;
         }
-        let mut kps = Vec::with_capacity(51);
+        let mut kps = Vec::with_capacity(3 * p.joints.len());
         let mut labelled = 0;
         for q in &p.joints {
             let inside = q[0] >= 0.0 && q[1] >= 0.0 && q[0] < w as f32 && q[1] < h as f32;
@@ -335,20 +311,22 @@ pub fn generate_image(cfg: &SynthConfig, split_seed: u64, index: u64) -> SynthIm
         if area >= 4.0 && x0 != u32::MAX {
             annotations.push(json!({
                 "category_id": 1, "iscrowd": 1, "num_keypoints": 0, "area": area,
-                "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1], "keypoints": vec![0; 51],
+                "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1], "keypoints": vec![0; 3 * model.spec.len()],
             }));
         }
     }
     SynthImage { image: img, annotations }
 }
 
-/// Writes `train` and `val` images with their COCO files under `out`:
-/// `annotations/person_keypoints_{train,val}.json`, `{train,val}/*.jpg`, and
+/// Writes `train` and `val` images of `figures` with their COCO files under `out`:
+/// `annotations/person_keypoints_{train,val}.json`, `{train,val}/*.jpg`,
 /// `annotations/person_detections_val.json` (detector-like boxes: jittered GT boxes and a few
-/// false ones, with scores). Refuses to write into an existing data set unless `overwrite`.
+/// false ones, with scores) and `annotations/keypoints.json` (the keypoint spec). Refuses to
+/// write into an existing data set unless `overwrite`.
 pub fn write_dataset(
     out: &std::path::Path,
     cfg: &SynthConfig,
+    figures: &Figures,
     train: usize,
     val: usize,
     overwrite: bool,
@@ -359,6 +337,8 @@ pub fn write_dataset(
     if !overwrite && ann_dir.join("person_keypoints_train.json").exists() {
         anyhow::bail!("{}: a data set is already there (pass --force to replace it)", out.display());
     }
+    let model = FigureModel::new(figures, cfg.seed);
+    let spec = &model.spec;
     let mut summary = String::new();
     for (split, count, split_seed) in [("train", train, 1u64), ("val", val, 2u64)] {
         let dir = out.join(split);
@@ -367,7 +347,7 @@ pub fn write_dataset(
         let images: Vec<anyhow::Result<(Value, Vec<Value>)>> = (0..count)
             .into_par_iter()
             .map(|i| {
-                let s = generate_image(cfg, split_seed, i as u64);
+                let s = generate_image(cfg, &model, split_seed, i as u64);
                 let id = i as i64 + 1;
                 let name = format!("{id:012}.jpg");
                 let mut bytes = Vec::new();
@@ -391,10 +371,10 @@ pub fn write_dataset(
             }
             records.push(record);
         }
+        let name = if matches!(figures, Figures::Persons) { "person" } else { spec.name.as_str() };
         let categories = json!([{
-            "id": 1, "name": "person", "supercategory": "person",
-            "keypoints": crate::coco::KeypointSpec::coco17().keypoints,
-            "skeleton": crate::coco::KeypointSpec::coco17().limbs.iter().map(|[a, b]| [a + 1, b + 1]).collect::<Vec<_>>(),
+            "id": 1, "name": name, "supercategory": name,
+            "keypoints": spec.keypoints, "skeleton": spec.coco_skeleton(),
         }]);
         if split == "val" {
             let dets = detections(&anns, cfg);
@@ -415,12 +395,14 @@ pub fn write_dataset(
             serde_json::to_string(&file)?.as_bytes(),
         )?;
     }
+    let spec_text = serde_json::to_string_pretty(spec)? + "\n";
+    crate::fsutil::write_atomic(&ann_dir.join("keypoints.json"), spec_text.as_bytes())?;
     Ok(summary + &format!("written to {}", out.display()))
 }
 
 /// Detector-like person boxes for the val split: each non-crowd GT box jittered, plus false boxes.
 fn detections(anns: &[Value], cfg: &SynthConfig) -> Vec<Value> {
-    let mut rng = crate::data::augment::sample_rng(cfg.seed, 3, 0);
+    let mut rng = crate::seed::stream(cfg.seed, 3, 0);
     let mut out = Vec::new();
     let mut last_image = None;
     for a in anns.iter().filter(|a| a["iscrowd"] == 0) {
@@ -448,38 +430,74 @@ fn detections(anns: &[Value], cfg: &SynthConfig) -> Vec<Value> {
 mod tests {
     use super::*;
 
+    /// CrowdPose's 14 joints, as shipped in configs/keypoints/.
+    fn crowdpose() -> KeypointSpec {
+        KeypointSpec::from_json_file(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/keypoints/crowdpose14.json"
+        )))
+        .unwrap()
+    }
+
     #[test]
     fn same_seed_same_image_and_labels_follow_the_drawing() {
         let cfg = SynthConfig::default();
-        let a = generate_image(&cfg, 0, 5);
-        let b = generate_image(&cfg, 0, 5);
-        assert_eq!(a.image, b.image);
-        assert_eq!(a.annotations, b.annotations);
-        assert_ne!(generate_image(&cfg, 0, 6).image, a.image);
-        let mut seen_occluded = false;
-        let mut seen_outside = false;
-        for i in 0..40 {
-            let s = generate_image(&cfg, 1, i);
-            for ann in &s.annotations {
-                let k: Vec<f64> = ann["keypoints"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-                assert_eq!(k.len(), 51);
-                let labelled = k.chunks(3).filter(|p| p[2] > 0.0).count() as u64;
-                assert_eq!(ann["num_keypoints"].as_u64().unwrap(), labelled);
-                let bb: Vec<f64> = ann["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-                assert!(bb[0] >= 0.0 && bb[1] >= 0.0 && bb[0] + bb[2] <= 384.0 && bb[1] + bb[3] <= 288.0);
-                assert!(ann["area"].as_f64().unwrap() <= bb[2] * bb[3]);
-                for p in k.chunks(3) {
-                    if p[2] == 2.0 {
-                        // A visible joint lies on its own figure's pixels, which differ from the
-                        // background: check it is inside the image and its box (±1 px).
-                        assert!(p[0] >= bb[0] - 1.0 && p[0] <= bb[0] + bb[2] + 1.0, "{p:?} {bb:?}");
-                        assert!(p[1] >= bb[1] - 1.0 && p[1] <= bb[1] + bb[3] + 1.0);
+        for figures in [Figures::Persons, Figures::Articulated(crowdpose())] {
+            let model = FigureModel::new(&figures, cfg.seed);
+            let joints = model.spec.len();
+            let a = generate_image(&cfg, &model, 0, 5);
+            let b = generate_image(&cfg, &model, 0, 5);
+            assert_eq!(a.image, b.image);
+            assert_eq!(a.annotations, b.annotations);
+            assert_ne!(generate_image(&cfg, &model, 0, 6).image, a.image);
+            let mut seen_occluded = false;
+            let mut seen_outside = false;
+            for i in 0..40 {
+                let s = generate_image(&cfg, &model, 1, i);
+                for ann in &s.annotations {
+                    let k: Vec<f64> =
+                        ann["keypoints"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                    assert_eq!(k.len(), 3 * joints);
+                    let labelled = k.chunks(3).filter(|p| p[2] > 0.0).count() as u64;
+                    assert_eq!(ann["num_keypoints"].as_u64().unwrap(), labelled);
+                    let bb: Vec<f64> = ann["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                    assert!(bb[0] >= 0.0 && bb[1] >= 0.0 && bb[0] + bb[2] <= 384.0 && bb[1] + bb[3] <= 288.0);
+                    assert!(ann["area"].as_f64().unwrap() <= bb[2] * bb[3]);
+                    for p in k.chunks(3) {
+                        if p[2] == 2.0 {
+                            // A visible joint lies on its own figure's pixels, which differ from the
+                            // background: check it is inside the image and its box (±1 px).
+                            assert!(p[0] >= bb[0] - 1.0 && p[0] <= bb[0] + bb[2] + 1.0, "{p:?} {bb:?}");
+                            assert!(p[1] >= bb[1] - 1.0 && p[1] <= bb[1] + bb[3] + 1.0);
+                        }
+                        seen_occluded |= p[2] == 1.0;
                     }
-                    seen_occluded |= p[2] == 1.0;
+                    seen_outside |= k.chunks(3).any(|p| p[2] == 0.0) && labelled > 0;
                 }
-                seen_outside |= k.chunks(3).any(|p| p[2] == 0.0) && labelled > 0;
+            }
+            assert!(seen_occluded && seen_outside, "{:?}", model.spec.name);
+        }
+    }
+
+    #[test]
+    fn a_visible_joint_shows_its_figure_and_its_side_colour_nearby() {
+        // Visible joints (v = 2) sit on a dark joint dot, and a left (right) joint's limb is drawn
+        // in a warm (cool) colour: the network can tell the sides apart.
+        let cfg = SynthConfig::default();
+        let spec = crowdpose();
+        let model = FigureModel::new(&Figures::Articulated(spec.clone()), cfg.seed);
+        let (mut dark, mut visible) = (0, 0);
+        for i in 0..20 {
+            let s = generate_image(&cfg, &model, 1, i);
+            for ann in s.annotations.iter().filter(|a| a["iscrowd"] == 0) {
+                let k: Vec<f64> = ann["keypoints"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                for p in k.chunks(3).filter(|p| p[2] == 2.0) {
+                    let px = s.image.get_pixel(p[0] as u32, p[1] as u32).0;
+                    visible += 1;
+                    dark += (px.iter().all(|&c| c <= 40)) as usize;
+                }
             }
         }
-        assert!(seen_occluded && seen_outside);
+        assert!(visible > 100 && dark * 10 >= visible * 9, "{dark} of {visible} visible joints on a dark dot");
     }
 }

@@ -3,8 +3,8 @@
 //! scores the synthetic val split with GT and detector boxes, draws a few val images, and writes
 //! `runs/quickstart/summary.json`.
 
-use crate::coco::KeypointSpec;
-use crate::config::Config;
+use crate::config::{Config, Device};
+use crate::infer::results_of;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
 
@@ -29,7 +29,17 @@ pub fn run(force: bool, overrides: &[String]) -> Result<String> {
     if !Path::new(DATA_DIR).join("annotations/person_keypoints_val.json").exists() {
         eprintln!("generating the synthetic data set in {DATA_DIR} ({TRAIN_IMAGES} train, {VAL_IMAGES} val images)");
         let cfg = crate::data::synth::SynthConfig::default();
-        eprintln!("{}", crate::data::synth::write_dataset(Path::new(DATA_DIR), &cfg, TRAIN_IMAGES, VAL_IMAGES, false)?);
+        eprintln!(
+            "{}",
+            crate::data::synth::write_dataset(
+                Path::new(DATA_DIR),
+                &cfg,
+                &crate::data::synth::Figures::Persons,
+                TRAIN_IMAGES,
+                VAL_IMAGES,
+                false
+            )?
+        );
     }
     let mut cfg = Config::load(Path::new(CONFIG), overrides)?;
     // The trainer validates after the last epoch whenever it validates at all; its last
@@ -38,21 +48,22 @@ pub fn run(force: bool, overrides: &[String]) -> Result<String> {
         cfg.train.val_every = cfg.train.epochs.max(1);
     }
     let opts = crate::train::TrainOptions { run_dir: run_dir.to_path_buf(), resume: false, stop_after: None };
-    let outcome = crate::train::train(dfdx::prelude::Cpu::default(), &cfg, &opts)?;
+    let mut last = None;
+    let outcome = super::train::run(Device::Cpu, &cfg, &opts, |v| last = Some(v))?;
     ensure!(!outcome.interrupted, "the quickstart was interrupted; its checkpoint is in {RUN_DIR}");
-    let val = outcome.last_val.as_ref().context("the quickstart trained no epoch, so nothing was scored")?;
+    let val = last.as_ref().context("the quickstart trained no epoch, so nothing was scored")?;
     let (stats, preds) = &val.gt;
     let dets = val.detections.as_ref();
-    let results = crate::infer::results_json(&preds.persons, cfg.data.category_id);
-    crate::fsutil::write_atomic(&run_dir.join("val_results.json"), serde_json::to_string(&results)?.as_bytes())?;
+    let results = crate::coco::results_json(&results_of(&preds.persons, cfg.data.category_id));
+    crate::fsutil::write_atomic(&run_dir.join("val_results.json"), results.as_bytes())?;
 
     // Draw the detector-box predictions (what a user without GT boxes gets) on a few val images.
-    let spec = KeypointSpec::coco17();
     let drawn_from = dets.map(|d| &d.1).unwrap_or(preds);
     // The first val images with labelled persons (GT-box predictions come one image after another).
     let mut image_ids: Vec<i64> = preds.persons.iter().map(|p| p.image_id).collect();
     image_ids.dedup();
     let gt = crate::coco::CocoDataset::load(&cfg.data.val_annotations)?;
+    let spec = gt.keypoint_spec(cfg.data.category_id)?;
     let draw_dir = run_dir.join("drawings");
     for id in image_ids.into_iter().take(DRAWINGS) {
         let Some(rec) = gt.image(id) else { continue };
@@ -60,7 +71,7 @@ pub fn run(force: bool, overrides: &[String]) -> Result<String> {
         let img = crate::data::loader::load_rgb(&path).map_err(anyhow::Error::msg)?;
         let persons: Vec<_> = drawn_from.persons.iter().filter(|p| p.image_id == id).cloned().collect();
         let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
-        crate::infer::run::draw_persons(&img, &persons, &spec, &draw_dir.join(format!("{name}.png")))?;
+        super::predict::draw_persons(&img, &persons, &spec, &draw_dir.join(format!("{name}.png")))?;
     }
 
     let summary = serde_json::json!({
@@ -72,7 +83,7 @@ pub fn run(force: bool, overrides: &[String]) -> Result<String> {
         "val_crops_per_s": preds.crops as f64 / val.gt_seconds,
         "epochs": outcome.state.epoch,
         "iterations": outcome.state.iteration,
-        "model": cfg.model.arch,
+        "model": cfg.model.arch.name(),
         "total_seconds": started.elapsed().as_secs_f64(),
         "stats_gt_boxes": stats,
     });

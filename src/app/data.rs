@@ -1,0 +1,60 @@
+//! `dypose synth` and `dypose data show`: generated data sets, and augmented training crops
+//! drawn with their targets.
+
+use crate::coco::{CocoDataset, KeypointSpec};
+use crate::config::Config;
+use crate::data::instances::train_instances;
+use crate::data::loader::{epoch_order, load_rgb};
+use crate::data::sample::SampleSpec;
+use crate::data::synth::{write_dataset, Figures, SynthConfig};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// `dypose synth`: COCO's stick persons, or with `keypoints` articulated figures of that spec.
+pub fn synth(
+    out: &Path,
+    cfg: &SynthConfig,
+    train: usize,
+    val: usize,
+    keypoints: Option<&Path>,
+    force: bool,
+) -> Result<String> {
+    let figures = match keypoints {
+        Some(p) => Figures::Articulated(KeypointSpec::from_json_file(p)?),
+        None => Figures::Persons,
+    };
+    write_dataset(out, cfg, &figures, train, val, force)
+}
+
+/// `dypose data show`: draws the first `count` samples of epoch 0 of the training set into
+/// `out/sample_NNN.png`; returns the files written.
+pub fn show_training_samples(cfg: &Config, count: usize, out: &Path, overwrite: bool) -> Result<Vec<PathBuf>> {
+    Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
+    Config::require(&cfg.data.train_images, "data.train_images")?;
+    let ds = CocoDataset::load(&cfg.data.train_annotations)?;
+    let kspec = match &cfg.data.keypoints {
+        Some(p) => KeypointSpec::from_json_file(p)?,
+        None => ds.keypoint_spec(cfg.data.category_id)?,
+    };
+    let (instances, report) = train_instances(&ds, &cfg.data.train_images, cfg.data.category_id, kspec.len());
+    eprintln!("{report}");
+    let spec = SampleSpec::from_config(cfg, &kspec, true);
+    let order = epoch_order(instances.len(), cfg.seed, 0, true);
+    let mut written = Vec::new();
+    for &i in order.iter().take(count) {
+        let inst = &instances[i];
+        let image = match load_rgb(&inst.image_path) {
+            Ok(img) => img,
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                continue;
+            }
+        };
+        let sample = spec.build(&image, inst, spec.augmentation(inst, cfg.seed, 0, i as u64));
+        let sheet = crate::viz::sample_sheet(&sample, &kspec, cfg.heatmap_size, 2);
+        let path = out.join(format!("sample_{:03}.png", written.len()));
+        crate::viz::save_image(&sheet, &path, overwrite)?;
+        written.push(path);
+    }
+    Ok(written)
+}

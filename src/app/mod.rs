@@ -1,0 +1,88 @@
+//! The application layer: one function per subcommand, and the only place that wires the
+//! library's stages together (open data, build or load a model, run it, score, draw, write).
+//! `main.rs` parses the command line (`cli`) and calls one of these; everything below knows
+//! nothing of the command line.
+
+pub mod bench;
+pub mod data;
+pub mod draw;
+pub mod eval;
+pub mod explain;
+pub mod info;
+pub mod predict;
+pub mod quickstart;
+pub mod train;
+
+use crate::coco::{CocoDataset, KeypointSpec};
+use crate::config::{Config, Device};
+use crate::infer::HeatmapModel;
+use crate::model::blueprint::Blueprint;
+use crate::model::posenet::PoseNet;
+use anyhow::{Context, Result};
+use std::path::Path;
+
+/// The keypoint set of a config that no checkpoint describes (for `info`, `init` and `bench`):
+/// the `data.keypoints` spec file, else the category of `data.train_annotations` when that file
+/// is there, else COCO's 17 joints (a paper config before the COCO download).
+pub fn spec_for_config(cfg: &Config) -> Result<KeypointSpec> {
+    let ann = &cfg.data.train_annotations;
+    let ds = match ann.is_file() {
+        true => CocoDataset::load(ann)?,
+        false if cfg.data.keypoints.is_some() => CocoDataset::from_file(Default::default(), "(no annotations)".into())?,
+        false => return Ok(KeypointSpec::coco17()),
+    };
+    KeypointSpec::for_training(cfg.data.keypoints.as_deref(), &ds, cfg.data.category_id)
+}
+
+/// A trained network ready to predict, with the config and keypoint set it was trained with.
+pub struct Trained {
+    pub cfg: Config,
+    pub spec: KeypointSpec,
+    pub model: Box<dyn HeatmapModel>,
+}
+
+/// Opens a checkpoint on `device`. Its metadata gives the keypoint set (COCO's 17 joints for
+/// checkpoints of releases that did not store it) and, unless `config` names another file, the
+/// config; the weights are checked tensor by tensor against the network they describe.
+pub fn open_checkpoint(device: Device, checkpoint: &Path, config: Option<&Path>) -> Result<Trained> {
+    let meta = crate::model::checkpoint::read_metadata(checkpoint)?;
+    let source = checkpoint.display();
+    let spec = match meta.get("keypoints") {
+        Some(text) => {
+            let spec: KeypointSpec =
+                serde_json::from_str(text).with_context(|| format!("{source}: the 'keypoints' metadata"))?;
+            spec.validate().with_context(|| format!("{source}: the 'keypoints' metadata"))?;
+            spec
+        }
+        None => KeypointSpec::coco17(),
+    };
+    let cfg = match (config, meta.get("config")) {
+        (Some(path), _) => Config::load(path, &[])?,
+        (None, Some(text)) => {
+            let cfg: Config = serde_json::from_str(text).with_context(|| format!("{source}: the 'config' metadata"))?;
+            cfg.validate().with_context(|| format!("{source}: the 'config' metadata"))?;
+            cfg
+        }
+        (None, None) => anyhow::bail!("{source}: the checkpoint does not hold its config; pass --config"),
+    };
+    let model = build_model(device, &cfg, &spec, Some(checkpoint))?;
+    Ok(Trained { cfg, spec, model })
+}
+
+/// The network of `cfg` for `spec` on `device`, with the weights of `checkpoint`
+/// (shape-checked) or freshly initialised ones.
+pub fn build_model(
+    device: Device,
+    cfg: &Config,
+    spec: &KeypointSpec,
+    checkpoint: Option<&Path>,
+) -> Result<Box<dyn HeatmapModel>> {
+    let bp = Blueprint::for_config(cfg, spec.len())?;
+    crate::with_device!(device, |dev: D| {
+        let mut net = PoseNet::new(&dev, &bp, cfg.seed);
+        if let Some(path) = checkpoint {
+            crate::model::checkpoint::load(&mut net, path)?;
+        }
+        Ok(Box::new(net) as Box<dyn HeatmapModel>)
+    })
+}

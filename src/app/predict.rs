@@ -1,0 +1,169 @@
+//! `dypose predict`: a checkpoint and images in; COCO results and one drawing per image out.
+
+use crate::coco::{CocoDataset, KeypointSpec};
+use crate::config::{Decoding, Device};
+use crate::infer::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
+use crate::infer::predictor::Predictions;
+use crate::infer::{results_of, ImageJob, Person, Predictor};
+use anyhow::{bail, ensure, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where the person boxes come from.
+pub enum BoxSource {
+    /// The persons of a GT file (its images are matched by file name).
+    Gt(PathBuf),
+    /// A detector's boxes; with a GT file, image ids come from it, else from COCO-style names.
+    Detections { gt: Option<PathBuf>, path: PathBuf },
+    /// No boxes: the whole image is one person.
+    WholeImage,
+}
+
+pub struct PredictRequest {
+    pub checkpoint: PathBuf,
+    /// Another config than the checkpoint's own.
+    pub config: Option<PathBuf>,
+    pub device: Device,
+    pub images: Vec<PathBuf>,
+    pub boxes: BoxSource,
+    pub out: PathBuf,
+    pub flip: bool,
+    pub decoding: Option<Decoding>,
+    pub draw: bool,
+    pub force: bool,
+}
+
+/// What a prediction run did.
+pub struct PredictReport {
+    pub predictions: Predictions,
+    pub images: usize,
+    pub results: PathBuf,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for PredictReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let p = &self.predictions;
+        write!(
+            f,
+            "{} persons in {} images ({} crops, {:.1} crops/s) → {}",
+            p.persons.len(),
+            self.images - p.failed.len(),
+            p.crops,
+            p.crops as f64 / self.seconds,
+            self.results.display()
+        )
+    }
+}
+
+/// The image files of a folder (sorted; sub-folders and hidden files skipped).
+pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("{}: cannot list the folder", dir.display()))? {
+        let e = e.with_context(|| format!("{}: cannot list the folder", dir.display()))?;
+        if e.file_type().map(|t| t.is_file()).unwrap_or(false) && !e.file_name().to_string_lossy().starts_with('.') {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// An image id for a file: from the GT by file name, else the digits of a COCO-style name, else
+/// its position (1-based).
+fn image_ids(images: &[PathBuf], gt: Option<&CocoDataset>) -> Result<Vec<i64>> {
+    let by_name: BTreeMap<&str, i64> =
+        gt.map(|g| g.images.iter().map(|i| (i.file_name.as_str(), i.id)).collect()).unwrap_or_default();
+    images
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            if let Some(g) = gt {
+                return by_name
+                    .get(name.as_ref())
+                    .copied()
+                    .with_context(|| format!("{}: not an image of {}", p.display(), g.source.display()));
+            }
+            let stem = p.file_stem().unwrap_or_default().to_string_lossy();
+            Ok(stem.parse::<i64>().unwrap_or(k as i64 + 1))
+        })
+        .collect()
+}
+
+/// One job per image, with the boxes `source` gives it.
+fn jobs(
+    images: &[PathBuf],
+    source: &BoxSource,
+    category_id: i64,
+    score_threshold: f64,
+    joints: usize,
+) -> Result<Vec<ImageJob>> {
+    let gt = match source {
+        BoxSource::Gt(p) | BoxSource::Detections { gt: Some(p), .. } => Some(CocoDataset::load(p)?),
+        _ => None,
+    };
+    let ids = image_ids(images, gt.as_ref())?;
+    let boxes: Vec<PersonBox> = match source {
+        BoxSource::Gt(_) => gt_boxes(gt.as_ref().expect("loaded above"), category_id, joints),
+        BoxSource::Detections { path, .. } => detection_boxes(path, category_id, score_threshold, gt.as_ref())?,
+        BoxSource::WholeImage => Vec::new(),
+    };
+    let mut by_image = group_by_image(boxes);
+    Ok(images
+        .iter()
+        .zip(ids)
+        .map(|(p, id)| ImageJob { image_id: id, path: p.clone(), boxes: by_image.remove(&id).unwrap_or_default() })
+        .collect())
+}
+
+/// Runs the checkpoint on the request's images; writes `results.json` (and drawings) into
+/// `out`. Unreadable images are reported by name after everything else is written.
+pub fn predict(req: &PredictRequest) -> Result<PredictReport> {
+    ensure!(!req.images.is_empty(), "no images given");
+    let results_path = req.out.join("results.json");
+    if results_path.exists() && !req.force {
+        bail!("{}: already exists (pass --force to overwrite it)", results_path.display());
+    }
+    let start = Instant::now();
+    let trained = super::open_checkpoint(req.device, &req.checkpoint, req.config.as_deref())?;
+    let (mut cfg, spec) = (trained.cfg, trained.spec);
+    cfg.val.flip_test &= req.flip;
+    cfg.val.decoding = req.decoding.unwrap_or(cfg.val.decoding);
+    let category = cfg.data.category_id;
+    let jobs = jobs(&req.images, &req.boxes, category, cfg.val.box_score_threshold, spec.len())?;
+    let mut predictor = Predictor::for_config(trained.model, &cfg, &spec)?;
+    std::fs::create_dir_all(&req.out).with_context(|| format!("{}: cannot create", req.out.display()))?;
+    let predictions = predictor.run(&jobs, |job, img, persons| match req.draw {
+        true => draw_persons(img, persons, &spec, &crate::viz::drawing_path(&req.out, &job.path, None)),
+        false => Ok(()),
+    })?;
+    let text = crate::coco::results_json(&results_of(&predictions.persons, category));
+    crate::fsutil::write_atomic(&results_path, text.as_bytes())?;
+    let report = PredictReport {
+        images: req.images.len(),
+        results: results_path,
+        seconds: start.elapsed().as_secs_f64(),
+        predictions,
+    };
+    let failed = &report.predictions.failed;
+    if !failed.is_empty() {
+        for (p, e) in failed {
+            eprintln!("skipped {}: {e}", p.display());
+        }
+        eprintln!("{report}");
+        bail!("{} of {} images could not be read (the others were written)", failed.len(), report.images);
+    }
+    Ok(report)
+}
+
+/// Draws persons scoring at least 0.3 (joints at least 0.3) on a copy of `img` and saves it.
+pub fn draw_persons(img: &image::RgbImage, persons: &[Person], spec: &KeypointSpec, path: &Path) -> Result<()> {
+    let mut canvas = img.clone();
+    for p in persons.iter().filter(|p| p.score >= 0.3) {
+        let pose = crate::viz::Pose { keypoints: &p.keypoints, bbox: Some(p.bbox), score: Some(p.score) };
+        crate::viz::draw_pose(&mut canvas, &pose, spec, 0.3);
+    }
+    crate::viz::save_image(&canvas, path, true)
+}

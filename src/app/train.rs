@@ -1,0 +1,72 @@
+//! `dypose train`: a config (and a COCO download or generated data) in; a run directory with
+//! checkpoints, metrics and curves out. Validation is wired in here: the trainer is handed a
+//! function that runs the predictor on the validation set.
+
+use crate::coco::{CocoDataset, KeypointSpec};
+use crate::config::{Config, Device};
+use crate::infer::validate::{validate, ValSet, Validation};
+use crate::train::{TrainOptions, TrainOutcome, ValScores};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+pub struct TrainRequest {
+    pub config: PathBuf,
+    /// `--set key=value` overrides.
+    pub overrides: Vec<String>,
+    /// The run directory (default: `runs/<config name>`).
+    pub out: Option<PathBuf>,
+    pub resume: bool,
+    /// A COCO download whose standard layout replaces the config's data paths.
+    pub data_root: Option<PathBuf>,
+    pub device: Device,
+    pub stop_after: Option<usize>,
+}
+
+/// Trains the request's config; the report is one line on how it ended.
+pub fn train(req: &TrainRequest) -> Result<String> {
+    let mut cfg = Config::load(&req.config, &req.overrides)?;
+    if let Some(root) = &req.data_root {
+        cfg.use_coco_root(root);
+    }
+    let name = req.config.file_stem().unwrap_or_default();
+    let run_dir = req.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name));
+    let opts = TrainOptions { run_dir: run_dir.clone(), resume: req.resume, stop_after: req.stop_after };
+    let out = run(req.device, &cfg, &opts, |_| {})?;
+    Ok(format!(
+        "{} at epoch {}, iteration {}: {:.1} images/s{}; checkpoints in {}",
+        if out.interrupted { "stopped" } else { "finished" },
+        out.state.epoch,
+        out.state.iteration,
+        out.images_per_s,
+        out.last_scores.map(|v| format!(", val AP {:.4}", v.ap)).unwrap_or_default(),
+        run_dir.display()
+    ))
+}
+
+/// Trains `cfg` on `device` with validation on the config's val split (GT boxes, and detector
+/// boxes when configured); `seen` receives every validation, predictions included.
+pub fn run(
+    device: Device,
+    cfg: &Config,
+    opts: &TrainOptions,
+    mut seen: impl FnMut(Validation),
+) -> Result<TrainOutcome> {
+    Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
+    Config::require(&cfg.data.train_images, "data.train_images")?;
+    let train_set = CocoDataset::load(&cfg.data.train_annotations)?;
+    let spec = KeypointSpec::for_training(cfg.data.keypoints.as_deref(), &train_set, cfg.data.category_id)?;
+    let val = if cfg.train.val_every > 0 { Some(ValSet::load(cfg, &spec)?) } else { None };
+    crate::with_device!(device, |dev: D| {
+        crate::train::train(dev, cfg, &spec, &train_set, opts, |net| {
+            let val = val.as_ref().context("a validation without a validation set")?;
+            let v = validate(net, cfg, &spec, val)?;
+            let scores = ValScores {
+                ap: v.gt.0.ap,
+                ap50: v.gt.0.ap50,
+                ap_detector_boxes: v.detections.as_ref().map(|d| d.0.ap),
+            };
+            seen(v);
+            Ok(scores)
+        })
+    })
+}

@@ -4,7 +4,7 @@ use crate::coco::KeypointSpec;
 use crate::config::Device;
 use crate::eval::{evaluate_files, Stats};
 use crate::infer::validate::{evaluate, ValSet};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -25,14 +25,12 @@ impl StatsFile<'_> {
     }
 }
 
-/// Scores `results` against `gt` with the keypoint set of `spec` (COCO's 17 when `None`).
+/// Scores `results` against `gt` with the keypoint set of `spec`, or the GT file's own set.
 pub fn eval_results(gt: &Path, results: &Path, spec: Option<&Path>, out: &StatsFile) -> Result<Stats> {
     let start = Instant::now();
-    let spec = match spec {
-        Some(p) => KeypointSpec::from_json_file(p)?,
-        None => KeypointSpec::coco17(),
-    };
-    let report = evaluate_files(gt, results, spec.sigmas()?)?;
+    let spec = spec.map(KeypointSpec::from_json_file).transpose()?;
+    let sigmas = spec.as_ref().map(|s| s.sigmas().with_context(|| s.name.clone())).transpose()?;
+    let report = evaluate_files(gt, results, sigmas)?;
     eprintln!(
         "evaluated {} results on {} images ({} GT annotations) in {:.2}s",
         report.num_results,

@@ -270,13 +270,37 @@ pub fn evaluate(gt: &CocoDataset, results: &[KeypointResult], sigmas: &[f64]) ->
 }
 
 /// Loads a GT file and a results file (in parallel) and scores them with the OKS `sigmas` of a
-/// keypoint set (results must have one `[x, y, score]` per sigma).
-pub fn evaluate_files(gt_path: &std::path::Path, results_path: &std::path::Path, sigmas: &[f64]) -> Result<EvalReport> {
+/// keypoint set (results must have one `[x, y, score]` per sigma), or with the GT file's own set
+/// when `None`: COCO's sigmas for COCO's 17 joints (or a file whose categories name none, as
+/// pycocotools assumes), an error asking for a spec for other joints.
+pub fn evaluate_files(
+    gt_path: &std::path::Path,
+    results_path: &std::path::Path,
+    sigmas: Option<&[f64]>,
+) -> Result<EvalReport> {
     use crate::coco::results::{read_result_records, results_from_records};
     let (gt, records) = rayon::join(|| CocoDataset::load(gt_path), || read_result_records(results_path));
     let gt = gt?;
+    let own;
+    let sigmas = match sigmas {
+        Some(s) => s,
+        None => {
+            own = gt_keypoint_set(&gt)?;
+            own.sigmas().map_err(|e| anyhow::anyhow!("{}: {e:#} (pass --spec)", gt.source.display()))?
+        }
+    };
     let results = results_from_records(records?, &results_path.display().to_string(), &gt, sigmas.len())?;
     evaluate(&gt, &results, sigmas)
+}
+
+/// The keypoint set a GT file declares: that of its first category with keypoint names, COCO's
+/// 17 joints when none names any.
+pub fn gt_keypoint_set(gt: &CocoDataset) -> Result<crate::coco::KeypointSpec> {
+    let coco = crate::coco::KeypointSpec::coco17();
+    match gt.categories.iter().find(|c| !c.keypoints.is_empty()) {
+        Some(c) if c.keypoints != coco.keypoints => gt.keypoint_spec(c.id),
+        _ => Ok(coco),
+    }
 }
 
 #[cfg(test)]

@@ -25,13 +25,11 @@ use std::path::Path;
 /// the `data.keypoints` spec file, else the category of `data.train_annotations` when that file
 /// is there, else COCO's 17 joints (a paper config before the COCO download).
 pub fn spec_for_config(cfg: &Config) -> Result<KeypointSpec> {
-    let ann = &cfg.data.train_annotations;
-    let ds = match ann.is_file() {
-        true => CocoDataset::load(ann)?,
-        false if cfg.data.keypoints.is_some() => CocoDataset::from_file(Default::default(), "(no annotations)".into())?,
-        false => return Ok(KeypointSpec::coco17()),
-    };
-    KeypointSpec::for_training(cfg.data.keypoints.as_deref(), &ds, cfg.data.category_id)
+    let (ann, spec_file) = (&cfg.data.train_annotations, cfg.data.keypoints.as_deref());
+    if ann.is_file() {
+        return KeypointSpec::for_training(spec_file, &CocoDataset::load(ann)?, cfg.data.category_id);
+    }
+    spec_file.map_or_else(|| Ok(KeypointSpec::coco17()), KeypointSpec::from_json_file)
 }
 
 /// A trained network ready to predict, with the config and keypoint set it was trained with.

@@ -10,7 +10,7 @@ use image::RgbImage;
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -109,22 +109,24 @@ impl Loader {
         chunks.drain(..first.min(chunks.len()));
         let (tx, rx) = sync_channel(self.cfg.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
+        let built = Arc::new(AtomicUsize::new(0));
         let report = Arc::new(Mutex::new(LoadReport::default()));
         let (instances, spec, pool, seed) =
             (self.instances.clone(), self.spec.clone(), self.pool.clone(), self.cfg.seed);
-        let (stop2, report2) = (stop.clone(), report.clone());
+        let (stop2, built2, report2) = (stop.clone(), built.clone(), report.clone());
         let handle = std::thread::spawn(move || {
             for chunk in chunks {
                 if stop2.load(Ordering::Relaxed) {
                     break;
                 }
                 let batch = pool.install(|| make_batch(&instances, &spec, &chunk, seed, epoch, &report2));
+                built2.fetch_add(1, Ordering::SeqCst);
                 if tx.send(batch).is_err() {
                     break;
                 }
             }
         });
-        EpochBatches { rx, stop, handle: Some(handle), report }
+        EpochBatches { rx, stop, built, handle: Some(handle), report }
     }
 }
 
@@ -183,6 +185,8 @@ pub fn load_rgb(path: &std::path::Path) -> Result<RgbImage, String> {
 pub struct EpochBatches {
     rx: Receiver<Batch>,
     stop: Arc<AtomicBool>,
+    /// Batches the producer has finished building (handed over or not).
+    built: Arc<AtomicUsize>,
     handle: Option<JoinHandle<()>>,
     report: Arc<Mutex<LoadReport>>,
 }
@@ -191,6 +195,12 @@ impl EpochBatches {
     /// What could not be loaded so far (complete once the iterator is exhausted).
     pub fn report(&self) -> LoadReport {
         self.report.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A live count of the batches the producer has built, which outlives the iterator: work
+    /// done ahead of the consumer (at most the queue's `prefetch` and the batch in progress).
+    pub fn built(&self) -> Arc<AtomicUsize> {
+        self.built.clone()
     }
 }
 

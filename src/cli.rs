@@ -89,8 +89,8 @@ pub struct PredictArgs {
     /// A folder of images (every file in it).
     #[arg(long)]
     pub image_dir: Option<PathBuf>,
-    /// GT annotations: their person boxes (and image ids by file name).
-    #[arg(long, conflicts_with = "boxes")]
+    /// GT annotations: their person boxes, or with --boxes only the image ids (by file name).
+    #[arg(long)]
     pub ann: Option<PathBuf>,
     /// Detector boxes (COCO detection results); without --ann, image ids come from COCO-style file names.
     #[arg(long)]

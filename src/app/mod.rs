@@ -39,21 +39,13 @@ pub struct Trained {
     pub model: Box<dyn HeatmapModel>,
 }
 
-/// Opens a checkpoint on `device`. Its metadata gives the keypoint set (COCO's 17 joints for
-/// checkpoints of releases that did not store it) and, unless `config` names another file, the
-/// config; the weights are checked tensor by tensor against the network they describe.
+/// Opens a checkpoint on `device`. Its metadata gives the keypoint set and, unless `config`
+/// names another file, the config; the weights are checked tensor by tensor against the network
+/// they describe. A checkpoint that does not store its set (earlier releases, `init --arch`)
+/// gets the config's, as [`spec_for_config`] finds it.
 pub fn open_checkpoint(device: Device, checkpoint: &Path, config: Option<&Path>) -> Result<Trained> {
     let meta = crate::model::checkpoint::read_metadata(checkpoint)?;
     let source = checkpoint.display();
-    let spec = match meta.get("keypoints") {
-        Some(text) => {
-            let spec: KeypointSpec =
-                serde_json::from_str(text).with_context(|| format!("{source}: the 'keypoints' metadata"))?;
-            spec.validate().with_context(|| format!("{source}: the 'keypoints' metadata"))?;
-            spec
-        }
-        None => KeypointSpec::coco17(),
-    };
     let cfg = match (config, meta.get("config")) {
         (Some(path), _) => Config::load(path, &[])?,
         (None, Some(text)) => {
@@ -62,6 +54,15 @@ pub fn open_checkpoint(device: Device, checkpoint: &Path, config: Option<&Path>)
             cfg
         }
         (None, None) => anyhow::bail!("{source}: the checkpoint does not hold its config; pass --config"),
+    };
+    let spec = match meta.get("keypoints") {
+        Some(text) => {
+            let spec: KeypointSpec =
+                serde_json::from_str(text).with_context(|| format!("{source}: the 'keypoints' metadata"))?;
+            spec.validate().with_context(|| format!("{source}: the 'keypoints' metadata"))?;
+            spec
+        }
+        None => spec_for_config(&cfg)?,
     };
     let model = build_model(device, &cfg, &spec, Some(checkpoint))?;
     Ok(Trained { cfg, spec, model })

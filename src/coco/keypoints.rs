@@ -1,5 +1,5 @@
 //! The keypoint set a model predicts and the metric scores: names, left/right flip pairs, OKS
-//! sigmas, limbs and the upper body, kept together so that any set (COCO's 17 persons joints,
+//! sigmas, limbs and the upper body, kept together so that any set (COCO's 17 person joints,
 //! CrowdPose's 14, a hand's 21, a tool's tips) travels from the data to the checkpoint, the
 //! predictions, the metric and the drawings as one value.
 

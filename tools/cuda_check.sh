@@ -49,7 +49,7 @@ kill $SMI
 for dev in cpu cuda; do
     bin=$C
     [[ $dev == cuda ]] && bin=$B
-    "$bin" eval --checkpoint "$RUN/last.safetensors" --config "$RUN/config.json" \
+    "$bin" eval --checkpoint "$RUN/last.safetensors" \
         --gt data/synthetic/annotations/person_keypoints_val.json --images data/synthetic/val \
         --device "$dev" --json "$OUT/eval_$dev.json"
 done

@@ -1,9 +1,11 @@
-//! Output files are written whole or not at all (temp file + rename), and never replace an
-//! existing file unless the user said so.
+//! The file-system rules of every command, in one place: output files are written whole or not
+//! at all (temp file + rename), never replace an existing file unless the user said so, never
+//! replace an input even then; and a file named by a data file (a COCO `file_name`) is looked up
+//! inside the folder given for it, never outside.
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 // Names of the temporary files `write_atomic` renames into place.
 const TEMP_PREFIX: &str = ".dypose-";
@@ -38,6 +40,68 @@ pub fn write_new(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     write_atomic(path, bytes)
 }
 
+/// The file `name` (a `file_name` of a data file) inside `dir`: refused when it is absolute,
+/// climbs out with `..`, or is empty, so a data file never makes a command read elsewhere.
+pub fn inside(dir: &Path, name: &str) -> std::result::Result<PathBuf, String> {
+    if name.is_empty() {
+        return Err("the file name is empty".into());
+    }
+    for c in Path::new(name).components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err(format!("'{name}' climbs out of {} with '..'", dir.display())),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("'{name}' is an absolute path, not a name inside {}", dir.display()))
+            }
+        }
+    }
+    Ok(dir.join(name))
+}
+
+/// The canonical form of a path that may not exist yet: its folder's canonical path and its name.
+fn canonical(path: &Path) -> PathBuf {
+    if let Ok(c) = path.canonicalize() {
+        return c;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => canonical(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }).join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Refuses, before any work, outputs that would replace one of `inputs` (compared as canonical
+/// paths, so `./a.jpg`, `a.jpg` and a symbolic link to it are the same file) — with `--force` too.
+pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &[PathBuf]) -> Result<()> {
+    let inputs: std::collections::HashSet<PathBuf> = inputs.iter().map(|p| canonical(p)).collect();
+    if let Some(out) = outputs.iter().find(|o| inputs.contains(&canonical(o))) {
+        bail!("{}: the output would replace an input file; choose another output", out.display());
+    }
+    Ok(())
+}
+
+/// Refuses an output folder that is the folder of one of `inputs` (the next run over that folder
+/// would take the outputs for inputs).
+pub fn refuse_output_in_input_folder(out: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let out_dir = canonical(out);
+    if let Some(p) = inputs.iter().find(|p| p.parent().is_some_and(|d| canonical(d) == out_dir)) {
+        bail!("{}: the output folder holds the input {}; choose another --out", out.display(), p.display());
+    }
+    Ok(())
+}
+
+/// Refuses, before any work, outputs that exist already unless `force`, naming the first.
+pub fn refuse_existing(outputs: &[PathBuf], force: bool) -> Result<()> {
+    let existing: Vec<&PathBuf> = outputs.iter().filter(|p| p.exists()).collect();
+    match existing.first() {
+        Some(first) if !force => bail!(
+            "{}: already exists{} (pass --force to overwrite)",
+            first.display(),
+            if existing.len() > 1 { format!(", and {} more outputs", existing.len() - 1) } else { String::new() }
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Removes the temporary files that killed `write_atomic` calls left in `dir`.
 pub fn remove_stale_temporaries(dir: &Path) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -51,6 +115,35 @@ pub fn remove_stale_temporaries(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_files_name_files_inside_their_folder_only() {
+        let dir = Path::new("imgs");
+        assert_eq!(inside(dir, "a.jpg"), Ok(PathBuf::from("imgs/a.jpg")));
+        assert_eq!(inside(dir, "sub/./b.png"), Ok(PathBuf::from("imgs/sub/./b.png")));
+        assert!(inside(dir, "../secret.jpg").unwrap_err().contains("climbs out"));
+        assert!(inside(dir, "sub/../../x.jpg").unwrap_err().contains("climbs out"));
+        assert!(inside(dir, "/etc/passwd").unwrap_err().contains("absolute"));
+        assert!(inside(dir, "").is_err());
+        assert_eq!(inside(dir, "..x.jpg"), Ok(PathBuf::from("imgs/..x.jpg")), "a name that starts with dots");
+    }
+
+    #[test]
+    fn outputs_never_replace_inputs_even_by_another_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("a.jpg");
+        std::fs::write(&input, b"x").unwrap();
+        let same = dir.path().join("sub/../a.jpg");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let inputs = std::slice::from_ref(&input);
+        assert!(refuse_overwriting_inputs(&[same], inputs).is_err());
+        assert!(refuse_overwriting_inputs(&[dir.path().join("b.jpg")], inputs).is_ok());
+        assert!(refuse_output_in_input_folder(&dir.path().join("sub/.."), inputs).is_err());
+        assert!(refuse_output_in_input_folder(&dir.path().join("sub"), inputs).is_ok());
+        let e = refuse_existing(&[input.clone(), dir.path().join("new.png")], false).unwrap_err().to_string();
+        assert!(e.contains("a.jpg: already exists") && e.contains("--force"), "{e}");
+        assert!(refuse_existing(&[input], true).is_ok());
+    }
 
     #[test]
     fn replaces_only_when_asked_and_leaves_no_temp_files() {

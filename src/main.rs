@@ -10,11 +10,13 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (mimalloc.h, `mi_option_e`).
+/// mimalloc's `mi_option_purge_delay`: entry 15 of `mi_option_e` in the mimalloc.h (v3, the
+/// default build) that libmimalloc-sys 0.1.49 bundles (pinned in Cargo.toml), whose Rust
+/// constants skip it. A test below checks the number against the linked library's defaults.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> ExitCode {
-    // Never hand freed pages back to the OS (mimalloc's default purges them after 10 ms): each
+    // Never hand freed pages back to the OS (mimalloc v3 purges them after 1 s by default): each
     // layer frees buffers the next one allocates again, and fresh pages cost faults and kernel
     // zeroing. Measured side by side: inference +8%, training +18%, peak memory +20–30%.
     // MIMALLOC_PURGE_DELAY in the environment still decides when set.
@@ -99,9 +101,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stop_after: a.stop_after,
         })?,
         Command::Predict(a) => {
-            let images = match &a.image_dir {
-                Some(d) => app::predict::files_in(d)?,
-                None => a.images,
+            let images = match a.image_dir {
+                Some(d) => app::predict::Images::Folder(d),
+                None => app::predict::Images::Files(a.images),
             };
             let boxes = match (a.ann, a.boxes) {
                 (Some(g), None) => app::predict::BoxSource::Gt(g),
@@ -176,4 +178,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     println!("{report}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Option 15 is the purge delay of the linked mimalloc: the defaults of options 14, 15 and 16
+    /// are those of v3's options table (deprecated eager-commit delay 1, purge delay 1000 ms,
+    /// NUMA nodes 0), and 16 is the crate's `use_numa_nodes`. A renumbered enum would show here,
+    /// not as a silently changed allocator setting.
+    #[test]
+    fn option_15_is_mimallocs_purge_delay() {
+        if std::env::vars().any(|(k, _)| k.starts_with("MIMALLOC_")) {
+            return; // the environment overrides the defaults checked here
+        }
+        // SAFETY: reads plain integer options.
+        let get = |o| unsafe { libmimalloc_sys::mi_option_get(o) };
+        assert_eq!(get(MI_OPTION_PURGE_DELAY - 1), 1);
+        assert_eq!(get(MI_OPTION_PURGE_DELAY), 1000);
+        assert_eq!(get(libmimalloc_sys::mi_option_use_numa_nodes), 0);
+        assert_eq!(MI_OPTION_PURGE_DELAY, libmimalloc_sys::mi_option_use_numa_nodes - 1);
+    }
 }

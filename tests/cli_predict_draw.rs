@@ -60,9 +60,10 @@ fn predict_on_mixed_folder_reports_bad_files_and_keeps_the_rest() {
     ];
     let out = dypose(&args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "bad inputs make the exit status fail");
-    assert!(err.contains("e_corrupt.jpg") && err.contains("f_notes.txt"), "{err}");
-    assert!(err.contains("2 of 6 images could not be read"), "{err}");
+    assert!(!out.status.success(), "an image file that does not decode makes the exit status fail");
+    assert!(err.contains("e_corrupt.jpg") && err.contains("1 of 5 images could not be read"), "{err}");
+    // A file that is not an image by its extension is skipped, counted, and no failure.
+    assert!(err.contains("skipped 1 files that are not images") && err.contains("f_notes.txt"), "{err}");
     // Results for the 4 good images (one whole-image person each), drawings of their size.
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).unwrap()).unwrap();

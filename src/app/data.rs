@@ -40,6 +40,11 @@ pub fn show_training_samples(cfg: &Config, count: usize, out: &Path, overwrite: 
     eprintln!("{report}");
     let spec = SampleSpec::from_config(cfg, &kspec, true);
     let order = epoch_order(instances.len(), cfg.seed, 0, true);
+    let outputs: Vec<PathBuf> = (0..count).map(|k| out.join(format!("sample_{k:03}.png"))).collect();
+    let mut inputs: Vec<PathBuf> = order.iter().take(count).map(|&i| instances[i].image_path.clone()).collect();
+    inputs.push(cfg.data.train_annotations.clone());
+    crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
+    crate::fsutil::refuse_existing(&outputs, overwrite)?;
     let mut written = Vec::new();
     for &i in order.iter().take(count) {
         let inst = &instances[i];

@@ -68,10 +68,25 @@ pub fn draw(req: &DrawRequest) -> Result<usize> {
             }
         }
     }
-    let (mut written, mut failed) = (0, Vec::new());
+    // What will be written, checked before any work: never over an input, nor over an earlier
+    // drawing without --force; records whose file_name points outside --images are refused.
+    let mut failed = Vec::new();
+    let mut plan = Vec::new();
     for (id, list) in &poses {
         let Some(rec) = gt.image(*id) else { continue };
-        let src = req.images.join(&rec.file_name);
+        match crate::fsutil::inside(&req.images, &rec.file_name) {
+            Ok(src) => plan.push((src, drawing_path(&req.out, Path::new(&rec.file_name), req.format), list)),
+            Err(e) => failed.push(format!("{}: image {id}: {e}", req.ann.display())),
+        }
+    }
+    let outputs: Vec<PathBuf> = plan.iter().map(|(_, out, _)| out.clone()).collect();
+    let mut inputs: Vec<PathBuf> = plan.iter().map(|(src, _, _)| src.clone()).collect();
+    inputs.extend([req.ann.clone()].into_iter().chain(req.results.clone()));
+    crate::fsutil::refuse_output_in_input_folder(&req.out, &inputs)?;
+    crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
+    crate::fsutil::refuse_existing(&outputs, req.force)?;
+    let mut written = 0;
+    for (src, out, list) in plan {
         let mut img = match crate::data::loader::load_rgb(&src) {
             Ok(i) => i,
             Err(e) => {
@@ -83,11 +98,15 @@ pub fn draw(req: &DrawRequest) -> Result<usize> {
             let pose = Pose { keypoints: kps, bbox: *bbox, score: *score };
             draw_pose(&mut img, &pose, &spec, if req.results.is_some() { req.min_score } else { 0.5 });
         }
-        save_image(&img, &drawing_path(&req.out, Path::new(&rec.file_name), req.format), req.force)?;
+        save_image(&img, &out, req.force)?;
         written += 1;
     }
     if !failed.is_empty() {
-        bail!("{} images could not be read ({written} drawings written): {}", failed.len(), failed.join("; "));
+        bail!(
+            "{} images could not be read or were refused ({written} drawings written): {}",
+            failed.len(),
+            failed.join("; ")
+        );
     }
     Ok(written)
 }

@@ -15,6 +15,14 @@ pub struct StatsFile<'a> {
 }
 
 impl StatsFile<'_> {
+    /// Refuses, before any work, a stats file that is one of `inputs` or exists without --force.
+    fn check(&self, inputs: &[&Path]) -> Result<()> {
+        let Some(path) = self.path else { return Ok(()) };
+        let inputs: Vec<PathBuf> = inputs.iter().map(|p| p.to_path_buf()).collect();
+        crate::fsutil::refuse_overwriting_inputs(&[path.to_path_buf()], &inputs)?;
+        crate::fsutil::refuse_existing(&[path.to_path_buf()], self.force)
+    }
+
     fn write(&self, stats: &Stats) -> Result<()> {
         match self.path {
             Some(path) => {
@@ -27,6 +35,7 @@ impl StatsFile<'_> {
 
 /// Scores `results` against `gt` with the keypoint set of `spec`, or the GT file's own set.
 pub fn eval_results(gt: &Path, results: &Path, spec: Option<&Path>, out: &StatsFile) -> Result<Stats> {
+    out.check(&[gt, results].into_iter().chain(spec).collect::<Vec<_>>())?;
     let start = Instant::now();
     let spec = spec.map(KeypointSpec::from_json_file).transpose()?;
     let sigmas = spec.as_ref().map(|s| s.sigmas().with_context(|| s.name.clone())).transpose()?;
@@ -63,6 +72,9 @@ pub struct CheckpointEval {
 /// Runs the checkpoint on the GT file's images (GT boxes, or detector boxes) and scores it with
 /// its own keypoint set.
 pub fn eval_checkpoint(req: &CheckpointEval, out: &StatsFile) -> Result<Stats> {
+    let mut inputs = vec![req.checkpoint.as_path(), &req.gt];
+    inputs.extend(req.config.as_deref().into_iter().chain(req.boxes.as_deref()));
+    out.check(&inputs)?;
     let start = Instant::now();
     let mut trained = super::open_checkpoint(req.device, &req.checkpoint, req.config.as_deref())?;
     let (cfg, spec) = (&trained.cfg, &trained.spec);

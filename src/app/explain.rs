@@ -23,6 +23,10 @@ pub struct ExplainRequest {
 
 /// Explains one crop and writes its picture; the report lists every dynamic layer's π.
 pub fn explain(req: &ExplainRequest) -> Result<String> {
+    let inputs: Vec<PathBuf> =
+        [req.image.clone(), req.checkpoint.clone()].into_iter().chain(req.config.clone()).collect();
+    crate::fsutil::refuse_overwriting_inputs(std::slice::from_ref(&req.out), &inputs)?;
+    crate::fsutil::refuse_existing(std::slice::from_ref(&req.out), req.force)?;
     let img = crate::data::loader::load_rgb(&req.image).map_err(anyhow::Error::msg)?;
     let pb = match req.bbox {
         Some(b) => {

@@ -86,6 +86,10 @@ pub fn info(src: &ArchSource, json: bool) -> Result<String> {
 /// `dypose init`: fresh weights drawn from `seed`, written to `out` (replaced only with
 /// `force`). A config's checkpoint carries the config and keypoint set, like a trained one.
 pub fn init(src: &ArchSource, seed: u64, out: &Path, force: bool) -> Result<String> {
+    if let ArchSource::Config { path, .. } = src {
+        crate::fsutil::refuse_overwriting_inputs(&[out.to_path_buf()], std::slice::from_ref(path))?;
+    }
+    crate::fsutil::refuse_existing(&[out.to_path_buf()], force)?;
     let d = describe(src)?;
     let net = PoseNet::new(&dfdx::prelude::Cpu::default(), &d.blueprint, seed);
     let mut meta = BTreeMap::from([("seed".to_string(), seed.to_string())]);

@@ -20,12 +20,19 @@ pub enum BoxSource {
     WholeImage,
 }
 
+/// The images to run on.
+pub enum Images {
+    Files(Vec<PathBuf>),
+    /// The image files of a folder (jpg, jpeg, png, bmp, webp); other files are skipped and counted.
+    Folder(PathBuf),
+}
+
 pub struct PredictRequest {
     pub checkpoint: PathBuf,
     /// Another config than the checkpoint's own.
     pub config: Option<PathBuf>,
     pub device: Device,
-    pub images: Vec<PathBuf>,
+    pub images: Images,
     pub boxes: BoxSource,
     pub out: PathBuf,
     pub flip: bool,
@@ -57,17 +64,28 @@ impl std::fmt::Display for PredictReport {
     }
 }
 
-/// The image files of a folder (sorted; sub-folders and hidden files skipped).
-pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
+/// Extensions `predict --image-dir` takes (any case).
+pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "webp"];
+
+/// The image files of a folder by extension (sorted), and the other files (hidden files and
+/// sub-folders are left out of both).
+pub fn files_in(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut images, mut others) = (Vec::new(), Vec::new());
     for e in std::fs::read_dir(dir).with_context(|| format!("{}: cannot list the folder", dir.display()))? {
         let e = e.with_context(|| format!("{}: cannot list the folder", dir.display()))?;
-        if e.file_type().map(|t| t.is_file()).unwrap_or(false) && !e.file_name().to_string_lossy().starts_with('.') {
-            out.push(e.path());
+        if !e.file_type().map(|t| t.is_file()).unwrap_or(false) || e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = e.path();
+        let ext = path.extension().map(|x| x.to_string_lossy().to_lowercase()).unwrap_or_default();
+        match IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+            true => images.push(path),
+            false => others.push(path),
         }
     }
-    out.sort();
-    Ok(out)
+    images.sort();
+    others.sort();
+    Ok((images, others))
 }
 
 /// An image id for a file: from the GT by file name, else the digits of a COCO-style name, else
@@ -121,28 +139,41 @@ fn jobs(
 /// Runs the checkpoint on the request's images; writes `results.json` (and drawings) into
 /// `out`. Unreadable images are reported by name after everything else is written.
 pub fn predict(req: &PredictRequest) -> Result<PredictReport> {
-    ensure!(!req.images.is_empty(), "no images given");
+    let images = match &req.images {
+        Images::Files(files) => files.clone(),
+        Images::Folder(dir) => {
+            let (images, others) = files_in(dir)?;
+            if let Some(first) = others.first() {
+                eprintln!(
+                    "skipped {} files that are not images by their extension ({}), e.g. {}",
+                    others.len(),
+                    IMAGE_EXTENSIONS.join(", "),
+                    first.display()
+                );
+            }
+            images
+        }
+    };
+    ensure!(!images.is_empty(), "no images given");
     let results_path = req.out.join("results.json");
-    if results_path.exists() && !req.force {
-        bail!("{}: already exists (pass --force to overwrite it)", results_path.display());
-    }
+    refuse_unsafe_outputs(req, &images, &results_path)?;
     let start = Instant::now();
     let trained = super::open_checkpoint(req.device, &req.checkpoint, req.config.as_deref())?;
     let (mut cfg, spec) = (trained.cfg, trained.spec);
     cfg.val.flip_test &= req.flip;
     cfg.val.decoding = req.decoding.unwrap_or(cfg.val.decoding);
     let category = cfg.data.category_id;
-    let jobs = jobs(&req.images, &req.boxes, category, cfg.val.box_score_threshold, spec.len())?;
+    let jobs = jobs(&images, &req.boxes, category, cfg.val.box_score_threshold, spec.len())?;
     let mut predictor = Predictor::for_config(trained.model, &cfg, &spec)?;
     std::fs::create_dir_all(&req.out).with_context(|| format!("{}: cannot create", req.out.display()))?;
     let predictions = predictor.run(&jobs, |job, img, persons| match req.draw {
-        true => draw_persons(img, persons, &spec, &crate::viz::drawing_path(&req.out, &job.path, None)),
+        true => draw_persons(img, persons, &spec, &crate::viz::drawing_path(&req.out, &job.path, None), req.force),
         false => Ok(()),
     })?;
     let text = crate::coco::results_json(&results_of(&predictions.persons, category));
     crate::fsutil::write_atomic(&results_path, text.as_bytes())?;
     let report = PredictReport {
-        images: req.images.len(),
+        images: images.len(),
         results: results_path,
         seconds: start.elapsed().as_secs_f64(),
         predictions,
@@ -158,12 +189,39 @@ pub fn predict(req: &PredictRequest) -> Result<PredictReport> {
     Ok(report)
 }
 
-/// Draws persons scoring at least 0.3 (joints at least 0.3) on a copy of `img` and saves it.
-pub fn draw_persons(img: &image::RgbImage, persons: &[Person], spec: &KeypointSpec, path: &Path) -> Result<()> {
+/// Before any work: no output may replace an input (images, checkpoint, config, box files), the
+/// output folder may not be a folder of input images, and earlier outputs are replaced only with
+/// `--force`.
+fn refuse_unsafe_outputs(req: &PredictRequest, images: &[PathBuf], results: &Path) -> Result<()> {
+    let mut outputs = vec![results.to_path_buf()];
+    if req.draw {
+        outputs.extend(images.iter().map(|p| crate::viz::drawing_path(&req.out, p, None)));
+    }
+    let mut inputs = images.to_vec();
+    inputs.extend([req.checkpoint.clone()].into_iter().chain(req.config.clone()));
+    match &req.boxes {
+        BoxSource::Gt(p) => inputs.push(p.clone()),
+        BoxSource::Detections { gt, path } => inputs.extend(gt.iter().cloned().chain([path.clone()])),
+        BoxSource::WholeImage => {}
+    }
+    crate::fsutil::refuse_output_in_input_folder(&req.out, images)?;
+    crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
+    crate::fsutil::refuse_existing(&outputs, req.force)
+}
+
+/// Draws persons scoring at least 0.3 (joints at least 0.3) on a copy of `img` and saves it
+/// (replacing an earlier drawing only with `overwrite`).
+pub fn draw_persons(
+    img: &image::RgbImage,
+    persons: &[Person],
+    spec: &KeypointSpec,
+    path: &Path,
+    overwrite: bool,
+) -> Result<()> {
     let mut canvas = img.clone();
     for p in persons.iter().filter(|p| p.score >= 0.3) {
         let pose = crate::viz::Pose { keypoints: &p.keypoints, bbox: Some(p.bbox), score: Some(p.score) };
         crate::viz::draw_pose(&mut canvas, &pose, spec, 0.3);
     }
-    crate::viz::save_image(&canvas, path, true)
+    crate::viz::save_image(&canvas, path, overwrite)
 }

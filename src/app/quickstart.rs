@@ -67,11 +67,11 @@ pub fn run(force: bool, overrides: &[String]) -> Result<String> {
     let draw_dir = run_dir.join("drawings");
     for id in image_ids.into_iter().take(DRAWINGS) {
         let Some(rec) = gt.image(id) else { continue };
-        let path = cfg.data.val_images.join(&rec.file_name);
+        let path = crate::fsutil::inside(&cfg.data.val_images, &rec.file_name).map_err(anyhow::Error::msg)?;
         let img = crate::data::loader::load_rgb(&path).map_err(anyhow::Error::msg)?;
         let persons: Vec<_> = drawn_from.persons.iter().filter(|p| p.image_id == id).cloned().collect();
         let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
-        super::predict::draw_persons(&img, &persons, &spec, &draw_dir.join(format!("{name}.png")))?;
+        super::predict::draw_persons(&img, &persons, &spec, &draw_dir.join(format!("{name}.png")), false)?;
     }
 
     let summary = serde_json::json!({

@@ -30,6 +30,8 @@ pub fn train(req: &TrainRequest) -> Result<String> {
     }
     let name = req.config.file_stem().unwrap_or_default();
     let run_dir = req.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name));
+    let outputs: Vec<PathBuf> = crate::train::trainer::RUN_FILES.iter().map(|f| run_dir.join(f)).collect();
+    crate::fsutil::refuse_overwriting_inputs(&outputs, std::slice::from_ref(&req.config))?;
     let opts = TrainOptions { run_dir: run_dir.clone(), resume: req.resume, stop_after: req.stop_after };
     let out = run(req.device, &cfg, &opts, |_| {})?;
     Ok(format!(

@@ -9,14 +9,19 @@ use std::path::Path;
 
 /// Reads and parses a whole JSON file; any error names the file and the JSON path of the record.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-    parse_json(&bytes).map_err(|msg| anyhow!("{}: {msg}", path.display()))
+    read_with(path, parse_json)
 }
 
-/// Reads a file and hands its bytes to `parse`; errors are prefixed with the file name.
+/// Reads a file and hands its bytes, without a leading UTF-8 byte-order mark (Windows editors
+/// write one; RFC 8259 lets a parser ignore it), to `parse`; errors are prefixed with the file name.
 pub fn read_with<T>(path: &Path, parse: impl FnOnce(&[u8]) -> std::result::Result<T, String>) -> Result<T> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-    parse(&bytes).map_err(|msg| anyhow!("{}: {msg}", path.display()))
+    parse(without_bom(&bytes)).map_err(|msg| anyhow!("{}: {msg}", path.display()))
+}
+
+/// `bytes` without a leading UTF-8 byte-order mark.
+pub fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
 /// Parses a top-level JSON array with its records spread over threads. Same result and same

@@ -16,7 +16,8 @@ pub type Id = i64;
 pub struct AnnotationFile {
     #[serde(default)]
     pub images: Vec<ImageRecord>,
-    #[serde(default)]
+    /// Required: a file without it is not an annotation file (COCO's image-info files, e.g.
+    /// `image_info_test2017.json`, have none), though an empty list is fine.
     pub annotations: Vec<AnnotationRecord>,
     #[serde(default)]
     pub categories: Vec<CategoryRecord>,

@@ -272,8 +272,10 @@ impl Config {
     /// string), resolves relative paths from the file's directory, and validates.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
         let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the config", path.display()))?;
-        let mut value: Value =
-            serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // A leading UTF-8 byte-order mark (Windows editors write one) is not JSON; RFC 8259 lets
+        // a parser ignore it.
+        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        let mut value: Value = serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for o in overrides {
             apply_override(&mut value, o).with_context(|| format!("--set {o}"))?;
         }

@@ -24,18 +24,26 @@ pub struct FilterReport {
     pub bad_box: usize,
     pub other_category: usize,
     pub unknown_image: usize,
+    /// Persons on images whose `file_name` points outside the image folder (absolute, or `..`).
+    pub outside_folder: usize,
     /// Kept instances with labelled joints outside the image (they get zero weight when their
     /// target window misses the heatmap).
     pub joints_outside_image: usize,
+    /// The first image record refused for its `file_name`, and why.
+    pub first_refused: Option<String>,
 }
 
 impl fmt::Display for FilterReport {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "{} person instances kept; skipped: {} crowd, {} without labelled joints, {} with an empty or outside box, {} other categories, {} on images not listed; {} kept instances have labelled joints outside the image",
-            self.kept, self.crowd, self.no_keypoints, self.bad_box, self.other_category, self.unknown_image, self.joints_outside_image
-        )
+            "{} person instances kept; skipped: {} crowd, {} without labelled joints, {} with an empty or outside box, {} other categories, {} on images not listed, {} on images named outside the image folder; {} kept instances have labelled joints outside the image",
+            self.kept, self.crowd, self.no_keypoints, self.bad_box, self.other_category, self.unknown_image, self.outside_folder, self.joints_outside_image
+        )?;
+        match &self.first_refused {
+            Some(e) => write!(f, " (refused: {e})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -77,16 +85,19 @@ pub fn train_instances(
             report.bad_box += 1;
             continue;
         }
+        let image_path = match crate::fsutil::inside(images_dir, &img.file_name) {
+            Ok(p) => p,
+            Err(e) => {
+                report.outside_folder += 1;
+                report.first_refused.get_or_insert_with(|| format!("{}: image {}: {e}", ds.source.display(), img.id));
+                continue;
+            }
+        };
         let keypoints: Vec<[f64; 3]> = kps.chunks_exact(3).map(|p| [p[0], p[1], p[2].min(1.0)]).collect();
         if keypoints.iter().any(|k| k[2] > 0.0 && (k[0] < 0.0 || k[1] < 0.0 || k[0] >= w || k[1] >= h)) {
             report.joints_outside_image += 1;
         }
-        out.push(Instance {
-            image_id: ann.image_id,
-            image_path: images_dir.join(&img.file_name),
-            bbox: [x1, y1, x2 - x1, y2 - y1],
-            keypoints,
-        });
+        out.push(Instance { image_id: ann.image_id, image_path, bbox: [x1, y1, x2 - x1, y2 - y1], keypoints });
         report.kept += 1;
     }
     (out, report)
@@ -99,7 +110,8 @@ mod tests {
 
     fn dataset(anns: &str) -> CocoDataset {
         let text = format!(
-            r#"{{"images": [{{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}}],
+            r#"{{"images": [{{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}},
+                           {{"id": 2, "file_name": "../b.jpg", "width": 100, "height": 80}}],
                 "annotations": [{anns}], "categories": [{{"id": 1}}]}}"#
         );
         let file: AnnotationFile = serde_json::from_str(&text).unwrap();
@@ -122,6 +134,7 @@ mod tests {
             ann(4, "", "[120, 10, 30, 40]", good),
             ann(5, "", "[-20, -5, 50, 30]", "[10, 10, 2, 150, 10, 1]"),
             ann(6, r#", "category_id": 2"#, "[10, 10, 30, 40]", good).replace(r#""category_id": 1, "#, ""),
+            ann(7, "", "[10, 10, 30, 40]", good).replace(r#""image_id": 1"#, r#""image_id": 2"#),
         ]
         .join(",");
         let (inst, report) = train_instances(&dataset(&anns), Path::new("imgs"), 1, 2);
@@ -135,7 +148,9 @@ mod tests {
                 bad_box: 1,
                 other_category: 1,
                 unknown_image: 0,
-                joints_outside_image: 1
+                outside_folder: 1,
+                joints_outside_image: 1,
+                first_refused: Some("gt.json: image 2: '../b.jpg' climbs out of imgs with '..'".into()),
             }
         );
         // Box clipped to the image: x1 = 0, x2 = min(99, 0 + 49) → w 49; y1 = 0, y2 = 29 → h 29.

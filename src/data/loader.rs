@@ -177,9 +177,34 @@ pub fn make_batch(
     batch
 }
 
-/// Decodes an image file (JPEG or PNG; grayscale, RGBA and 16-bit become 8-bit RGB).
+/// The largest image decoded: 16384 px a side, 1 GiB of decoder memory, so that a small file
+/// declaring a huge image (a decompression bomb) is refused instead of allocated.
+pub const MAX_IMAGE_SIDE: u32 = 16384;
+pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+
+/// Decodes an image file (JPEG, PNG, BMP or WebP by content; grayscale, RGBA and 16-bit become
+/// 8-bit RGB), within [`MAX_IMAGE_SIDE`] and [`MAX_DECODE_BYTES`].
 pub fn load_rgb(path: &std::path::Path) -> Result<RgbImage, String> {
-    image::open(path).map(|img| img.into_rgb8()).map_err(|e| format!("{}: {e}", path.display()))
+    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
+    decode_rgb(&bytes).map_err(|e| fail(&e))
+}
+
+/// Decodes image bytes as [`load_rgb`] does.
+pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
+    let mut reader =
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    (limits.max_image_width, limits.max_image_height) = (Some(MAX_IMAGE_SIDE), Some(MAX_IMAGE_SIDE));
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    reader.decode().map(|img| img.into_rgb8()).map_err(|e| match e {
+        image::ImageError::Limits(_) => format!(
+            "the image is larger than dypose decodes ({MAX_IMAGE_SIDE} px a side, {} MiB): {e}",
+            MAX_DECODE_BYTES >> 20
+        ),
+        e => e.to_string(),
+    })
 }
 
 pub struct EpochBatches {

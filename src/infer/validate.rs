@@ -35,11 +35,11 @@ impl ValSet {
         detections: Option<&Path>,
     ) -> Result<ValSet> {
         let gt = CocoDataset::load(annotations)?;
-        let gt_jobs = jobs(&gt, images, gt_boxes(&gt, cfg.data.category_id, spec.len()));
+        let gt_jobs = jobs(&gt, images, gt_boxes(&gt, cfg.data.category_id, spec.len()))?;
         let det_jobs = match detections {
             Some(p) => {
                 let boxes = detection_boxes(p, cfg.data.category_id, cfg.val.box_score_threshold, Some(&gt))?;
-                Some(jobs(&gt, images, boxes))
+                Some(jobs(&gt, images, boxes)?)
             }
             None => None,
         };
@@ -47,15 +47,24 @@ impl ValSet {
     }
 }
 
-/// One job per GT image that has boxes, in image-id order.
-pub fn jobs(gt: &CocoDataset, images: &Path, boxes: Vec<PersonBox>) -> Vec<ImageJob> {
-    group_by_image(boxes)
+/// One job per GT image that has boxes, in image-id order. An image whose `file_name` points
+/// outside `images` is refused, as an unreadable one would stop the scoring.
+pub fn jobs(gt: &CocoDataset, images: &Path, boxes: Vec<PersonBox>) -> Result<Vec<ImageJob>> {
+    let refused: Vec<String> = gt
+        .images
+        .iter()
+        .filter_map(|img| crate::fsutil::inside(images, &img.file_name).err().map(|e| format!("image {}: {e}", img.id)))
+        .collect();
+    if let Some(first) = refused.first() {
+        bail!("{}: {} images are named outside the image folder, e.g. {first}", gt.source.display(), refused.len());
+    }
+    Ok(group_by_image(boxes)
         .into_iter()
         .filter_map(|(id, boxes)| {
             let img = gt.image(id)?;
             Some(ImageJob { image_id: id, path: images.join(&img.file_name), boxes })
         })
-        .collect()
+        .collect())
 }
 
 /// COCO stats of `net` on `jobs` (τ = 1, BN in inference mode, the config's flip test and decoding).

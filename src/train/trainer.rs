@@ -57,6 +57,8 @@ pub struct TrainOutcome {
 
 pub const LAST: &str = "last.safetensors";
 pub const BEST: &str = "best.safetensors";
+/// Every file a run writes in its directory.
+pub const RUN_FILES: [&str; 6] = ["config.json", "train.log", "metrics.csv", "curves.png", LAST, BEST];
 
 /// Set by Ctrl-C; the loop finishes its step, writes a checkpoint and returns.
 fn interrupt_flag() -> Arc<AtomicBool> {

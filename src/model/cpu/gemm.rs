@@ -21,8 +21,14 @@ impl<'a> View<'a> {
     pub fn t(self) -> Self {
         View { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
+    /// Whether the last element lies inside the buffer (checked arithmetic: a view whose offset
+    /// overflows does not fit).
     fn fits(&self) -> bool {
-        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        let last = (self.rows - 1).checked_mul(self.rs).zip((self.cols - 1).checked_mul(self.cs));
+        last.and_then(|(r, c)| r.checked_add(c)).is_some_and(|i| i < self.data.len())
     }
 }
 
@@ -30,7 +36,8 @@ impl<'a> View<'a> {
 pub fn gemm(a: View, b: View, c: &mut [f32], beta: f32) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
-    assert!(a.fits() && b.fits() && c.len() >= m * n, "matrix views exceed their buffers");
+    let c_fits = m.checked_mul(n).is_some_and(|mn| c.len() >= mn);
+    assert!(a.fits() && b.fits() && c_fits, "matrix views exceed their buffers");
     if m == 0 || n == 0 {
         return;
     }
@@ -71,5 +78,16 @@ mod tests {
         let mut d = [1.0; 9];
         gemm(View::new(&a, 2, 3).t(), View::new(&a, 2, 3), &mut d, 1.0);
         assert_eq!(d, [18.0, 23.0, 28.0, 23.0, 30.0, 37.0, 28.0, 37.0, 46.0]);
+    }
+
+    #[test]
+    fn views_whose_offsets_overflow_do_not_fit() {
+        let a = [1.0f32; 4];
+        // (rows − 1)·rs wraps around usize to a small number with unchecked arithmetic.
+        let huge = View { data: &a, rows: 3, cols: 1, rs: usize::MAX / 2 + 1, cs: 1 };
+        assert!(!huge.fits());
+        assert!(View::new(&a, 2, 2).fits() && !View::new(&a, 2, 3).fits());
+        let r = std::panic::catch_unwind(|| gemm(View::new(&a, 2, 2), View::new(&a, 2, 2), &mut [0.0; 3], 0.0));
+        assert!(r.is_err(), "c too small for 2 × 2");
     }
 }

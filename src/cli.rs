@@ -86,7 +86,7 @@ pub struct PredictArgs {
     /// Image files.
     #[arg(long, num_args = 1.., required_unless_present = "image_dir", conflicts_with = "image_dir")]
     pub images: Vec<PathBuf>,
-    /// A folder of images (every file in it).
+    /// A folder of images: its jpg, jpeg, png, bmp and webp files (other files are skipped and counted).
     #[arg(long)]
     pub image_dir: Option<PathBuf>,
     /// GT annotations: their person boxes, or with --boxes only the image ids (by file name).

@@ -29,6 +29,9 @@ pub struct KeypointSpec {
     pub upper_body: Vec<usize>,
 }
 
+/// The most keypoints a set may have (COCO-WholeBody has 133): more is a mistake, not a set.
+pub const MAX_KEYPOINTS: usize = 1024;
+
 /// Which side of the body a joint is on, as its flip pair says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -118,8 +121,15 @@ impl KeypointSpec {
 
     /// A spec from a JSON file with the fields of this struct.
     pub fn from_json_file(path: &Path) -> Result<Self> {
-        let spec: KeypointSpec = super::json::read_json(path)?;
-        spec.validate().with_context(|| format!("{}: invalid keypoint spec", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+        Self::from_json_slice(&bytes, &path.display().to_string())
+    }
+
+    /// A spec from JSON bytes (`name` for messages), validated.
+    pub fn from_json_slice(bytes: &[u8], name: &str) -> Result<Self> {
+        let spec: KeypointSpec =
+            super::json::parse_json(super::json::without_bom(bytes)).map_err(|e| anyhow!("{name}: {e}"))?;
+        spec.validate().with_context(|| format!("{name}: invalid keypoint spec"))?;
         Ok(spec)
     }
 
@@ -194,6 +204,7 @@ impl KeypointSpec {
     pub fn validate(&self) -> Result<()> {
         let k = self.len();
         ensure!(k > 0, "no keypoints");
+        ensure!(k <= MAX_KEYPOINTS, "{k} keypoints: at most {MAX_KEYPOINTS} are supported");
         if let Some(s) = &self.sigmas {
             ensure!(s.len() == k, "{} sigmas for {k} keypoints", s.len());
             ensure!(s.iter().all(|s| s.is_finite() && *s > 0.0), "sigmas must be finite and positive");

@@ -14,6 +14,30 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// Upper bounds of config values (far above any real recipe): a mistyped number is refused
+/// instead of allocating gigabytes.
+pub struct Limits {
+    pub image_side: usize,
+    pub batch: usize,
+    pub prefetch: usize,
+    pub workers: usize,
+    pub kernels: usize,
+    pub head_channels: usize,
+    pub head_layers: usize,
+    pub joints: usize,
+}
+
+pub const LIMITS: Limits = Limits {
+    image_side: 4096,
+    batch: 4096,
+    prefetch: 256,
+    workers: 1024,
+    kernels: 64,
+    head_channels: 4096,
+    head_layers: 5,
+    joints: 1024,
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -272,9 +296,14 @@ impl Config {
     /// string), resolves relative paths from the file's directory, and validates.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
         let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the config", path.display()))?;
+        Config::from_slice(&bytes, path, overrides)
+    }
+
+    /// [`Config::load`] of a file's bytes; `path` names it in messages and anchors relative paths.
+    pub fn from_slice(bytes: &[u8], path: &Path, overrides: &[String]) -> Result<Config> {
         // A leading UTF-8 byte-order mark (Windows editors write one) is not JSON; RFC 8259 lets
         // a parser ignore it.
-        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let mut value: Value = serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for o in overrides {
             apply_override(&mut value, o).with_context(|| format!("--set {o}"))?;
@@ -296,18 +325,22 @@ impl Config {
     }
 
     /// Checks that need nothing but the config itself; the network checks its own fit to
-    /// `input_size` and `heatmap_size` when it is built.
+    /// `input_size` and `heatmap_size` when it is built. Sizes, counts and factors are bounded
+    /// (see [`LIMITS`]), so that a mistyped number is an error, not gigabytes allocated.
     pub fn validate(&self) -> Result<()> {
         let (i, h) = (self.input_size, self.heatmap_size);
-        ensure!(i.area() > 0 && h.area() > 0, "input_size and heatmap_size must be positive");
+        for (name, s) in [("input_size", i), ("heatmap_size", h)] {
+            let ok = (1..=LIMITS.image_side).contains(&s.width) && (1..=LIMITS.image_side).contains(&s.height);
+            ensure!(ok, "{name} {:?} must be between 1 and {} a side", [s.width, s.height], LIMITS.image_side);
+        }
         ensure!(
             i.width % h.width == 0 && i.height % h.height == 0 && i.width / h.width == i.height / h.height,
             "input_size {:?} must be the same integer multiple of heatmap_size {:?} in x and y ([w, h])",
             [i.width, i.height],
             [h.width, h.height]
         );
-        ensure!(self.sigma > 0.0, "sigma must be positive");
-        ensure!(self.box_padding >= 1.0, "box_padding must be at least 1");
+        ensure!(self.sigma > 0.0 && self.sigma <= 64.0, "sigma must be in (0, 64]");
+        ensure!(self.box_padding >= 1.0 && self.box_padding <= 10.0, "box_padding must be in [1, 10]");
         let a = &self.augment;
         for (name, p) in [
             ("augment.flip_prob", a.flip_prob),
@@ -317,12 +350,32 @@ impl Config {
             ensure!((0.0..=1.0).contains(&p), "{name} = {p} is not a probability");
         }
         ensure!((0.0..1.0).contains(&a.scale_factor), "augment.scale_factor must be in [0, 1)");
-        ensure!(self.loader.batch_size > 0, "loader.batch_size must be positive");
+        ensure!((0.0..=180.0).contains(&a.rotation_factor), "augment.rotation_factor must be in [0, 180] degrees");
+        ensure!((1.0..=10.0).contains(&a.half_body_padding), "augment.half_body_padding must be in [1, 10]");
+        ensure!((0.0..1.0).contains(&a.color_jitter), "augment.color_jitter must be in [0, 1)");
+        for (name, n) in [("loader.batch_size", self.loader.batch_size), ("val.batch_size", self.val.batch_size)] {
+            ensure!((1..=LIMITS.batch).contains(&n), "{name} must be between 1 and {}", LIMITS.batch);
+        }
+        ensure!(self.loader.prefetch <= LIMITS.prefetch, "loader.prefetch must be at most {}", LIMITS.prefetch);
+        ensure!(self.loader.workers <= LIMITS.workers, "loader.workers must be at most {}", LIMITS.workers);
         let m = &self.model;
         ensure!(m.width > 0.0 && m.width <= 4.0, "model.width {} is out of range (0, 4]", m.width);
-        ensure!(m.kernels >= 1, "model.kernels must be at least 1");
-        ensure!(m.head_channels >= 1 && m.head_layers >= 1, "model.head_channels and head_layers must be positive");
-        ensure!(m.joints != Some(0), "model.joints must be positive");
+        ensure!((1..=LIMITS.kernels).contains(&m.kernels), "model.kernels must be between 1 and {}", LIMITS.kernels);
+        ensure!(
+            (1..=LIMITS.head_channels).contains(&m.head_channels),
+            "model.head_channels must be between 1 and {}",
+            LIMITS.head_channels
+        );
+        ensure!(
+            (1..=LIMITS.head_layers).contains(&m.head_layers),
+            "model.head_layers must be between 1 and {} (each doubles the map size)",
+            LIMITS.head_layers
+        );
+        ensure!(
+            m.joints.is_none_or(|j| (1..=LIMITS.joints).contains(&j)),
+            "model.joints must be between 1 and {}",
+            LIMITS.joints
+        );
         let t = &self.train;
         ensure!(t.lr > 0.0 && t.lr.is_finite(), "train.lr must be a positive number");
         ensure!(t.lr_factor > 0.0, "train.lr_factor must be positive");
@@ -445,6 +498,12 @@ mod tests {
         assert!(e.contains("val.decoding") && e.contains("expected `quarter` or `dark`"), "{e}");
         let e = err("{}", &["input_size=[192]"]);
         assert!(e.contains("input_size") && e.contains("length 1"), "{e}");
+        let e = err("{}", &["model.head_layers=1000000000"]);
+        assert!(e.contains("model.head_layers must be between 1 and 5"), "{e}");
+        let e = err("{}", &["input_size=[4294967296, 4294967296]", "heatmap_size=[1073741824, 1073741824]"]);
+        assert!(e.contains("input_size [4294967296, 4294967296] must be between 1 and 4096 a side"), "{e}");
+        let e = err("{}", &["sigma=1e30"]);
+        assert!(e.contains("sigma must be in (0, 64]"), "{e}");
         let e = err("{}", &["seed"]);
         assert!(e.contains("--set seed") && e.contains("key=value"), "{e}");
     }

@@ -40,9 +40,32 @@ pub fn detection_boxes(
     gt: Option<&CocoDataset>,
 ) -> Result<Vec<PersonBox>> {
     let records: Vec<DetectionRecord> = crate::coco::json::read_with(path, crate::coco::json::parse_array_par)?;
+    boxes_from_records(records, &path.display().to_string(), category_id, min_score, gt)
+}
+
+/// [`detection_boxes`] of a file's bytes (`name` for messages).
+pub fn detection_boxes_from_bytes(
+    bytes: &[u8],
+    name: &str,
+    category_id: i64,
+    min_score: f64,
+    gt: Option<&CocoDataset>,
+) -> Result<Vec<PersonBox>> {
+    let records = crate::coco::json::parse_array_par(crate::coco::json::without_bom(bytes))
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    boxes_from_records(records, name, category_id, min_score, gt)
+}
+
+fn boxes_from_records(
+    records: Vec<DetectionRecord>,
+    name: &str,
+    category_id: i64,
+    min_score: f64,
+    gt: Option<&CocoDataset>,
+) -> Result<Vec<PersonBox>> {
     let mut out = Vec::new();
     for (i, r) in records.into_iter().enumerate() {
-        let at = || format!("{}: record [{i}] (image_id {})", path.display(), r.image_id);
+        let at = || format!("{name}: record [{i}] (image_id {})", r.image_id);
         ensure!(r.bbox.len() == 4, "{}: bbox has {} numbers, expected 4 ([x, y, w, h])", at(), r.bbox.len());
         ensure!(r.bbox.iter().all(|v| v.is_finite()), "{}: bbox {:?} is not finite", at(), r.bbox);
         ensure!(r.score.is_finite(), "{}: score {} is not a finite number", at(), r.score);

@@ -86,18 +86,23 @@ pub fn load_into<D: Device<f32>>(
 
 /// The metadata of a checkpoint file (its config, keypoint set, …), read from the header alone.
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    use std::io::Read;
-    let source = path.display();
-    let mut file = std::fs::File::open(path).with_context(|| format!("{source}: cannot read checkpoint"))?;
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len).with_context(|| format!("{source}: not a safetensors file (too short)"))?;
-    let len = u64::from_le_bytes(len);
-    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if len > file_len.saturating_sub(8) || len > 100_000_000 {
-        bail!("{source}: not a safetensors file (header of {len} bytes)");
+    let source = path.display().to_string();
+    let file = std::fs::File::open(path).with_context(|| format!("{source}: cannot read checkpoint"))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    metadata_of(file, len, &source)
+}
+
+/// The metadata in the header of a safetensors stream of `len` bytes: a declared header length
+/// beyond the stream (or beyond 100 MB) is refused before anything is allocated for it.
+pub fn metadata_of(mut stream: impl std::io::Read, len: u64, source: &str) -> Result<BTreeMap<String, String>> {
+    let mut n = [0u8; 8];
+    stream.read_exact(&mut n).with_context(|| format!("{source}: not a safetensors file (too short)"))?;
+    let n = u64::from_le_bytes(n);
+    if n > len.saturating_sub(8) || n > 100_000_000 {
+        bail!("{source}: not a safetensors file (header of {n} bytes)");
     }
-    let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header).with_context(|| format!("{source}: unreadable header"))?;
+    let mut header = vec![0u8; n as usize];
+    stream.read_exact(&mut header).with_context(|| format!("{source}: unreadable header"))?;
     #[derive(serde::Deserialize)]
     struct Header {
         #[serde(rename = "__metadata__", default)]

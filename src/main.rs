@@ -148,15 +148,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             force: a.force,
         })?,
         Command::Quickstart(a) => app::quickstart::run(a.force, &a.set)?,
-        Command::Synth(a) => {
-            let cfg = dypose::data::synth::SynthConfig {
-                width: a.width,
-                height: a.height,
-                seed: a.seed,
-                ..Default::default()
-            };
-            app::data::synth(&a.out, &cfg, a.train, a.val, a.keypoints.as_deref(), a.force)?
-        }
+        Command::Synth(a) => app::data::synth(&app::data::SynthRequest {
+            out: a.out,
+            train: a.train,
+            val: a.val,
+            seed: a.seed,
+            width: a.width,
+            height: a.height,
+            keypoints: a.keypoints,
+            force: a.force,
+        })?,
         Command::Bench(BenchCommand::Coco { ann, repeat }) => app::bench::bench_coco_load(&ann, repeat)?,
         Command::Bench(BenchCommand::Model { config, set, batch, iters, generic, device }) => {
             let cfg = Config::load(&config, &set)?;

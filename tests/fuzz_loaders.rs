@@ -532,6 +532,17 @@ fn no_loader_panics_or_hangs_on_mutated_inputs() {
     assert!(failures.is_empty(), "inputs kept in target/fuzz-failures/:\n{}", failures.join("\n"));
 }
 
+/// A 100-byte PNG that declares 60000 × 60000 pixels (10.8 GB of RGB) is refused with a message
+/// at once, not allocated; an ordinary image of the same format decodes.
+#[test]
+fn a_decompression_bomb_is_refused_with_a_message() {
+    let start = Instant::now();
+    let e = dypose::data::loader::decode_rgb(&bomb_png(60_000, 60_000)).unwrap_err();
+    assert!(e.contains("larger than dypose decodes (16384 px a side"), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(image_seeds().iter().take(4).all(|b| dypose::data::loader::decode_rgb(b).is_ok()));
+}
+
 /// Every input a fuzz run found (kept in tests/data/fuzz_regressions/<loader>/) is handled: no
 /// panic, within 5 s.
 #[test]

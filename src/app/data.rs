@@ -10,20 +10,39 @@ use crate::data::synth::{write_dataset, Figures, SynthConfig};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-/// `dypose synth`: COCO's stick persons, or with `keypoints` articulated figures of that spec.
-pub fn synth(
-    out: &Path,
-    cfg: &SynthConfig,
-    train: usize,
-    val: usize,
-    keypoints: Option<&Path>,
-    force: bool,
-) -> Result<String> {
-    let figures = match keypoints {
+/// What `dypose synth` generates.
+pub struct SynthRequest {
+    pub out: PathBuf,
+    pub train: usize,
+    pub val: usize,
+    pub seed: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Articulated figures of this keypoint spec instead of COCO's stick persons.
+    pub keypoints: Option<PathBuf>,
+    pub force: bool,
+}
+
+/// `dypose synth`: COCO's stick persons, or with `keypoints` articulated figures of that spec,
+/// in `out` (never over the spec file it is given).
+pub fn synth(req: &SynthRequest) -> Result<String> {
+    if let Some(spec) = &req.keypoints {
+        let annotations = req.out.join("annotations");
+        let names = [
+            "keypoints.json",
+            "person_keypoints_train.json",
+            "person_keypoints_val.json",
+            "person_detections_val.json",
+        ];
+        let outputs: Vec<PathBuf> = names.iter().map(|n| annotations.join(n)).collect();
+        crate::fsutil::refuse_overwriting_inputs(&outputs, std::slice::from_ref(spec))?;
+    }
+    let figures = match &req.keypoints {
         Some(p) => Figures::Articulated(KeypointSpec::from_json_file(p)?),
         None => Figures::Persons,
     };
-    write_dataset(out, cfg, &figures, train, val, force)
+    let cfg = SynthConfig { width: req.width, height: req.height, seed: req.seed, ..Default::default() };
+    write_dataset(&req.out, &cfg, &figures, req.train, req.val, req.force)
 }
 
 /// `dypose data show`: draws the first `count` samples of epoch 0 of the training set into

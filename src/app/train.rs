@@ -53,6 +53,15 @@ pub fn run(
     opts: &TrainOptions,
     mut seen: impl FnMut(Validation),
 ) -> Result<TrainOutcome> {
+    let d = &cfg.data;
+    let inputs: Vec<PathBuf> = [&d.train_annotations, &d.val_annotations]
+        .into_iter()
+        .cloned()
+        .chain(d.val_boxes.clone())
+        .chain(d.keypoints.clone())
+        .collect();
+    let outputs: Vec<PathBuf> = crate::train::trainer::RUN_FILES.iter().map(|f| opts.run_dir.join(f)).collect();
+    crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
     Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
     Config::require(&cfg.data.train_images, "data.train_images")?;
     let train_set = CocoDataset::load(&cfg.data.train_annotations)?;

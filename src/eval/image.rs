@@ -39,40 +39,19 @@ pub fn evaluate_image(
     let g_len = gts.len();
     let d_len = dts.len();
     let gt_ignore: Vec<bool> = gts.iter().map(|g| g.ignore || !area.contains(g.area)).collect();
-    // Regular GTs first, ignored last, each group in file order (a stable sort on the flag).
-    let order: Vec<usize> = (0..g_len).filter(|&g| !gt_ignore[g]).chain((0..g_len).filter(|&g| gt_ignore[g])).collect();
+    let order = match_order(&gt_ignore);
     let t_len = params.oks_thresholds.len();
     let mut dt_matched = vec![false; t_len * d_len];
     let mut dt_ignore = vec![false; t_len * d_len];
     if g_len > 0 && d_len > 0 {
         let mut gt_taken = vec![false; g_len];
+        let mut taken_by = vec![None; d_len];
         for (t, &thr) in params.oks_thresholds.iter().enumerate() {
-            gt_taken.iter_mut().for_each(|x| *x = false);
-            for d in 0..d_len {
-                let mut best = thr.min(1.0 - 1e-10);
-                let mut m: Option<usize> = None;
-                for (slot, &g) in order.iter().enumerate() {
-                    if gt_taken[slot] && !gts[g].iscrowd {
-                        continue;
-                    }
-                    // Once matched to a regular GT, ignored GTs (all after it) cannot win.
-                    if let Some(ms) = m {
-                        if !gt_ignore[order[ms]] && gt_ignore[g] {
-                            break;
-                        }
-                    }
-                    let v = oks[d * g_len + g];
-                    if v < best {
-                        continue;
-                    }
-                    best = v;
-                    m = Some(slot);
-                }
-                if let Some(ms) = m {
-                    let g = order[ms];
+            greedy_match(gts, &gt_ignore, &order, oks, thr, &mut gt_taken, &mut taken_by);
+            for (d, m) in taken_by.iter().enumerate() {
+                if let Some(g) = *m {
                     dt_ignore[t * d_len + d] = gt_ignore[g];
                     dt_matched[t * d_len + d] = gts[g].id != 0;
-                    gt_taken[ms] = true;
                 }
             }
         }
@@ -93,6 +72,54 @@ pub fn evaluate_image(
         dt_ignore,
         num_gt_regular: gt_ignore.iter().filter(|&&i| !i).count(),
     }
+}
+
+/// The GT each detection takes at one OKS threshold (`COCOeval.evaluateImg`'s greedy loop):
+/// detections in score order each take the best free GT, regular GTs before ignored ones, crowds
+/// any number of times. `order` lists regular GTs first, then ignored, each in file order;
+/// `taken_by[d]` gets the GT index (original order) or `None`. `taken` is scratch, one per GT.
+pub fn greedy_match(
+    gts: &[GtRef],
+    gt_ignore: &[bool],
+    order: &[usize],
+    oks: &[f64],
+    thr: f64,
+    taken: &mut [bool],
+    taken_by: &mut [Option<usize>],
+) {
+    let g_len = gts.len();
+    taken.iter_mut().for_each(|x| *x = false);
+    for (d, out) in taken_by.iter_mut().enumerate() {
+        let mut best = thr.min(1.0 - 1e-10);
+        let mut m: Option<usize> = None;
+        for (slot, &g) in order.iter().enumerate() {
+            if taken[slot] && !gts[g].iscrowd {
+                continue;
+            }
+            // Once matched to a regular GT, ignored GTs (all after it) cannot win.
+            if let Some(ms) = m {
+                if !gt_ignore[order[ms]] && gt_ignore[g] {
+                    break;
+                }
+            }
+            let v = oks[d * g_len + g];
+            if v < best {
+                continue;
+            }
+            best = v;
+            m = Some(slot);
+        }
+        if let Some(ms) = m {
+            taken[ms] = true;
+        }
+        *out = m.map(|ms| order[ms]);
+    }
+}
+
+/// Regular GTs first, ignored last, each group in file order (a stable sort on the flag).
+pub fn match_order(gt_ignore: &[bool]) -> Vec<usize> {
+    let g_len = gt_ignore.len();
+    (0..g_len).filter(|&g| !gt_ignore[g]).chain((0..g_len).filter(|&g| gt_ignore[g])).collect()
 }
 
 #[cfg(test)]

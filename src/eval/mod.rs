@@ -2,6 +2,7 @@
 //! `CocoEval::new` (prepare) → `evaluate` → `accumulate` → `summarize`.
 //! Plain Rust over the parsed files, parallel over images.
 
+pub mod analyze;
 pub mod image;
 pub mod oks;
 pub mod params;
@@ -21,7 +22,8 @@ pub use summary::Stats;
 #[derive(Default)]
 struct Cell<'a> {
     gts: Vec<(GtRef, OksTarget<'a>)>,
-    dts: Vec<&'a KeypointResult>,
+    /// Indices into `CocoEval::results`.
+    dts: Vec<usize>,
 }
 
 pub struct CocoEval<'a> {
@@ -32,6 +34,7 @@ pub struct CocoEval<'a> {
     pub category_ids: Vec<Id>,
     /// `[image * K + category]`.
     cells: Vec<Cell<'a>>,
+    results: &'a [KeypointResult],
     /// Results whose category is not in the GT file: left out, as pycocotools does.
     pub results_outside_categories: usize,
 }
@@ -83,7 +86,7 @@ impl<'a> CocoEval<'a> {
             cells[i * k_len + k].gts.push((gref, target));
         }
         let mut results_outside_categories = 0;
-        for r in results {
+        for (n, r) in results.iter().enumerate() {
             ensure!(
                 r.keypoints.len() == num_coords,
                 "result for image {} has {} keypoint numbers, expected {num_coords}",
@@ -91,11 +94,11 @@ impl<'a> CocoEval<'a> {
                 r.keypoints.len()
             );
             match (img_pos.get(&r.image_id), cat_pos.get(&r.category_id)) {
-                (Some(&i), Some(&k)) => cells[i * k_len + k].dts.push(r),
+                (Some(&i), Some(&k)) => cells[i * k_len + k].dts.push(n),
                 _ => results_outside_categories += 1,
             }
         }
-        Ok(CocoEval { params, image_ids, category_ids, cells, results_outside_categories })
+        Ok(CocoEval { params, image_ids, category_ids, cells, results, results_outside_categories })
     }
 
     /// Matches detections to GTs in every image, category and area range (parallel over images).
@@ -120,17 +123,23 @@ impl<'a> CocoEval<'a> {
         if cell.gts.is_empty() && cell.dts.is_empty() {
             return vec![None; areas.len()];
         }
-        let mut order: Vec<usize> = (0..cell.dts.len()).collect();
-        order.sort_by(|&a, &b| descending(cell.dts[a].score, cell.dts[b].score));
-        order.truncate(self.params.max_dets);
-        let g_len = cell.gts.len();
-        let mut oks_matrix = Vec::with_capacity(order.len() * g_len);
-        for &d in &order {
-            oks_matrix.extend(cell.gts.iter().map(|(_, t)| oks(&cell.dts[d].keypoints, t, variances)));
-        }
+        let (order, oks_matrix) = self.ranked_oks(cell, variances, self.params.max_dets);
         let gts: Vec<GtRef> = cell.gts.iter().map(|(g, _)| *g).collect();
-        let dts: Vec<(f64, f64)> = order.iter().map(|&d| (cell.dts[d].score, cell.dts[d].area)).collect();
+        let dts: Vec<(f64, f64)> = order.iter().map(|&d| (self.results[d].score, self.results[d].area)).collect();
         areas.iter().map(|area| Some(evaluate_image(&gts, &dts, &oks_matrix, area, &self.params))).collect()
+    }
+
+    /// A cell's detections by score (stable), cut to `limit`, as indices into `results`,
+    /// and their OKS with every GT: `oks[rank * G + g]`.
+    fn ranked_oks(&self, cell: &Cell, variances: &[f64], limit: usize) -> (Vec<usize>, Vec<f64>) {
+        let mut order = cell.dts.clone();
+        order.sort_by(|&a, &b| descending(self.results[a].score, self.results[b].score));
+        order.truncate(limit);
+        let mut oks_matrix = Vec::with_capacity(order.len() * cell.gts.len());
+        for &d in &order {
+            oks_matrix.extend(cell.gts.iter().map(|(_, t)| oks(&self.results[d].keypoints, t, variances)));
+        }
+        (order, oks_matrix)
     }
 
     /// Precision/recall curves per (threshold, category, area range) over all images.

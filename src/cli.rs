@@ -196,9 +196,14 @@ pub struct EvalArgs {
     /// Also write the 10 stats as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Replace the --json file if it exists.
+    /// Replace the --json file (and the --analyze files) if they exist.
     #[arg(long)]
     pub force: bool,
+    /// Also analyse the results into this folder: per-keypoint accuracy and error types
+    /// (jitter, inversion, swap, miss), the AP after fixing each error, PR curves
+    /// (analysis.json, summary.txt and three PNG charts).
+    #[arg(long, value_name = "OUT_DIR", conflicts_with = "checkpoint")]
+    pub analyze: Option<PathBuf>,
     /// Keypoint spec JSON (names, flip_pairs, sigmas, limbs); default: COCO's 17 keypoints.
     /// With --checkpoint the checkpoint's own keypoint set is used.
     #[arg(long, conflicts_with = "checkpoint")]

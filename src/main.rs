@@ -76,7 +76,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => {
                     let results = a.results.expect("clap requires --results without --checkpoint");
-                    app::eval::eval_results(&a.gt, &results, a.spec.as_deref(), &out)?
+                    match a.analyze.as_deref() {
+                        Some(dir) => {
+                            let req = app::analyze::AnalyzeRequest {
+                                gt: &a.gt,
+                                results: &results,
+                                spec: a.spec.as_deref(),
+                                out: dir,
+                                force: a.force,
+                            };
+                            app::analyze::analyze_results(&req, &out)?.0
+                        }
+                        None => app::eval::eval_results(&a.gt, &results, a.spec.as_deref(), &out)?,
+                    }
                 }
             };
             stats.to_string().trim_end().to_string()

@@ -291,3 +291,103 @@ fn all_errors_together_then_scores_background_and_missed_persons() {
 fn results_exact() -> Vec<KeypointResult> {
     results(|i, k, j, _| j.copy_from_slice(&person(i, k % 2).0))
 }
+
+mod command_line {
+    //! `dypose eval --analyze` through the binary, on the real sample's GT fed back as results
+    //! with one left/right pair exchanged.
+
+    use serde_json::Value;
+    use std::path::Path;
+    use std::process::{Command, Output};
+
+    const SAMPLE_GT: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/data/coco-sample/annotations/person_keypoints_sample.json");
+
+    fn dypose(args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
+    }
+
+    fn s(p: &Path) -> &str {
+        p.to_str().unwrap()
+    }
+
+    /// The GT persons as results (persons without labelled joints too, as false positives at
+    /// the origin), with the first labelled left/right pair of one person exchanged when
+    /// `invert`; also how many joints are labelled in all.
+    fn sample_results(path: &Path, invert: bool) -> usize {
+        let gt: Value = serde_json::from_slice(&std::fs::read(SAMPLE_GT).unwrap()).unwrap();
+        let pairs = [(5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)];
+        let mut done = !invert;
+        let mut labelled = 0;
+        let mut results = Vec::new();
+        for a in gt["annotations"].as_array().unwrap().iter().filter(|a| a["iscrowd"] != 1) {
+            let mut k: Vec<f64> = a["keypoints"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            labelled += k.chunks(3).filter(|j| j[2] > 0.0).count();
+            for &(l, r) in &pairs {
+                let apart = (k[3 * l] - k[3 * r]).abs() + (k[3 * l + 1] - k[3 * r + 1]).abs() > 10.0;
+                if !done && k[3 * l + 2] > 0.0 && k[3 * r + 2] > 0.0 && apart {
+                    for c in 0..2 {
+                        k.swap(3 * l + c, 3 * r + c);
+                    }
+                    done = true;
+                }
+            }
+            results.push(serde_json::json!({"image_id": a["image_id"], "category_id": 1, "keypoints": k, "score": 0.9}));
+        }
+        assert!(done, "the sample has a labelled pair");
+        std::fs::write(path, serde_json::to_vec(&results).unwrap()).unwrap();
+        labelled
+    }
+
+    #[test]
+    fn writes_the_report_and_prints_the_stats_eval_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results.json");
+        let labelled = sample_results(&results, true);
+        let out = dir.path().join("analysis");
+        let plain = dypose(&["eval", "--gt", SAMPLE_GT, "--results", s(&results)]);
+        let analysed = dypose(&["eval", "--gt", SAMPLE_GT, "--results", s(&results), "--analyze", s(&out)]);
+        assert!(analysed.status.success(), "{}", String::from_utf8_lossy(&analysed.stderr));
+        assert_eq!(plain.stdout, analysed.stdout, "the stats are printed as plain eval prints them");
+
+        let a: Value = serde_json::from_slice(&std::fs::read(out.join("analysis.json")).unwrap()).unwrap();
+        let total = &a["total"]["errors"];
+        assert_eq!(total["inversion"], 2);
+        assert_eq!(total["good"].as_u64().unwrap() as usize, labelled - 2);
+        let fixed = a["fixes"].as_array().unwrap().iter().find(|f| f["name"] == "inversion").unwrap();
+        // Fixing the inversion gives the file with the pair put back.
+        let (intact, intact_stats) = (dir.path().join("intact.json"), dir.path().join("intact_stats.json"));
+        sample_results(&intact, false);
+        let o = dypose(&["eval", "--gt", SAMPLE_GT, "--results", s(&intact), "--json", s(&intact_stats)]);
+        assert!(o.status.success());
+        let intact: Value = serde_json::from_slice(&std::fs::read(&intact_stats).unwrap()).unwrap();
+        assert_eq!(fixed["stats"], intact);
+        assert_ne!(a["original"], intact, "the inversion costs AP");
+        assert!(std::fs::read_to_string(out.join("summary.txt")).unwrap().contains("left_shoulder"));
+        for chart in ["keypoint_errors.png", "ap_gains.png", "pr_curves.png"] {
+            let img = image::open(out.join(chart)).unwrap();
+            assert!(img.width() >= 800 && img.height() >= 400, "{chart}");
+        }
+
+        // A second run does not replace the report unless told to.
+        let before = std::fs::read(out.join("analysis.json")).unwrap();
+        let again = dypose(&["eval", "--gt", SAMPLE_GT, "--results", s(&results), "--analyze", s(&out)]);
+        assert!(!again.status.success());
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+        assert_eq!(std::fs::read(out.join("analysis.json")).unwrap(), before);
+        let forced = dypose(&["eval", "--gt", SAMPLE_GT, "--results", s(&results), "--analyze", s(&out), "--force"]);
+        assert!(forced.status.success());
+    }
+
+    #[test]
+    fn never_replaces_an_input_named_like_a_report_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("analysis.json");
+        sample_results(&results, true);
+        let before = std::fs::read(&results).unwrap();
+        let o = dypose(&["eval", "--gt", SAMPLE_GT, "--results", s(&results), "--analyze", s(dir.path()), "--force"]);
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("would replace an input"), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(std::fs::read(&results).unwrap(), before);
+    }
+}

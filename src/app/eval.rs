@@ -16,14 +16,14 @@ pub struct StatsFile<'a> {
 
 impl StatsFile<'_> {
     /// Refuses, before any work, a stats file that is one of `inputs` or exists without --force.
-    fn check(&self, inputs: &[&Path]) -> Result<()> {
+    pub(super) fn check(&self, inputs: &[&Path]) -> Result<()> {
         let Some(path) = self.path else { return Ok(()) };
         let inputs: Vec<PathBuf> = inputs.iter().map(|p| p.to_path_buf()).collect();
         crate::fsutil::refuse_overwriting_inputs(&[path.to_path_buf()], &inputs)?;
         crate::fsutil::refuse_existing(&[path.to_path_buf()], self.force)
     }
 
-    fn write(&self, stats: &Stats) -> Result<()> {
+    pub(super) fn write(&self, stats: &Stats) -> Result<()> {
         match self.path {
             Some(path) => {
                 crate::fsutil::write_new(path, (serde_json::to_string_pretty(stats)? + "\n").as_bytes(), self.force)

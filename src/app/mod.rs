@@ -3,6 +3,7 @@
 //! `main.rs` parses the command line (`cli`) and calls one of these; everything below knows
 //! nothing of the command line.
 
+pub mod analyze;
 pub mod bench;
 pub mod data;
 pub mod draw;

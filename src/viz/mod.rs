@@ -1,7 +1,8 @@
-//! Drawing: skeletons with left/right/centre limb colours, heatmap overlays. Plain `image`
+//! Drawing: skeletons with left/right/centre limb colours, heatmap overlays, charts. Plain `image`
 //! buffers and imageproc; no tensors.
 
 pub mod attention;
+pub mod charts;
 pub mod explain;
 pub mod plot;
 pub mod skeleton;

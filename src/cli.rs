@@ -344,6 +344,19 @@ pub enum BenchCommand {
         #[arg(long, value_enum, default_value_t = Device::Cpu)]
         device: Device,
     },
+    /// Time `eval` against `eval --analyze` on one GT and results file, alternating, in one
+    /// process (files read each time; nothing written).
+    Eval {
+        #[arg(long)]
+        gt: PathBuf,
+        #[arg(long)]
+        results: PathBuf,
+        /// Keypoint spec JSON; default: the GT file's own keypoint set.
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
     /// Time the data path from JPEG on disk to collated training batches.
     Data {
         /// COCO person-keypoint annotation file.

@@ -23,9 +23,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     // tempfile's default is owner-only (0600); outputs get the mode a plain File::create gives.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let mut tmp =
+        builder.tempfile_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("{}: write failed", path.display()))?;

@@ -171,6 +171,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             force: a.force,
         })?,
         Command::Bench(BenchCommand::Coco { ann, repeat }) => app::bench::bench_coco_load(&ann, repeat)?,
+        Command::Bench(BenchCommand::Eval { gt, results, spec, repeats }) => {
+            app::bench::bench_eval(&gt, &results, spec.as_deref(), repeats)?
+        }
         Command::Bench(BenchCommand::Model { config, set, batch, iters, generic, device }) => {
             let cfg = Config::load(&config, &set)?;
             app::bench::bench_model(device, &cfg, &app::bench::ModelBench { batch, iters, generic })?

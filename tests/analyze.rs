@@ -81,7 +81,13 @@ fn ground_truth() -> CocoDataset {
 fn detection(i: usize, joints: &[[f64; 2]], score: f64) -> KeypointResult {
     let (xs, ys): (Vec<f64>, Vec<f64>) = joints.iter().map(|[x, y]| (*x, *y)).unzip();
     let span = |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max) - v.iter().cloned().fold(f64::MAX, f64::min);
-    KeypointResult { image_id: i as i64 + 1, category_id: 1, keypoints: flat(joints, 1.0), score, area: span(&xs) * span(&ys) }
+    KeypointResult {
+        image_id: i as i64 + 1,
+        category_id: 1,
+        keypoints: flat(joints, 1.0),
+        score,
+        area: span(&xs) * span(&ys),
+    }
 }
 
 /// The point at keypoint similarity `ks` from `at`, straight up, for joint `j` of a person of `area`.
@@ -150,7 +156,16 @@ fn persons_where(which: impl Fn(usize) -> bool) -> usize {
 fn inversions_are_counted_and_fixing_them_restores_the_base_ap() {
     let gt = ground_truth();
     let inverted = |k: usize| k % 2 == 0;
-    let a = analyze(&gt, &results(|_, k, j, _| if inverted(k) { j.swap(LEFT_WRIST, RIGHT_WRIST) }), &spec()).unwrap();
+    let a = analyze(
+        &gt,
+        &results(|_, k, j, _| {
+            if inverted(k) {
+                j.swap(LEFT_WRIST, RIGHT_WRIST)
+            }
+        }),
+        &spec(),
+    )
+    .unwrap();
     let injected = persons_where(inverted);
     assert_eq!(count(&a, JointError::Inversion), 2 * injected);
     assert_eq!(count(&a, JointError::Jitter), persons_where(base_jitter));
@@ -259,7 +274,9 @@ fn all_errors_together_then_scores_background_and_missed_persons() {
 
     // All keypoint errors fixed: the exact file, less the two undetected persons.
     let mut exact = results_exact();
-    exact.retain(|r| !dropped.iter().any(|d| d.image_id == r.image_id && (d.keypoints[39] - r.keypoints[39]).abs() < 1.0));
+    exact.retain(|r| {
+        !dropped.iter().any(|d| d.image_id == r.image_id && (d.keypoints[39] - r.keypoints[39]).abs() < 1.0)
+    });
     assert_eq!(*fix(&a, "all keypoint errors"), stats(&gt, &exact));
 
     // Rescoring puts the false positives (score 0) below every true detection: the AP of the
@@ -273,10 +290,14 @@ fn all_errors_together_then_scores_background_and_missed_persons() {
     let mut smaller = ground_truth();
     smaller.annotations.retain(|g| !undetected.contains(&(g.id as usize - 1)));
     let smaller = CocoDataset::from_file(
-        parse_annotation_file(&serde_json::to_vec(&json!({
-            "images": (0..IMAGES).map(|i| json!({"id": i + 1})).collect::<Vec<_>>(),
-            "annotations": smaller.annotations, "categories": smaller.categories,
-        })).unwrap()).unwrap(),
+        parse_annotation_file(
+            &serde_json::to_vec(&json!({
+                "images": (0..IMAGES).map(|i| json!({"id": i + 1})).collect::<Vec<_>>(),
+                "annotations": smaller.annotations, "categories": smaller.categories,
+            }))
+            .unwrap(),
+        )
+        .unwrap(),
         PathBuf::from("smaller.json"),
     )
     .unwrap();
@@ -332,7 +353,8 @@ mod command_line {
                     done = true;
                 }
             }
-            results.push(serde_json::json!({"image_id": a["image_id"], "category_id": 1, "keypoints": k, "score": 0.9}));
+            results
+                .push(serde_json::json!({"image_id": a["image_id"], "category_id": 1, "keypoints": k, "score": 0.9}));
         }
         assert!(done, "the sample has a labelled pair");
         std::fs::write(path, serde_json::to_vec(&results).unwrap()).unwrap();
@@ -387,7 +409,11 @@ mod command_line {
         let before = std::fs::read(&results).unwrap();
         let o = dypose(&["eval", "--gt", SAMPLE_GT, "--results", s(&results), "--analyze", s(dir.path()), "--force"]);
         assert!(!o.status.success());
-        assert!(String::from_utf8_lossy(&o.stderr).contains("would replace an input"), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("would replace an input"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(std::fs::read(&results).unwrap(), before);
     }
 }

@@ -3,7 +3,7 @@
 
 use super::eval::StatsFile;
 use crate::coco::results::{read_result_records, results_from_records};
-use crate::coco::{CocoDataset, KeypointSpec};
+use crate::coco::{CocoDataset, KeypointResult, KeypointSpec};
 use crate::eval::analyze::joints::JointError;
 use crate::eval::analyze::{analyze, Analysis};
 use crate::eval::{gt_keypoint_set, Stats};
@@ -36,14 +36,7 @@ pub fn analyze_results(req: &AnalyzeRequest, stats_file: &StatsFile) -> Result<(
     crate::fsutil::refuse_existing(&outputs, req.force)?;
 
     let start = Instant::now();
-    let (gt, records) = rayon::join(|| CocoDataset::load(req.gt), || read_result_records(req.results));
-    let gt = gt?;
-    let spec = match req.spec {
-        Some(p) => KeypointSpec::from_json_file(p)?,
-        None => gt_keypoint_set(&gt)?,
-    };
-    spec.sigmas().map_err(|e| anyhow::anyhow!("{}: {e:#} (pass --spec)", gt.source.display()))?;
-    let results = results_from_records(records?, &req.results.display().to_string(), &gt, spec.len())?;
+    let (gt, results, spec) = load(req.gt, req.results, req.spec)?;
     let loaded = start.elapsed().as_secs_f64();
     let analysis = analyze(&gt, &results, &spec)?;
     let analysed = start.elapsed().as_secs_f64() - loaded;
@@ -67,6 +60,24 @@ pub fn analyze_results(req: &AnalyzeRequest, stats_file: &StatsFile) -> Result<(
     Ok((analysis.original, analysis))
 }
 
+/// The GT file, the results and the keypoint set (the spec file's, else the GT file's own),
+/// both files read in parallel.
+pub fn load(
+    gt: &Path,
+    results: &Path,
+    spec: Option<&Path>,
+) -> Result<(CocoDataset, Vec<KeypointResult>, KeypointSpec)> {
+    let (gt, records) = rayon::join(|| CocoDataset::load(gt), || read_result_records(results));
+    let gt = gt?;
+    let spec = match spec {
+        Some(p) => KeypointSpec::from_json_file(p)?,
+        None => gt_keypoint_set(&gt)?,
+    };
+    spec.sigmas().map_err(|e| anyhow::anyhow!("{}: {e:#} (pass --spec)", gt.source.display()))?;
+    let results = results_from_records(records?, &results.display().to_string(), &gt, spec.len())?;
+    Ok((gt, results, spec))
+}
+
 /// The three charts: per-keypoint error shares, AP gains per fix, PR curves.
 pub fn charts(a: &Analysis) -> [RgbImage; 3] {
     let parts: Vec<&str> = JointError::ALL.iter().map(|e| e.name()).collect();
@@ -79,11 +90,8 @@ pub fn charts(a: &Analysis) -> [RgbImage; 3] {
             (format!("{name} ({})", k.joints), JointError::ALL.iter().map(|&e| k.errors.share(e)).collect())
         })
         .collect();
-    let errors = stacked_shares(
-        &format!("Joints of matched detections by error type ({})", a.keypoint_set),
-        &parts,
-        &rows,
-    );
+    let errors =
+        stacked_shares(&format!("Joints of matched detections by error type ({})", a.keypoint_set), &parts, &rows);
 
     let o = &a.original;
     let gains: Vec<(String, Vec<f64>)> = a
@@ -106,7 +114,8 @@ pub fn charts(a: &Analysis) -> [RgbImage; 3] {
     let names: Vec<String> = a.pr_curves.iter().map(|c| format!("OKS {:.2}", c.oks)).collect();
     let points: Vec<Vec<(f64, f64)>> =
         a.pr_curves.iter().map(|c| c.recall.iter().copied().zip(c.precision.iter().copied()).collect()).collect();
-    let series: Vec<(&str, &[(f64, f64)])> = names.iter().map(String::as_str).zip(points.iter().map(Vec::as_slice)).collect();
+    let series: Vec<(&str, &[(f64, f64)])> =
+        names.iter().map(String::as_str).zip(points.iter().map(Vec::as_slice)).collect();
     let curves = unit_curves("Precision-recall, all areas", "recall", "precision", &series);
     [errors, bars, curves]
 }

@@ -55,6 +55,45 @@ pub fn bench_coco_load(ann: &Path, repeat: usize) -> Result<String> {
     Ok(out)
 }
 
+/// Times plain evaluation (read both files, the metric) against the analysis (read both files,
+/// the metric, the joint taxonomy and every fix), alternating which goes first.
+pub fn bench_eval(gt: &Path, results: &Path, spec: Option<&Path>, repeats: usize) -> Result<String> {
+    let sigmas = match spec {
+        Some(p) => Some(KeypointSpec::from_json_file(p)?.sigmas()?.to_vec()),
+        None => None,
+    };
+    let plain = || -> Result<f64> {
+        let start = Instant::now();
+        crate::eval::evaluate_files(gt, results, sigmas.as_deref())?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let analysed = || -> Result<f64> {
+        let start = Instant::now();
+        let (gt, results, spec) = super::analyze::load(gt, results, spec)?;
+        crate::eval::analyze::analyze(&gt, &results, &spec)?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let (mut p, mut a) = (Vec::new(), Vec::new());
+    for r in 0..repeats.max(1) {
+        if r % 2 == 0 {
+            p.push(plain()?);
+            a.push(analysed()?);
+        } else {
+            a.push(analysed()?);
+            p.push(plain()?);
+        }
+    }
+    let (mp, ma) = (median(p.clone()), median(a.clone()));
+    let mut out = format!("{:<22} {:>5} {:>9} {:>9}\n", "", "runs", "median s", "min s");
+    for (name, t) in [("eval", &p), ("eval --analyze", &a)] {
+        let min = t.iter().cloned().fold(f64::INFINITY, f64::min);
+        out += &format!("{name:<22} {:>5} {:>9.3} {:>9.3}\n", t.len(), median(t.clone()), min);
+    }
+    out += &format!("the analysis adds {:.2} s ({:.1}× plain eval)\n", ma - mp, ma / mp);
+    out += &serde_json::json!({"runs": p.len(), "eval_median_seconds": mp, "analyze_median_seconds": ma, "peak_rss_mb": peak_rss_mb()}).to_string();
+    Ok(out)
+}
+
 /// Times the whole path from JPEG on disk to collated batches (decode, crop, augment, targets,
 /// normalise) for `samples` samples, cycling over the instances of `ann` with `workers` threads.
 pub fn bench_data(ann: &Path, images: &Path, samples: usize, workers: usize, batch: usize) -> Result<String> {

@@ -237,7 +237,8 @@ mod tests {
         let rows = vec![("a".to_string(), vec![0.25, 0.5, 0.0, 0.25]), ("b".to_string(), vec![1.0])];
         let img = stacked_shares("t", &["p", "q", "r", "s"], &rows);
         let (x, y) = shares::bar_origin(0);
-        let at = |frac: f64, row_y: u32| *img.get_pixel(x + (frac * shares::BAR_W as f64) as u32, row_y + shares::BAR_H / 2);
+        let at =
+            |frac: f64, row_y: u32| *img.get_pixel(x + (frac * shares::BAR_W as f64) as u32, row_y + shares::BAR_H / 2);
         // 0–25 % first part, 25–75 % second, the empty third takes no room, 75–100 % fourth.
         assert_eq!(at(0.10, y), colour(0));
         assert_eq!(at(0.40, y), colour(1));

@@ -41,7 +41,10 @@ pub fn background(eval: &CocoEval) -> Background {
             let g_len = cell.gts.len();
             let near = |d: usize, g: usize| oks[d * g_len + g] >= BACKGROUND_OKS;
             Background {
-                false_positives: (0..ranked.len()).filter(|&d| !(0..g_len).any(|g| near(d, g))).map(|d| ranked[d]).collect(),
+                false_positives: (0..ranked.len())
+                    .filter(|&d| !(0..g_len).any(|g| near(d, g)))
+                    .map(|d| ranked[d])
+                    .collect(),
                 false_negatives: (0..g_len)
                     .filter(|&g| {
                         let gt = &cell.gts[g].0;
@@ -159,20 +162,40 @@ pub fn run_all(
 
     let (rescored_results, changed) = with_scores(results, &rescored(&CocoEval::new(gt, results, params.clone())?));
     let stats = stats_of(gt, &rescored_results, params, &[])?;
-    out.push(Fix { name: "scores", what: "each detection scored by its OKS with the GT it is best assigned to", changed: Some(changed), stats });
+    out.push(Fix {
+        name: "scores",
+        what: "each detection scored by its OKS with the GT it is best assigned to",
+        changed: Some(changed),
+        stats,
+    });
     let stats = stats_of(gt, &without(results, &background.false_positives), params, &[])?;
     let changed = background.false_positives.len();
-    out.push(Fix { name: "background", what: "detections with OKS < 0.1 to every GT removed", changed: Some(changed), stats });
+    out.push(Fix {
+        name: "background",
+        what: "detections with OKS < 0.1 to every GT removed",
+        changed: Some(changed),
+        stats,
+    });
     let stats = stats_of(gt, results, params, &background.false_negatives)?;
     let changed = background.false_negatives.len();
-    out.push(Fix { name: "missed persons", what: "GTs that no detection reaches with OKS 0.1 ignored", changed: Some(changed), stats });
+    out.push(Fix {
+        name: "missed persons",
+        what: "GTs that no detection reaches with OKS 0.1 ignored",
+        changed: Some(changed),
+        stats,
+    });
 
     let scores = rescored(&CocoEval::new(gt, &all_joints, params.clone())?);
     let (everything, _) = with_scores(&all_joints, &scores);
     let bg = background_of(gt, &everything, params)?;
     let everything = without(&everything, &bg.false_positives);
     let stats = stats_of(gt, &everything, params, &bg.false_negatives)?;
-    out.push(Fix { name: "everything", what: "keypoints, then scores, background and missed persons", changed: None, stats });
+    out.push(Fix {
+        name: "everything",
+        what: "keypoints, then scores, background and missed persons",
+        changed: None,
+        stats,
+    });
     Ok(out)
 }
 

@@ -94,7 +94,9 @@ pub fn classify(
             let point = [detected[3 * j], detected[3 * j + 1]];
             let ks = |p: usize, joint: usize| {
                 let person = persons[p];
-                person.joint(joint).map(|at| (keypoint_similarity(point, at, variances[j], person.area), at, person.area))
+                person
+                    .joint(joint)
+                    .map(|at| (keypoint_similarity(point, at, variances[j], person.area), at, person.area))
             };
             // (ks, kind, GT position, area) of each candidate, in order.
             let candidates = std::iter::once((own, j, JointError::Jitter))

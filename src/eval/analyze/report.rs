@@ -191,7 +191,11 @@ impl PrCurve {
                             .map(|k| acc.precision[(t * r_len + r) * k_len * a_len + k * a_len])
                             .filter(|&v| v > -1.0)
                             .collect();
-                        if v.is_empty() { -1.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+                        if v.is_empty() {
+                            -1.0
+                        } else {
+                            v.iter().sum::<f64>() / v.len() as f64
+                        }
                     })
                     .collect();
                 Some(PrCurve { oks, recall: p.recall_thresholds.clone(), precision })
@@ -219,7 +223,18 @@ impl Analysis {
         let _ = writeln!(
             s,
             "{:<18} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6}  {:>7} {:>9}  {:>6} {:>6} {:>6}",
-            "keypoint", "joints", "good", "jitter", "invers", "swap", "miss", "mean ks", "err/scale", "ks≥.50", "ks≥.75", "ks≥.95"
+            "keypoint",
+            "joints",
+            "good",
+            "jitter",
+            "invers",
+            "swap",
+            "miss",
+            "mean ks",
+            "err/scale",
+            "ks≥.50",
+            "ks≥.75",
+            "ks≥.95"
         );
         for k in self.keypoints.iter().chain(std::iter::once(&self.total)) {
             let pct = |e| format!("{:.1}%", 100.0 * k.errors.share(e));

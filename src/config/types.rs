@@ -82,7 +82,8 @@ pub enum HeadKind {
     Light,
 }
 
-/// A backbone: ResNet-10/18 or MobileNetV2, static or with dynamic convolutions (`dy-`).
+/// A backbone: ResNet-10/18, MobileNetV2 or MobileNetV3-Small, static or with dynamic
+/// convolutions (`dy-`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum Arch {
     #[serde(rename = "resnet10")]
@@ -103,12 +104,18 @@ pub enum Arch {
     #[serde(rename = "dy-mobilenetv2")]
     #[value(name = "dy-mobilenetv2")]
     DyMobilenetv2,
+    #[serde(rename = "mobilenetv3-small")]
+    #[value(name = "mobilenetv3-small")]
+    Mobilenetv3Small,
+    #[serde(rename = "dy-mobilenetv3-small")]
+    #[value(name = "dy-mobilenetv3-small")]
+    DyMobilenetv3Small,
 }
 
 impl Arch {
     /// Whether the backbone's convolutions (but the stem) are dynamic.
     pub fn is_dynamic(self) -> bool {
-        matches!(self, Arch::DyResnet10 | Arch::DyResnet18 | Arch::DyMobilenetv2)
+        matches!(self, Arch::DyResnet10 | Arch::DyResnet18 | Arch::DyMobilenetv2 | Arch::DyMobilenetv3Small)
     }
 
     pub fn name(self) -> &'static str {
@@ -119,6 +126,8 @@ impl Arch {
             Arch::DyResnet18 => "dy-resnet18",
             Arch::Mobilenetv2 => "mobilenetv2",
             Arch::DyMobilenetv2 => "dy-mobilenetv2",
+            Arch::Mobilenetv3Small => "mobilenetv3-small",
+            Arch::DyMobilenetv3Small => "dy-mobilenetv3-small",
         }
     }
 }

@@ -53,27 +53,50 @@ impl ConvSpec {
     }
 }
 
+/// The nonlinearity after a conv + BN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Relu6,
+    /// x · ReLU6(x + 3) / 6 (MobileNetV3).
+    Hardswish,
+}
+
 /// A residual block of a backbone.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Block {
     /// ResNet basic block: 3×3 conv, BN, ReLU, 3×3 conv, BN, + shortcut, ReLU.
     Basic { conv1: ConvSpec, conv2: ConvSpec, shortcut: Option<ConvSpec> },
-    /// MobileNetV2 inverted residual: [1×1 expand, BN, ReLU6], 3×3 depthwise, BN, ReLU6,
-    /// 1×1 project, BN, + input when `residual`.
-    Inverted { expand: Option<ConvSpec>, depthwise: ConvSpec, project: ConvSpec, residual: bool },
+    /// Inverted residual: [1×1 expand, BN, act], k×k depthwise, BN, act, [squeeze-excitation],
+    /// 1×1 project, BN, + input when `residual`. MobileNetV2: ReLU6, 3×3, no SE; MobileNetV3
+    /// also hard-swish, 5×5 and SE.
+    Inverted {
+        expand: Option<ConvSpec>,
+        depthwise: ConvSpec,
+        /// Squeeze-excitation's hidden width: pool, FC → ReLU, FC → hard-sigmoid, scale channels.
+        /// Always static.
+        se: Option<usize>,
+        project: ConvSpec,
+        act: Activation,
+        residual: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backbone {
     pub name: String,
-    /// First conv (static: it sees 3 channels), BN and ReLU/ReLU6.
+    /// First conv (static: it sees 3 channels), BN and `act`.
     pub stem: ConvSpec,
     /// ResNet's 3×3 stride-2 max-pool after the stem.
     pub stem_pool: bool,
     pub stages: Vec<Vec<Block>>,
-    /// MobileNetV2's final 1×1 conv to 1280 (+BN, ReLU6), static.
+    /// MobileNets' final 1×1 conv (+BN, `act`): V2's to 1280 (static), V3-Small's to 576.
     pub last_conv: Option<ConvSpec>,
+    /// The activation of the stem and the last conv.
+    pub act: Activation,
     pub out_channels: usize,
+    /// MobileNetV3's classifier has a hidden layer (linear + hard-swish) of this width.
+    pub classifier_hidden: Option<usize>,
 }
 
 /// The keypoint head on top of a backbone.
@@ -142,7 +165,9 @@ pub fn resnet(depth: usize, width: f64, dynamic: bool, dynamic_shortcut: bool) -
         stem_pool: true,
         stages,
         last_conv: None,
+        act: Activation::Relu,
         out_channels: ch(512),
+        classifier_hidden: None,
     })
 }
 
@@ -164,7 +189,9 @@ pub fn mobilenet_v2(width: f64, dynamic: bool) -> Result<Backbone> {
             stage.push(Block::Inverted {
                 expand: (t != 1).then(|| ConvSpec { padding: 0, ..ConvSpec::new(cin, hidden, 1, 1) }.dynamic(dynamic)),
                 depthwise: ConvSpec::depthwise(hidden, 3, stride).dynamic(dynamic),
+                se: None,
                 project: ConvSpec { padding: 0, ..ConvSpec::new(hidden, cout, 1, 1) }.dynamic(dynamic),
+                act: Activation::Relu6,
                 residual: stride == 1 && cin == cout,
             });
             cin = cout;
@@ -178,7 +205,59 @@ pub fn mobilenet_v2(width: f64, dynamic: bool) -> Result<Backbone> {
         stem_pool: false,
         stages,
         last_conv: Some(ConvSpec { padding: 0, ..ConvSpec::new(cin, last, 1, 1) }),
+        act: Activation::Relu6,
         out_channels: last,
+        classifier_hidden: None,
+    })
+}
+
+/// MobileNetV3-Small (Howard et al. 2019, torchvision's layout) with width multiplier `width`;
+/// `dynamic` makes every conv dynamic except the stem, the SE blocks staying static.
+pub fn mobilenet_v3_small(width: f64, dynamic: bool) -> Result<Backbone> {
+    ensure!(width > 0.0 && width <= 4.0 && width.is_finite(), "MobileNetV3-Small width {width} is out of range (0, 4]");
+    use Activation::{Hardswish as HS, Relu as RE};
+    // (kernel, expanded, out, SE, activation, stride) per block.
+    const SETTINGS: [(usize, usize, usize, bool, Activation, usize); 11] = [
+        (3, 16, 16, true, RE, 2),
+        (3, 72, 24, false, RE, 2),
+        (3, 88, 24, false, RE, 1),
+        (5, 96, 40, true, HS, 2),
+        (5, 240, 40, true, HS, 1),
+        (5, 240, 40, true, HS, 1),
+        (5, 120, 48, true, HS, 1),
+        (5, 144, 48, true, HS, 1),
+        (5, 288, 96, true, HS, 2),
+        (5, 576, 96, true, HS, 1),
+        (5, 576, 96, true, HS, 1),
+    ];
+    let ch = |c: usize| make_divisible(c as f64 * width, 8);
+    let mut cin = ch(16);
+    let stem = ConvSpec::new(3, cin, 3, 2);
+    let mut blocks = Vec::new();
+    for (k, e, out, se, act, stride) in SETTINGS {
+        let (hidden, cout) = (ch(e), ch(out));
+        let pointwise = |a: usize, b: usize| ConvSpec { padding: 0, ..ConvSpec::new(a, b, 1, 1) }.dynamic(dynamic);
+        blocks.push(Block::Inverted {
+            expand: (hidden != cin).then(|| pointwise(cin, hidden)),
+            depthwise: ConvSpec::depthwise(hidden, k, stride).dynamic(dynamic),
+            se: se.then(|| make_divisible((hidden / 4) as f64, 8)),
+            project: pointwise(hidden, cout),
+            act,
+            residual: stride == 1 && cin == cout,
+        });
+        cin = cout;
+    }
+    let last = 6 * cin;
+    Ok(Backbone {
+        name: format!("{}mobilenetv3-small_x{width}", if dynamic { "dy-" } else { "" }),
+        stem,
+        stem_pool: false,
+        // One stage per output resolution is not needed by anything: the blocks form one list.
+        stages: vec![blocks],
+        last_conv: Some(ConvSpec { padding: 0, ..ConvSpec::new(cin, last, 1, 1) }.dynamic(dynamic)),
+        act: HS,
+        out_channels: last,
+        classifier_hidden: Some(ch(1024)),
     })
 }
 
@@ -214,6 +293,7 @@ pub fn backbone(arch: Arch, width: f64, dynamic_shortcut: bool) -> Result<Backbo
         Arch::Resnet10 | Arch::DyResnet10 => resnet(10, width, dynamic, dynamic_shortcut),
         Arch::Resnet18 | Arch::DyResnet18 => resnet(18, width, dynamic, dynamic_shortcut),
         Arch::Mobilenetv2 | Arch::DyMobilenetv2 => mobilenet_v2(width, dynamic),
+        Arch::Mobilenetv3Small | Arch::DyMobilenetv3Small => mobilenet_v3_small(width, dynamic),
     }
 }
 

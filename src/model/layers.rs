@@ -5,7 +5,7 @@
 //! gradients land on the flat tensor. One registry serves the optimiser and checkpoints.
 
 use super::backend::ConvBackend;
-use super::blueprint::ConvSpec;
+use super::blueprint::{Activation, ConvSpec};
 use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, T4};
 use super::dynamic::{attention, attention_head, dynamic_conv2d, AttentionWeights};
 use super::norm::{batch_norm_eval, batch_norm_train, inference_affine, update_running};
@@ -300,9 +300,19 @@ pub struct Linear<D: Device<f32> + 'static> {
 }
 
 impl<D: Device<f32> + 'static> Linear<D> {
+    /// Weights N(0, 0.01), bias 0: torchvision's classifier init.
     pub fn new(dev: &D, name: &str, inp: usize, out: usize, rng: &mut ChaCha8Rng) -> Self {
         Linear {
             weight: Param::new(dev, format!("{name}.weight"), vec![out, inp], normal(rng, out * inp, 0.01), true),
+            bias: Param::new(dev, format!("{name}.bias"), vec![out], vec![0.0; out], true),
+        }
+    }
+
+    /// Kaiming-normal weights (fan-out), bias 0: torchvision's init of the 1×1 convs that
+    /// squeeze-excitation blocks are made of.
+    pub fn kaiming(dev: &D, name: &str, inp: usize, out: usize, rng: &mut ChaCha8Rng) -> Self {
+        Linear {
+            weight: Param::new(dev, format!("{name}.weight"), vec![out, inp], kaiming(rng, out * inp, out), true),
             bias: Param::new(dev, format!("{name}.bias"), vec![out], vec![0.0; out], true),
         }
     }
@@ -331,24 +341,99 @@ pub enum Act {
     None,
     Relu,
     Relu6,
+    Hardswish,
+}
+
+impl From<Activation> for Act {
+    fn from(a: Activation) -> Act {
+        match a {
+            Activation::Relu => Act::Relu,
+            Activation::Relu6 => Act::Relu6,
+            Activation::Hardswish => Act::Hardswish,
+        }
+    }
 }
 
 impl Act {
-    /// The upper clip of the activation: None for none, ∞ for ReLU, 6 for ReLU6.
+    /// The upper clip the fast kernels fuse: ∞ for ReLU, 6 for ReLU6; None for none and for
+    /// hard-swish, which [`Act::after_fused`] applies on its own.
     pub fn cap(self) -> Option<f32> {
         match self {
-            Act::None => None,
+            Act::None | Act::Hardswish => None,
             Act::Relu => Some(f32::INFINITY),
             Act::Relu6 => Some(6.0),
         }
     }
 
-    pub fn apply<D: Device<f32> + 'static, Tp: Tape<f32, D>>(self, x: T4<D, Tp>) -> T4<D, Tp> {
+    pub fn apply<D: Device<f32> + 'static, Tp: Tape<f32, D> + Merge<Tp>>(self, x: T4<D, Tp>) -> T4<D, Tp> {
         match self {
             Act::None => x,
             Act::Relu => x.relu(),
             Act::Relu6 => x.clamp(0.0, 6.0),
+            Act::Hardswish => hardswish(x),
         }
+    }
+
+    /// What is left to apply after a fast kernel fused [`Act::cap`].
+    fn after_fused<D: Device<f32> + 'static, Tp: Tape<f32, D> + Merge<Tp>>(self, x: T4<D, Tp>) -> T4<D, Tp> {
+        match self {
+            Act::Hardswish => hardswish(x),
+            _ => x,
+        }
+    }
+}
+
+/// ReLU6(x + 3) / 6, PyTorch's `hardsigmoid`.
+pub fn hardsigmoid<S: Shape, D: Device<f32> + 'static, Tp: Tape<f32, D>>(x: Tensor<S, f32, D, Tp>) -> Tensor<S, f32, D, Tp> {
+    (x + 3.0).clamp(0.0, 6.0) / 6.0
+}
+
+/// x · ReLU6(x + 3) / 6, PyTorch's `hardswish` (gradient (2x + 3)/6 between −3 and 3).
+pub fn hardswish<S: Shape, D: Device<f32> + 'static, Tp: Tape<f32, D> + Merge<Tp>>(
+    x: Tensor<S, f32, D, Tp>,
+) -> Tensor<S, f32, D, Tp> {
+    let gate = hardsigmoid(x.with_empty_tape());
+    x * gate
+}
+
+/// Squeeze-excitation (MobileNetV3): each channel scaled by
+/// hardsigmoid(fc2(ReLU(fc1(mean over the image)))).
+#[derive(Debug)]
+pub struct SqueezeExcite<D: Device<f32> + 'static> {
+    pub fc1: Linear<D>,
+    pub fc2: Linear<D>,
+}
+
+impl<D: ConvBackend> SqueezeExcite<D> {
+    pub fn new(dev: &D, name: &str, channels: usize, squeeze: usize, rng: &mut ChaCha8Rng) -> Self {
+        SqueezeExcite {
+            fc1: Linear::kaiming(dev, &format!("{name}.fc1"), channels, squeeze, rng),
+            fc2: Linear::kaiming(dev, &format!("{name}.fc2"), squeeze, channels, rng),
+        }
+    }
+
+    pub fn params(&self) -> Vec<&Param<D>> {
+        [self.fc1.params(), self.fc2.params()].concat()
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<D>> {
+        let mut v = self.fc1.params_mut();
+        v.extend(self.fc2.params_mut());
+        v
+    }
+
+    pub fn forward<Tp>(&self, x: T4<D, Tp>, ctx: Ctx) -> T4<D, Tp>
+    where
+        Tp: Tape<f32, D> + Merge<Tp> + Default,
+    {
+        let shape = *x.shape();
+        let pooled: Tensor<(usize, usize), f32, D, Tp> = if D::FAST && !ctx.generic_ops {
+            D::fast_global_avg_pool(x.with_empty_tape())
+        } else {
+            x.with_empty_tape().mean::<_, Axes2<2, 3>>()
+        };
+        let scale = hardsigmoid(self.fc2.forward(self.fc1.forward(pooled).relu()));
+        x * scale.broadcast_like::<_, Axes2<2, 3>>(&shape)
     }
 }
 
@@ -407,7 +492,7 @@ impl<D: ConvBackend> ConvBn<D> {
         if D::FAST && !ctx.train && !ctx.generic_ops && untaped {
             // Inference without a tape: BN folded into the conv, activation fused.
             let (x, tape) = x.split_tape();
-            return self.forward_folded(x, ctx).put_tape(tape);
+            return self.act.after_fused(self.forward_folded(x, ctx)).put_tape(tape);
         }
         if ctx.train {
             *self.folded.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
@@ -419,7 +504,7 @@ impl<D: ConvBackend> ConvBn<D> {
             let (y, mean, var) =
                 D::fast_batch_norm_train(y, self.bn.weight.t1(), self.bn.bias.t1(), BN_EPS, self.act.cap());
             self.bn.update_running_stats(&mean, &var, b * h * w);
-            return y;
+            return self.act.after_fused(y);
         }
         self.act.apply(self.bn.forward(y, ctx))
     }
@@ -478,4 +563,93 @@ pub fn init_rng(seed: u64) -> ChaCha8Rng {
 /// Used by tests to draw random inputs.
 pub fn random_values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv::reference::{central_differences, rel_err, values};
+    use super::*;
+
+    #[test]
+    fn hardswish_and_its_gradient_by_hand() {
+        let dev: Cpu = Default::default();
+        let xs = [-5.0f32, -3.5, -2.0, -0.5, 0.0, 1.0, 2.5, 3.5, 6.0];
+        let x: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(xs.to_vec(), (xs.len(),));
+        let y = hardswish(x.leaky_trace());
+        // PyTorch: 0 below −3, x above 3, x(x + 3)/6 between; gradient 0, 1, (2x + 3)/6.
+        let want: Vec<f32> =
+            xs.iter().map(|&v| if v <= -3.0 { 0.0 } else if v >= 3.0 { v } else { v * (v + 3.0) / 6.0 }).collect();
+        assert!(y.as_vec().iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "{:?}", y.as_vec());
+        let g = y.sum().backward().get(&x).as_vec();
+        let want: Vec<f32> =
+            xs.iter().map(|&v| if v < -3.0 { 0.0 } else if v > 3.0 { 1.0 } else { (2.0 * v + 3.0) / 6.0 }).collect();
+        assert!(g.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "{g:?}");
+    }
+
+    /// Squeeze-excitation in f64, by loops: x (b, c, h·w), fc1 (q, c), fc2 (c, q).
+    fn se_reference(x: &[f64], w1: &[f64], b1: &[f64], w2: &[f64], b2: &[f64], [b, c, hw]: [usize; 3]) -> Vec<f64> {
+        let q = b1.len();
+        let mut y = vec![0.0; x.len()];
+        for n in 0..b {
+            let pooled: Vec<f64> = (0..c).map(|ch| x[(n * c + ch) * hw..][..hw].iter().sum::<f64>() / hw as f64).collect();
+            let hidden: Vec<f64> =
+                (0..q).map(|i| (b1[i] + (0..c).map(|ch| w1[i * c + ch] * pooled[ch]).sum::<f64>()).max(0.0)).collect();
+            for ch in 0..c {
+                let z = b2[ch] + (0..q).map(|i| w2[ch * q + i] * hidden[i]).sum::<f64>();
+                let scale = (z + 3.0).clamp(0.0, 6.0) / 6.0;
+                for p in 0..hw {
+                    y[(n * c + ch) * hw + p] = x[(n * c + ch) * hw + p] * scale;
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn squeeze_excitation_and_all_its_gradients_match_the_f64_reference() {
+        let dev: Cpu = Default::default();
+        let (b, c, q, h, w) = (2, 6, 3, 3, 4);
+        let x = values(b * c * h * w, 1);
+        let (w1, b1, w2) = (values(q * c, 2), values(q, 3), values(c * q, 4));
+        // A wide bias puts some channels' gates on the flat parts of the hard-sigmoid.
+        let b2: Vec<f64> = values(c, 5).iter().map(|v| 5.0 * v).collect();
+        let r = values(b * c * h * w, 6);
+        let parts = [x.clone(), w1.clone(), b1.clone(), w2.clone(), b2.clone()];
+        let loss = |p: &[Vec<f64>]| -> f64 {
+            let y = se_reference(&p[0], &p[1], &p[2], &p[3], &p[4], [b, c, h * w]);
+            y.iter().zip(&r).map(|(a, b)| a * b).sum()
+        };
+        for generic_ops in [true, false] {
+            let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
+            let mut se = SqueezeExcite::new(&dev, "se", c, q, &mut init_rng(0));
+            for (p, v) in se.params_mut().into_iter().zip([&w1, &b1, &w2, &b2]) {
+                p.value = dev.tensor_from_vec(f32s(v), (v.len(),));
+            }
+            let xt: T4<Cpu> = dev.tensor_from_vec(f32s(&x), (b, c, h, w));
+            let y = se.forward(xt.leaky_trace(), Ctx { train: true, temperature: 1.0, generic_ops });
+            let want = se_reference(&x, &w1, &b1, &w2, &b2, [b, c, h * w]);
+            assert!(rel_err(&y.as_vec(), &want) < 1e-6, "forward");
+            let rt: T4<Cpu> = dev.tensor_from_vec(f32s(&r), (b, c, h, w));
+            let grads = (y * rt).sum().backward();
+            let got = [
+                grads.get(&xt).as_vec(),
+                grads.get(&se.fc1.weight.value).as_vec(),
+                grads.get(&se.fc1.bias.value).as_vec(),
+                grads.get(&se.fc2.weight.value).as_vec(),
+                grads.get(&se.fc2.bias.value).as_vec(),
+            ];
+            for (i, name) in ["x", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"].iter().enumerate() {
+                let numeric = central_differences(
+                    |v| {
+                        let mut p = parts.clone();
+                        p[i] = v.to_vec();
+                        loss(&p)
+                    },
+                    &parts[i],
+                );
+                let e = rel_err(&got[i], &numeric);
+                assert!(e < 1e-5, "generic_ops {generic_ops}: {name} gradient off by {e}");
+            }
+        }
+    }
 }

@@ -221,12 +221,16 @@ pub struct InfoArgs {
     /// Describe the pose model of this config instead (its model section and input size).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Channel width multiplier (MobileNetV2 and ResNet).
+    /// Channel width multiplier (MobileNets and ResNet).
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
     /// Classifier with this many classes (the ImageNet models of the paper: 1000).
     #[arg(long, conflicts_with = "head")]
     pub classifier: Option<usize>,
+    /// MobileNetV3's hidden classifier layer at this width instead of torchvision's (1024 for
+    /// Small); the DY-Conv paper's sizes take 1280.
+    #[arg(long, conflicts_with = "head")]
+    pub classifier_hidden: Option<usize>,
     /// Pose head instead of a classifier: deconv (SimpleBaseline) or light (MobileNets).
     #[arg(long, value_enum)]
     pub head: Option<HeadKind>,

@@ -52,6 +52,7 @@ fn arch_source(a: InfoArgs) -> app::info::ArchSource {
             input: a.input,
             dynamic_shortcut: a.dynamic_shortcut,
             kernels: a.kernels,
+            classifier_hidden: a.classifier_hidden,
         }),
     }
 }

@@ -22,6 +22,9 @@ pub struct NamedArch {
     pub input: Option<Size>,
     pub dynamic_shortcut: bool,
     pub kernels: usize,
+    /// Another width for MobileNetV3's hidden classifier layer (the DY-Conv paper's counts
+    /// take 1280).
+    pub classifier_hidden: Option<usize>,
 }
 
 /// What `info` and `init` describe.
@@ -55,7 +58,15 @@ pub fn describe(src: &ArchSource) -> Result<Described> {
     ensure!(a.kernels >= 1, "--kernels must be at least 1");
     let (blueprint, default_input) = match a.head {
         None => {
-            let b = backbone(a.arch, a.width, a.dynamic_shortcut)?;
+            let mut b = backbone(a.arch, a.width, a.dynamic_shortcut)?;
+            if let Some(h) = a.classifier_hidden {
+                ensure!(
+                    b.classifier_hidden.is_some() && h >= 1,
+                    "--classifier-hidden: {} has no hidden classifier layer (MobileNetV3 has)",
+                    a.arch
+                );
+                b.classifier_hidden = Some(h);
+            }
             let classes = Some(a.classifier.unwrap_or(1000));
             (Blueprint { backbone: b, head: None, classifier: classes, kernels: a.kernels }, Size::new(224, 224))
         }

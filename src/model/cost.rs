@@ -223,7 +223,11 @@ mod tests {
         let with_hidden = |arch: Arch, hidden: usize| {
             let mut b = backbone(arch, 1.0, false).unwrap();
             b.classifier_hidden = Some(hidden);
-            blueprint_cost(&Blueprint { backbone: b, head: None, classifier: Some(1000), kernels: 4 }, Size::new(224, 224)).0
+            blueprint_cost(
+                &Blueprint { backbone: b, head: None, classifier: Some(1000), kernels: 4 },
+                Size::new(224, 224),
+            )
+            .0
         };
         let (s, d) = (with_hidden(Arch::Mobilenetv3Small, 1280), with_hidden(Arch::DyMobilenetv3Small, 1280));
         assert!(within(s.params, 2.9e6, 0.03), "{}", s.params);

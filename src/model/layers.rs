@@ -384,7 +384,9 @@ impl Act {
 }
 
 /// ReLU6(x + 3) / 6, PyTorch's `hardsigmoid`.
-pub fn hardsigmoid<S: Shape, D: Device<f32> + 'static, Tp: Tape<f32, D>>(x: Tensor<S, f32, D, Tp>) -> Tensor<S, f32, D, Tp> {
+pub fn hardsigmoid<S: Shape, D: Device<f32> + 'static, Tp: Tape<f32, D>>(
+    x: Tensor<S, f32, D, Tp>,
+) -> Tensor<S, f32, D, Tp> {
     (x + 3.0).clamp(0.0, 6.0) / 6.0
 }
 
@@ -577,12 +579,32 @@ mod tests {
         let x: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(xs.to_vec(), (xs.len(),));
         let y = hardswish(x.leaky_trace());
         // PyTorch: 0 below −3, x above 3, x(x + 3)/6 between; gradient 0, 1, (2x + 3)/6.
-        let want: Vec<f32> =
-            xs.iter().map(|&v| if v <= -3.0 { 0.0 } else if v >= 3.0 { v } else { v * (v + 3.0) / 6.0 }).collect();
+        let want: Vec<f32> = xs
+            .iter()
+            .map(|&v| {
+                if v <= -3.0 {
+                    0.0
+                } else if v >= 3.0 {
+                    v
+                } else {
+                    v * (v + 3.0) / 6.0
+                }
+            })
+            .collect();
         assert!(y.as_vec().iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "{:?}", y.as_vec());
         let g = y.sum().backward().get(&x).as_vec();
-        let want: Vec<f32> =
-            xs.iter().map(|&v| if v < -3.0 { 0.0 } else if v > 3.0 { 1.0 } else { (2.0 * v + 3.0) / 6.0 }).collect();
+        let want: Vec<f32> = xs
+            .iter()
+            .map(|&v| {
+                if v < -3.0 {
+                    0.0
+                } else if v > 3.0 {
+                    1.0
+                } else {
+                    (2.0 * v + 3.0) / 6.0
+                }
+            })
+            .collect();
         assert!(g.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "{g:?}");
     }
 
@@ -591,7 +613,8 @@ mod tests {
         let q = b1.len();
         let mut y = vec![0.0; x.len()];
         for n in 0..b {
-            let pooled: Vec<f64> = (0..c).map(|ch| x[(n * c + ch) * hw..][..hw].iter().sum::<f64>() / hw as f64).collect();
+            let pooled: Vec<f64> =
+                (0..c).map(|ch| x[(n * c + ch) * hw..][..hw].iter().sum::<f64>() / hw as f64).collect();
             let hidden: Vec<f64> =
                 (0..q).map(|i| (b1[i] + (0..c).map(|ch| w1[i * c + ch] * pooled[ch]).sum::<f64>()).max(0.0)).collect();
             for ch in 0..c {

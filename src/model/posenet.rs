@@ -130,7 +130,8 @@ impl<D: ConvBackend> Builder<'_, D> {
                 let expand = expand.map(|e| unit(self, "expand", e, act));
                 let depthwise = unit(self, "depthwise", *depthwise, act);
                 let se = se.map(|q| {
-                    let l = SqueezeExcite::new(self.dev, &format!("{p}.se"), self.layers_cout(depthwise), q, &mut self.rng);
+                    let l =
+                        SqueezeExcite::new(self.dev, &format!("{p}.se"), self.layers_cout(depthwise), q, &mut self.rng);
                     self.push(Layer::Se(l))
                 });
                 BlockLayers::Inverted {

@@ -45,9 +45,57 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// One person crop: predicted heatmaps and skeleton beside the dynamic-conv attention.
     Explain(ExplainArgs),
+    /// The top classes of images under a classifier checkpoint (imported or pretrained).
+    Classify(ClassifyArgs),
+    /// Convert torchvision weights (a state dict saved as safetensors by
+    /// tools/import_torchvision.py) into a dypose classifier checkpoint.
+    ImportTorchvision(ImportTorchvisionArgs),
     /// Measurements printed as a table (last line JSON).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    /// A classifier checkpoint (its metadata names the network, input size and classes).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Images; one whose size equals the network's input is used as is, others are resized
+    /// (shorter side to input/0.875) and centre-cropped.
+    #[arg(long, num_args = 1.., required = true)]
+    pub images: Vec<PathBuf>,
+    /// Also write every image's top classes and logits as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Replace the --json file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportTorchvisionArgs {
+    /// The torchvision architecture: resnet18, mobilenetv2 or mobilenetv3-small (static).
+    #[arg(long, value_enum)]
+    pub arch: Arch,
+    /// Its width multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    /// torchvision's state dict as safetensors.
+    #[arg(long)]
+    pub weights: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The input size HxW the checkpoint records.
+    #[arg(long, value_parser = parse_input, default_value = "224x224")]
+    pub input: Size,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]

@@ -94,6 +94,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             stats.to_string().trim_end().to_string()
         }
+        Command::Classify(a) => app::classify::classify(&app::classify::ClassifyRequest {
+            checkpoint: a.checkpoint,
+            images: a.images,
+            json: a.json,
+            force: a.force,
+            top: a.top,
+            device: a.device,
+        })?,
+        Command::ImportTorchvision(a) => app::classify::import_torchvision(&app::classify::ImportRequest {
+            arch: a.arch,
+            width: a.width,
+            weights: a.weights,
+            out: a.out,
+            input: a.input,
+            force: a.force,
+        })?,
         Command::Info(a) => {
             let json = a.json;
             app::info::info(&arch_source(a), json)?

@@ -5,6 +5,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod classify;
 pub mod data;
 pub mod draw;
 pub mod eval;

@@ -221,6 +221,34 @@ impl Default for ModelConfig {
     }
 }
 
+/// An image classifier (imported torchvision weights, pretraining, `classify`): what its
+/// checkpoints store under the `classifier` metadata key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierModel {
+    pub arch: Arch,
+    #[serde(default = "one")]
+    pub width: f64,
+    #[serde(default = "four")]
+    pub kernels: usize,
+    #[serde(default)]
+    pub dynamic_shortcut: bool,
+    pub classes: usize,
+    /// The network's input, [width, height].
+    pub input_size: Size,
+    /// Class names by index (may be empty).
+    #[serde(default)]
+    pub class_names: Vec<String>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn four() -> usize {
+    4
+}
+
 impl ModelConfig {
     /// Whether the head's convs are dynamic: `dynamic_head`, else as the backbone.
     pub fn head_is_dynamic(&self) -> bool {

@@ -3,6 +3,7 @@
 
 pub mod affine;
 pub mod augment;
+pub mod classify;
 pub mod codec;
 pub mod instances;
 pub mod loader;

@@ -2,6 +2,7 @@
 //! rescoring and OKS-NMS → COCO results. Only `HeatmapModel` for `PoseNet` touches tensors.
 
 pub mod boxes;
+pub mod classify;
 pub mod explain;
 pub mod post;
 pub mod predictor;

@@ -3,7 +3,7 @@
 //! Parameter and multiply-add counts are computed from this, and the network is built from it,
 //! so the two cannot drift apart. No tensors here.
 
-use crate::config::{Arch, Config, HeadKind, ModelConfig, Size};
+use crate::config::{Arch, ClassifierModel, Config, HeadKind, ModelConfig, Size};
 use anyhow::{bail, ensure, Result};
 
 /// One convolution (or, with `transposed`, a transposed convolution).
@@ -97,6 +97,9 @@ pub struct Backbone {
     pub out_channels: usize,
     /// MobileNetV3's classifier has a hidden layer (linear + hard-swish) of this width.
     pub classifier_hidden: Option<usize>,
+    /// Batch norm's (ε, momentum) in the backbone: PyTorch's (1e-5, 0.1), torchvision's
+    /// MobileNetV3 (1e-3, 0.01). The heads keep PyTorch's.
+    pub bn: (f32, f32),
 }
 
 /// The keypoint head on top of a backbone.
@@ -118,6 +121,9 @@ pub struct Blueprint {
     /// Kernels per dynamic conv.
     pub kernels: usize,
 }
+
+/// PyTorch's batch-norm (ε, momentum).
+pub const PYTORCH_BN: (f32, f32) = (1e-5, 0.1);
 
 /// torchvision's `_make_divisible`: round to a multiple of 8, never below 90% of the value.
 pub fn make_divisible(v: f64, divisor: usize) -> usize {
@@ -168,6 +174,7 @@ pub fn resnet(depth: usize, width: f64, dynamic: bool, dynamic_shortcut: bool) -
         act: Activation::Relu,
         out_channels: ch(512),
         classifier_hidden: None,
+        bn: PYTORCH_BN,
     })
 }
 
@@ -208,6 +215,7 @@ pub fn mobilenet_v2(width: f64, dynamic: bool) -> Result<Backbone> {
         act: Activation::Relu6,
         out_channels: last,
         classifier_hidden: None,
+        bn: PYTORCH_BN,
     })
 }
 
@@ -258,6 +266,7 @@ pub fn mobilenet_v3_small(width: f64, dynamic: bool) -> Result<Backbone> {
         act: HS,
         out_channels: last,
         classifier_hidden: Some(ch(1024)),
+        bn: (1e-3, 0.01),
     })
 }
 
@@ -315,6 +324,14 @@ impl Blueprint {
             HeadKind::Light => light_head(b.out_channels, m.head_channels, m.head_layers, joints, dynamic),
         };
         Ok(Blueprint { backbone: b, head: Some(head), classifier: None, kernels: m.kernels })
+    }
+
+    /// The image classifier `m` describes.
+    pub fn classifier(m: &ClassifierModel) -> Result<Blueprint> {
+        ensure!(m.kernels >= 1 && m.classes >= 1, "a classifier needs at least one kernel and one class");
+        ensure!(m.input_size.width >= 32 && m.input_size.height >= 32, "a classifier input is at least 32×32");
+        let b = backbone(m.arch, m.width, m.dynamic_shortcut)?;
+        Ok(Blueprint { backbone: b, head: None, classifier: Some(m.classes), kernels: m.kernels })
     }
 
     /// The pose network of a config for a set of `joints`, checked to turn `input_size` crops

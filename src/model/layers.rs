@@ -221,13 +221,16 @@ impl<D: ConvBackend> Conv<D> {
     }
 }
 
-/// Batch norm with running statistics (momentum 0.1, ε 1e-5, as PyTorch).
+/// Batch norm with running statistics (PyTorch's defaults: momentum 0.1, ε 1e-5; torchvision's
+/// MobileNetV3 takes 0.01 and 1e-3).
 #[derive(Debug)]
 pub struct BatchNorm<D: Device<f32> + 'static> {
     pub weight: Param<D>,
     pub bias: Param<D>,
     pub running_mean: Param<D>,
     pub running_var: Param<D>,
+    pub eps: f32,
+    pub momentum: f32,
 }
 
 pub const BN_EPS: f32 = 1e-5;
@@ -241,6 +244,8 @@ impl<D: Device<f32> + 'static> BatchNorm<D> {
             bias: p("bias", 0.0, true),
             running_mean: p("running_mean", 0.0, false),
             running_var: p("running_var", 1.0, false),
+            eps: BN_EPS,
+            momentum: BN_MOMENTUM,
         }
     }
 
@@ -261,7 +266,7 @@ impl<D: Device<f32> + 'static> BatchNorm<D> {
         let dev = x.device().clone();
         if ctx.train {
             let (b, _, h, w) = *x.shape();
-            let (y, mean, var) = batch_norm_train(x, self.weight.t1(), self.bias.t1(), BN_EPS);
+            let (y, mean, var) = batch_norm_train(x, self.weight.t1(), self.bias.t1(), self.eps);
             self.update_running_stats(&mean, &var, b * h * w);
             y
         } else {
@@ -275,7 +280,7 @@ impl<D: Device<f32> + 'static> BatchNorm<D> {
     pub fn update_running_stats(&mut self, mean: &[f32], var: &[f32], n: usize) {
         let dev = self.running_mean.value.device().clone();
         let (mut rm, mut rv) = (self.running_mean.value.as_vec(), self.running_var.value.as_vec());
-        update_running(&mut rm, &mut rv, mean, var, n, BN_MOMENTUM);
+        update_running(&mut rm, &mut rv, mean, var, n, self.momentum);
         let c = rm.len();
         self.running_mean.value = dev.tensor_from_vec(rm, (c,));
         self.running_var.value = dev.tensor_from_vec(rv, (c,));
@@ -287,7 +292,7 @@ impl<D: Device<f32> + 'static> BatchNorm<D> {
             &self.bias.value.as_vec(),
             &self.running_mean.value.as_vec(),
             &self.running_var.value.as_vec(),
-            BN_EPS,
+            self.eps,
         )
     }
 }
@@ -455,7 +460,9 @@ pub struct ConvBn<D: Device<f32> + 'static> {
 }
 
 impl<D: ConvBackend> ConvBn<D> {
-    /// Parameters named `{conv}.*` and `{bn}.*` for `names` = [conv, bn].
+    /// Parameters named `{conv}.*` and `{bn}.*` for `names` = [conv, bn]; BN with
+    /// `bn` = (ε, momentum).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dev: &D,
         names: [&str; 2],
@@ -463,14 +470,12 @@ impl<D: ConvBackend> ConvBn<D> {
         kernels: usize,
         act: Act,
         init: Init,
+        bn: (f32, f32),
         rng: &mut ChaCha8Rng,
     ) -> Self {
-        ConvBn {
-            conv: Conv::new(dev, names[0], spec, kernels, init, rng),
-            bn: BatchNorm::new(dev, names[1], spec.cout),
-            act,
-            folded: Mutex::new(None),
-        }
+        let mut norm = BatchNorm::new(dev, names[1], spec.cout);
+        (norm.eps, norm.momentum) = bn;
+        ConvBn { conv: Conv::new(dev, names[0], spec, kernels, init, rng), bn: norm, act, folded: Mutex::new(None) }
     }
 
     pub fn params(&self) -> Vec<&Param<D>> {
@@ -504,7 +509,7 @@ impl<D: ConvBackend> ConvBn<D> {
             // One parallel op for BN with batch statistics and the activation.
             let (b, _, h, w) = *y.shape();
             let (y, mean, var) =
-                D::fast_batch_norm_train(y, self.bn.weight.t1(), self.bn.bias.t1(), BN_EPS, self.act.cap());
+                D::fast_batch_norm_train(y, self.bn.weight.t1(), self.bn.bias.t1(), self.bn.eps, self.act.cap());
             self.bn.update_running_stats(&mean, &var, b * h * w);
             return self.act.after_fused(y);
         }

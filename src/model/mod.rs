@@ -12,3 +12,4 @@ pub mod dynamic;
 pub mod layers;
 pub mod norm;
 pub mod posenet;
+pub mod torchvision;

@@ -77,13 +77,15 @@ pub struct PoseNet<D: Device<f32> + 'static> {
 struct Builder<'a, D: Device<f32> + 'static> {
     dev: &'a D,
     kernels: usize,
+    /// Batch norm's (ε, momentum) for the layers built next.
+    bn: (f32, f32),
     rng: ChaCha8Rng,
     layers: Vec<Layer<D>>,
 }
 
 impl<D: ConvBackend> Builder<'_, D> {
     fn conv_bn(&mut self, conv: &str, bn: &str, spec: ConvSpec, act: Act, init: Init) -> usize {
-        let l = ConvBn::new(self.dev, [conv, bn], spec, self.kernels, act, init, &mut self.rng);
+        let l = ConvBn::new(self.dev, [conv, bn], spec, self.kernels, act, init, self.bn, &mut self.rng);
         self.push(Layer::ConvBn(l))
     }
 
@@ -207,8 +209,8 @@ fn conv<D: ConvBackend>(layers: &[Layer<D>], i: usize) -> &Conv<D> {
 impl<D: ConvBackend> PoseNet<D> {
     /// Builds the network with fresh weights drawn from `seed`.
     pub fn new(dev: &D, bp: &Blueprint, seed: u64) -> Self {
-        let mut b = Builder { dev, kernels: bp.kernels, rng: init_rng(seed), layers: Vec::new() };
         let bb = &bp.backbone;
+        let mut b = Builder { dev, kernels: bp.kernels, bn: bb.bn, rng: init_rng(seed), layers: Vec::new() };
         let act = Act::from(bb.act);
         let stem = if bb.stem_pool {
             b.conv_bn("backbone.conv1", "backbone.bn1", bb.stem, act, Init::Kaiming)
@@ -226,6 +228,7 @@ impl<D: ConvBackend> PoseNet<D> {
             let p = format!("backbone.features.{features}");
             b.conv_bn(&format!("{p}.conv"), &format!("{p}.bn"), c, act, Init::Kaiming)
         });
+        b.bn = super::blueprint::PYTORCH_BN;
         let head = bp.head.as_ref().map(|h| b.head(h));
         let mut classifier = Vec::new();
         if let Some(n) = bp.classifier {
@@ -461,9 +464,11 @@ mod tests {
     #[test]
     fn fast_cpu_path_and_generic_path_give_the_same_mobilenet_v3() {
         // Hard-swish after the fused kernels, squeeze-excitation, 5×5 depthwise, dynamic 1×1s.
-        // Twenty-odd batch norms on small maps amplify the two paths' float rounding: gradients
-        // agree to a median 8e-4 and at worst 4e-3 here, where a wrong gradient is off by O(1).
-        same_network_both_paths(pose(Arch::DyMobilenetv3Small, 1.0, true), (4, 256, 192), 1e-2);
+        // Hard-swish and hard-sigmoid have derivatives that jump at ±3 (by 0.5), so the two
+        // paths' float rounding flips a few activations across a jump and moves single
+        // parameters' gradients by up to about 1.5%; over the whole network the gradients agree
+        // to 1e-4 (L2). A wrong gradient is off by O(1).
+        same_network_both_paths(pose(Arch::DyMobilenetv3Small, 1.0, true), (4, 256, 192), 5e-2);
     }
 
     fn same_network_both_paths(bp: Blueprint, (n, h, w): (usize, usize, usize), grad_tolerance: f32) {
@@ -488,6 +493,10 @@ mod tests {
         for (i, (a, b)) in fast.1.iter().zip(&generic.1).enumerate() {
             assert!(rel(a, b) < grad_tolerance, "parameter {i}: gradients differ by {}", rel(a, b));
         }
+        let (a, b) = (fast.1.concat(), generic.1.concat());
+        let l2 = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+        let diff = l2(&mut a.iter().zip(&b).map(|(x, y)| (x - y) as f64)) / l2(&mut b.iter().map(|&y| y as f64));
+        assert!(diff < 1e-3, "the whole gradient differs by {diff:.2e} (L2)");
     }
 
     #[test]

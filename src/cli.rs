@@ -41,6 +41,8 @@ pub enum Command {
     Draw(DrawArgs),
     /// Train a pose model from a config (progress, metrics.csv, curves.png, checkpoints).
     Train(TrainArgs),
+    /// Pretrain a classifier (any backbone) on an image folder (train/<class>/*, val/<class>/*).
+    Pretrain(PretrainArgs),
     /// Generate the synthetic set, train the quickstart model on the CPU, evaluate and draw.
     Quickstart(QuickstartArgs),
     /// One person crop: predicted heatmaps and skeleton beside the dynamic-conv attention.
@@ -53,6 +55,27 @@ pub enum Command {
     /// Measurements printed as a table (last line JSON).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// Pretraining config (JSON; see configs/pretrain_*.json).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Run directory (default: runs/<config name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its last.safetensors.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// Override config keys (KEY=VALUE, the value read as JSON).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Stop after this many steps (as Ctrl-C would), for trying resume.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -339,8 +362,15 @@ pub struct SynthArgs {
     pub height: u32,
     /// Articulated figures of this keypoint spec (e.g. configs/keypoints/crowdpose14.json)
     /// instead of COCO's stick persons.
-    #[arg(long, value_name = "SPEC")]
+    #[arg(long, value_name = "SPEC", conflicts_with = "classify")]
     pub keypoints: Option<PathBuf>,
+    /// An image-classification set instead (ten classes of shapes and textures, for
+    /// `pretrain`): train/<class>/*.png and val/<class>/*.png, --train and --val images in all.
+    #[arg(long)]
+    pub classify: bool,
+    /// With --classify: the images' side in pixels.
+    #[arg(long, default_value_t = 64, requires = "classify")]
+    pub image_size: u32,
     /// Replace a data set already in --out.
     #[arg(long)]
     pub force: bool,

@@ -177,6 +177,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             force: a.force,
         })?,
         Command::Quickstart(a) => app::quickstart::run(a.force, &a.set)?,
+        Command::Synth(a) if a.classify => {
+            app::pretrain::synth_classify(&a.out, a.train, a.val, a.image_size, a.seed, a.force)?
+        }
+        Command::Pretrain(a) => app::pretrain::pretrain(&app::pretrain::PretrainRequest {
+            config: a.config,
+            overrides: a.set,
+            out: a.out,
+            resume: a.resume,
+            device: a.device,
+            stop_after: a.stop_after,
+        })?,
         Command::Synth(a) => app::data::synth(&app::data::SynthRequest {
             out: a.out,
             train: a.train,

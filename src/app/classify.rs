@@ -1,7 +1,7 @@
 //! `dypose import-torchvision` and `dypose classify`: classifiers from torchvision weights, and
 //! the top classes of images.
 
-use crate::config::{Arch, ClassifierModel, Device, Size};
+use crate::config::{Arch, ClassifierModel, Device, Size, CLASSIFIER_KEY};
 use crate::infer::classify::{classify as logits_of, top_k};
 use crate::model::blueprint::Blueprint;
 use crate::model::posenet::PoseNet;
@@ -9,9 +9,6 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// The metadata key under which a classifier checkpoint describes its network.
-pub const CLASSIFIER_KEY: &str = "classifier";
 
 pub struct ImportRequest {
     pub arch: Arch,

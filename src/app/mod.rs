@@ -12,6 +12,7 @@ pub mod eval;
 pub mod explain;
 pub mod info;
 pub mod predict;
+pub mod pretrain;
 pub mod quickstart;
 pub mod train;
 

@@ -5,8 +5,10 @@
 //! config live beside their own definitions (`Blueprint::for_pose`, `SampleSpec::from_config`,
 //! `PredictOptions::from_config`), and checks that need them run there.
 
+mod pretrain;
 mod types;
 
+pub use pretrain::{LrSchedule, PretrainConfig};
 pub use types::{Arch, Decoding, Device, HeadKind, ImageFormat, Size};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -220,6 +222,9 @@ impl Default for ModelConfig {
         }
     }
 }
+
+/// The checkpoint metadata key under which a classifier describes its network.
+pub const CLASSIFIER_KEY: &str = "classifier";
 
 /// An image classifier (imported torchvision weights, pretraining, `classify`): what its
 /// checkpoints store under the `classifier` metadata key.

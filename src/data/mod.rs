@@ -5,6 +5,7 @@ pub mod affine;
 pub mod augment;
 pub mod classify;
 pub mod codec;
+pub mod folder;
 pub mod instances;
 pub mod loader;
 pub mod sample;

@@ -4,6 +4,7 @@
 pub mod adam;
 pub mod loss;
 pub mod metrics;
+pub mod pretrain;
 pub mod schedule;
 pub mod state;
 pub mod trainer;

@@ -61,7 +61,7 @@ pub const BEST: &str = "best.safetensors";
 pub const RUN_FILES: [&str; 6] = ["config.json", "train.log", "metrics.csv", "curves.png", LAST, BEST];
 
 /// Set by Ctrl-C; the loop finishes its step, writes a checkpoint and returns.
-fn interrupt_flag() -> Arc<AtomicBool> {
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));

@@ -12,6 +12,7 @@
 
 mod articulated;
 mod person;
+pub mod shapes;
 
 use crate::coco::KeypointSpec;
 use articulated::Anatomy;

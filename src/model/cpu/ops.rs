@@ -87,10 +87,20 @@ fn host<S: Shape>(t: &Tensor<S, f32, Cpu>) -> Vec<f32> {
     v
 }
 
-/// Sums per-thread partial gradients (the reduce step after a rayon fold).
+/// Sums partial gradients.
 fn summed(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
     add_into(&mut a, &b);
     a
+}
+
+/// Weight gradients are summed over the batch in this many groups of consecutive samples, in
+/// parallel, and the groups' sums added in index order: the same bits whatever the thread count
+/// and scheduling (a rayon fold groups samples by work stealing, which made two identical runs
+/// differ in the last bits and exact resume fail).
+const GRADIENT_GROUPS: usize = 8;
+
+fn group_len(batch: usize) -> usize {
+    batch.div_ceil(GRADIENT_GROUPS).max(1)
 }
 
 /// Static convolution: x (B, C, H, W) with a flat weight in PyTorch layout.
@@ -118,25 +128,21 @@ where
         // One copy of the output gradient; the input gradient accumulates in place.
         let gy = grads.get_or_alloc_mut(&og)?.to_vec();
         let gx = grads.get_or_alloc_mut(&xg)?;
-        let gw = gx
-            .par_chunks_mut(per_in)
+        let per_group = group_len(b);
+        let partials: Vec<Vec<f32>> = gx
+            .par_chunks_mut(per_in * per_group)
             .enumerate()
-            .fold(
-                || (vec![0.0f32; wv.len()], vec![0.0f32; scratch]),
-                |(mut gw, mut s), (i, gxi)| {
-                    backward(
-                        &spec,
-                        &g,
-                        (&xv[i * per_in..][..per_in], &wv),
-                        &gy[i * per_out..][..per_out],
-                        (gxi, &mut gw),
-                        &mut s,
-                    );
-                    (gw, s)
-                },
-            )
-            .map(|(gw, _)| gw)
-            .reduce(|| vec![0.0f32; wv.len()], summed);
+            .map(|(k, gxs)| {
+                let (mut gw, mut s) = (vec![0.0f32; wv.len()], vec![0.0f32; scratch]);
+                for (j, gxi) in gxs.chunks_mut(per_in).enumerate() {
+                    let i = k * per_group + j;
+                    let (xi, gyi) = (&xv[i * per_in..][..per_in], &gy[i * per_out..][..per_out]);
+                    backward(&spec, &g, (xi, &wv), gyi, (gxi, &mut gw), &mut s);
+                }
+                gw
+            })
+            .collect();
+        let gw = partials.into_iter().reduce(summed).unwrap_or_else(|| vec![0.0f32; wv.len()]);
         add_into(grads.get_or_alloc_mut(&wg)?, &gw);
         Ok(())
     });
@@ -180,23 +186,20 @@ where
         let gy = grads.get_or_alloc_mut(&og)?.to_vec();
         let mut gpi = vec![0.0f32; b * kk];
         let gx = grads.get_or_alloc_mut(&xg)?;
-        let gk = gx
-            .par_chunks_mut(per_in)
-            .zip(gpi.par_chunks_mut(kk))
+        let per_group = group_len(b);
+        let partials: Vec<Vec<f32>> = gx
+            .par_chunks_mut(per_in * per_group)
+            .zip(gpi.par_chunks_mut(kk * per_group))
             .enumerate()
-            .fold(
-                || (vec![0.0f32; kk * n], vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; scratch]),
-                |(mut gk, mut wb, mut gw, mut s), (i, (gxi, gpii))| {
+            .map(|(group, (gxs, gps))| {
+                let mut gk = vec![0.0f32; kk * n];
+                let (mut wb, mut gw, mut s) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; scratch]);
+                for (j, (gxi, gpii)) in gxs.chunks_mut(per_in).zip(gps.chunks_mut(kk)).enumerate() {
+                    let i = group * per_group + j;
                     mix_kernels(&pv[i * kk..][..kk], &kv, 0, &mut wb);
                     gw.fill(0.0);
-                    backward(
-                        &spec,
-                        &g,
-                        (&xv[i * per_in..][..per_in], &wb),
-                        &gy[i * per_out..][..per_out],
-                        (gxi, &mut gw),
-                        &mut s,
-                    );
+                    let (xi, gyi) = (&xv[i * per_in..][..per_in], &gy[i * per_out..][..per_out]);
+                    backward(&spec, &g, (xi, &wb), gyi, (gxi, &mut gw), &mut s);
                     // ∂L/∂π[i, k] = ⟨∂L/∂W(i), Kₖ⟩ and ∂L/∂Kₖ += π[i, k]·∂L/∂W(i).
                     for k in 0..kk {
                         let kslice = &kv[k * n..(k + 1) * n];
@@ -206,11 +209,11 @@ where
                             *d += a * v;
                         }
                     }
-                    (gk, wb, gw, s)
-                },
-            )
-            .map(|(gk, ..)| gk)
-            .reduce(|| vec![0.0f32; kk * n], summed);
+                }
+                gk
+            })
+            .collect();
+        let gk = partials.into_iter().reduce(summed).unwrap_or_else(|| vec![0.0f32; kk * n]);
         add_into(grads.get_or_alloc_mut(&pg)?, &gpi);
         add_into(grads.get_or_alloc_mut(&kg)?, &gk);
         Ok(())

@@ -205,6 +205,10 @@ pub struct ModelConfig {
     /// Earlier releases' joint count; when present it must equal the keypoint set's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub joints: Option<usize>,
+    /// Start the backbone from this checkpoint (a `pretrain` run's, imported torchvision
+    /// weights, another pose model's) instead of random weights; the head starts fresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backbone_checkpoint: Option<PathBuf>,
 }
 
 impl Default for ModelConfig {
@@ -219,6 +223,7 @@ impl Default for ModelConfig {
             dynamic_shortcut: false,
             kernels: 4,
             joints: None,
+            backbone_checkpoint: None,
         }
     }
 }
@@ -351,6 +356,9 @@ impl Config {
             resolve(base, p);
         }
         for p in [d.val_boxes.as_mut(), d.keypoints.as_mut()].into_iter().flatten() {
+            resolve(base, p);
+        }
+        if let Some(p) = cfg.model.backbone_checkpoint.as_mut() {
             resolve(base, p);
         }
         cfg.validate().with_context(|| format!("{}: invalid config", path.display()))?;

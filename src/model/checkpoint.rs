@@ -59,11 +59,7 @@ pub fn load_into<D: Device<f32>>(
         if view.shape() != p.shape.as_slice() {
             bail!("{source}: tensor '{}' has shape {:?}, expected {:?}", p.name, view.shape(), p.shape);
         }
-        let values: Vec<f32> =
-            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            bail!("{source}: tensor '{}' has a non-finite value at index {i}", p.name);
-        }
+        let values = finite_f32(&view, source, &p.name)?;
         let n = values.len();
         p.value = p.value.device().tensor_from_vec(values, (n,));
     }
@@ -82,6 +78,15 @@ pub fn load_into<D: Device<f32>>(
         );
     }
     Ok(meta.metadata().clone().unwrap_or_default().into_iter().collect())
+}
+
+/// The values of an F32 tensor, refused (naming the file and the tensor) when one is not finite.
+pub fn finite_f32(view: &TensorView, source: &str, name: &str) -> Result<Vec<f32>> {
+    let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        bail!("{source}: tensor '{name}' has a non-finite value ({}) at index {i}", values[i]);
+    }
+    Ok(values)
 }
 
 /// The metadata of a checkpoint file (its config, keypoint set, …), read from the header alone.

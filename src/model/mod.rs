@@ -1,6 +1,7 @@
 //! The network: architecture blueprints and their cost; convolution on dfdx (more with the
 //! network issue).
 
+pub mod backbone_init;
 pub mod backend;
 pub mod blueprint;
 pub mod checkpoint;

@@ -136,11 +136,7 @@ pub fn load_state_dict<D: ConvBackend>(net: &mut PoseNet<D>, bytes: &[u8], sourc
             p.shape,
             p.name
         );
-        let values: Vec<f32> =
-            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            bail!("{source}: tensor '{theirs}' holds {} at index {i}", values[i]);
-        }
+        let values = super::checkpoint::finite_f32(&view, source, theirs)?;
         p.value = dev.tensor_from_vec(values, (p.numel(),));
         used.insert(theirs.clone());
     }

@@ -184,6 +184,11 @@ impl<D: ConvBackend> Trainer<D> {
             let text = serde_json::to_string_pretty(cfg)?;
             crate::fsutil::write_new(&dir.join("config.json"), text.as_bytes(), false)?;
         }
+        let mut started_from = None;
+        if let (false, Some(ck)) = (opts.resume, &cfg.model.backbone_checkpoint) {
+            let report = crate::model::backbone_init::load_backbone(&mut net, ck, cfg.seed)?;
+            started_from = Some(report.summary(&ck.display().to_string()));
+        }
         let mut trainer = Trainer {
             net,
             state,
@@ -199,6 +204,9 @@ impl<D: ConvBackend> Trainer<D> {
         if opts.resume {
             let s = &trainer.state;
             let line = format!("resuming at epoch {} batch {} (iteration {})", s.epoch, s.batch, s.iteration);
+            trainer.log(&line);
+        }
+        if let Some(line) = started_from {
             trainer.log(&line);
         }
         Ok(trainer)

@@ -439,6 +439,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         repeats: usize,
     },
+    /// Time pretraining's data path (random-resized crops of an image folder's images).
+    Folder {
+        /// An image folder (<dir>/<class>/<image>).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Crop size HxW.
+        #[arg(long, value_parser = parse_input, default_value = "224x224")]
+        input: Size,
+        #[arg(long, default_value_t = 512)]
+        samples: usize,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+    },
     /// Time the data path from JPEG on disk to collated training batches.
     Data {
         /// COCO person-keypoint annotation file.

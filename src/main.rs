@@ -199,6 +199,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             force: a.force,
         })?,
         Command::Bench(BenchCommand::Coco { ann, repeat }) => app::bench::bench_coco_load(&ann, repeat)?,
+        Command::Bench(BenchCommand::Folder { dir, input, samples, batch }) => {
+            app::bench::bench_folder(&dir, input, samples, batch)?
+        }
         Command::Bench(BenchCommand::Eval { gt, results, spec, repeats }) => {
             app::bench::bench_eval(&gt, &results, spec.as_deref(), repeats)?
         }

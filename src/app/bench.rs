@@ -94,6 +94,37 @@ pub fn bench_eval(gt: &Path, results: &Path, spec: Option<&Path>, repeats: usize
     Ok(out)
 }
 
+/// Times `pretrain`'s data path (decode, random-resized crop, flip, normalise, collate; rayon's
+/// threads) over an image folder for `samples` samples, cycling over its images.
+pub fn bench_folder(dir: &Path, input: crate::config::Size, samples: usize, batch: usize) -> Result<String> {
+    let folder = crate::data::folder::ImageFolder::open(dir)?;
+    let loader = crate::data::folder::FolderLoader { folder, input, batch_size: batch, seed: 0, train: true };
+    let per_epoch = loader.batches_per_epoch().max(1);
+    let _ = loader.batch(0, 0)?; // warm-up
+    let start = Instant::now();
+    let (mut n, mut k) = (0usize, 0usize);
+    while n < samples.max(1) {
+        let b = loader.batch((1 + k / per_epoch) as u64, k % per_epoch)?;
+        anyhow::ensure!(!b.labels.is_empty(), "{}: fewer images than one batch", dir.display());
+        n += b.labels.len();
+        k += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let threads = rayon::current_num_threads();
+    Ok(format!(
+        "{:>8} {:>8} {:>8} {:>10} {:>12} {:>16}\n{n:>8} {k:>8} {threads:>8} {secs:>10.3} {:>12.1} {:>16.1}\n{}",
+        "samples",
+        "batches",
+        "threads",
+        "seconds",
+        "samples/s",
+        "samples/s/core",
+        n as f64 / secs,
+        n as f64 / secs / threads as f64,
+        serde_json::json!({"samples": n, "seconds": secs, "samples_per_s": n as f64 / secs, "threads": threads})
+    ))
+}
+
 /// Times the whole path from JPEG on disk to collated batches (decode, crop, augment, targets,
 /// normalise) for `samples` samples, cycling over the instances of `ann` with `workers` threads.
 pub fn bench_data(ann: &Path, images: &Path, samples: usize, workers: usize, batch: usize) -> Result<String> {

@@ -16,7 +16,7 @@ pub struct Cli {
 pub enum Command {
     /// COCO keypoint AP/AR of a results file against ground truth (equal to pycocotools).
     Eval(EvalArgs),
-    /// Generate a synthetic COCO-format keypoint data set (stick persons, or figures of any keypoint spec).
+    /// Generate a synthetic COCO-format keypoint data set (stick persons, or figures of any keypoint spec), or with --classify an image-classification set.
     Synth(SynthArgs),
     /// Parameter and multiply-add counts of an architecture (classifier or pose model).
     Info(InfoArgs),

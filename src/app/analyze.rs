@@ -9,7 +9,7 @@ use crate::eval::analyze::{analyze, Analysis};
 use crate::eval::{gt_keypoint_set, Stats};
 use crate::viz::charts::{grouped_bars, stacked_shares, unit_curves};
 use crate::viz::save_image;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -69,11 +69,19 @@ pub fn load(
 ) -> Result<(CocoDataset, Vec<KeypointResult>, KeypointSpec)> {
     let (gt, records) = rayon::join(|| CocoDataset::load(gt), || read_result_records(results));
     let gt = gt?;
+    // Sigmas are needed: a spec file without them is named; the GT's own set asks for --spec.
     let spec = match spec {
-        Some(p) => KeypointSpec::from_json_file(p)?,
-        None => gt_keypoint_set(&gt)?,
+        Some(p) => {
+            let s = KeypointSpec::from_json_file(p)?;
+            s.sigmas().with_context(|| p.display().to_string())?;
+            s
+        }
+        None => {
+            let s = gt_keypoint_set(&gt)?;
+            s.sigmas().map_err(|e| anyhow::anyhow!("{}: {e:#} (pass --spec)", gt.source.display()))?;
+            s
+        }
     };
-    spec.sigmas().map_err(|e| anyhow::anyhow!("{}: {e:#} (pass --spec)", gt.source.display()))?;
     let results = results_from_records(records?, &results.display().to_string(), &gt, spec.len())?;
     Ok((gt, results, spec))
 }

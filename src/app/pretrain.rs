@@ -32,8 +32,7 @@ pub fn pretrain(req: &PretrainRequest) -> Result<String> {
             data.display()
         );
     }
-    let files = ["config.json", "train.log", "metrics.csv", "curves.png", "last.safetensors", "best.safetensors"];
-    let outputs: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+    let outputs: Vec<PathBuf> = crate::train::pretrain::RUN_FILES.iter().map(|f| dir.join(f)).collect();
     crate::fsutil::refuse_overwriting_inputs(&outputs, std::slice::from_ref(&req.config))?;
     let out = crate::with_device!(req.device, |dev: D| {
         crate::train::pretrain::pretrain(dev, &cfg, &dir, req.resume, req.stop_after)

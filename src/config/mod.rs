@@ -134,6 +134,18 @@ pub struct TemperatureSchedule {
     pub epochs: f64,
 }
 
+impl TemperatureSchedule {
+    /// τ at global iteration `iter`: `start` → `end` linearly over the first `epochs` epochs
+    /// of `iters_per_epoch` iterations, then `end`.
+    pub fn at(&self, iter: usize, iters_per_epoch: usize) -> f32 {
+        let span = self.epochs * iters_per_epoch as f64;
+        if span <= 0.0 || iter as f64 >= span {
+            return self.end as f32;
+        }
+        (self.start + (self.end - self.start) * iter as f64 / span) as f32
+    }
+}
+
 /// How validation (and `dypose eval`/`predict` from a config) runs the predictor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -339,17 +351,7 @@ impl Config {
 
     /// [`Config::load`] of a file's bytes; `path` names it in messages and anchors relative paths.
     pub fn from_slice(bytes: &[u8], path: &Path, overrides: &[String]) -> Result<Config> {
-        // A leading UTF-8 byte-order mark (Windows editors write one) is not JSON; RFC 8259 lets
-        // a parser ignore it.
-        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        let mut value: Value = serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        for o in overrides {
-            apply_override(&mut value, o).with_context(|| format!("--set {o}"))?;
-        }
-        let mut cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-            let at = e.path().to_string();
-            anyhow::anyhow!("{}: {}: {}", path.display(), if at == "." { "config".into() } else { at }, e.inner())
-        })?;
+        let mut cfg: Config = parse_with_overrides(bytes, path, overrides)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let d = &mut cfg.data;
         for p in [&mut d.train_annotations, &mut d.train_images, &mut d.val_annotations, &mut d.val_images] {
@@ -455,6 +457,22 @@ impl Config {
         ensure!(path.exists(), "{key}: {} does not exist", path.display());
         Ok(())
     }
+}
+
+/// A config file's bytes as `T`, with `overrides` (`a.b=value`) applied first; errors name the
+/// file and the key.
+fn parse_with_overrides<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &Path, overrides: &[String]) -> Result<T> {
+    // A leading UTF-8 byte-order mark (Windows editors write one) is not JSON; RFC 8259 lets
+    // a parser ignore it.
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut value: Value = serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for o in overrides {
+        apply_override(&mut value, o).with_context(|| format!("--set {o}"))?;
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        anyhow::anyhow!("{}: {}: {}", path.display(), if at == "." { "config".into() } else { at }, e.inner())
+    })
 }
 
 fn resolve(base: &Path, p: &mut PathBuf) {

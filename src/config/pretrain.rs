@@ -2,7 +2,7 @@
 //! recipe of the DY-Conv paper's ImageNet runs as defaults (SGD with Nesterov momentum, cosine
 //! decay after a warm-up, label smoothing 0.1, τ from 30 to 1 over the first 10 epochs).
 
-use super::{apply_override, resolve, Arch, Size, TemperatureSchedule, LIMITS};
+use super::{parse_with_overrides, resolve, Arch, Size, TemperatureSchedule, LIMITS};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -77,16 +77,7 @@ impl PretrainConfig {
     /// Loads `path` with `overrides` (`key=value`), paths resolved from the file's folder.
     pub fn load(path: &Path, overrides: &[String]) -> Result<PretrainConfig> {
         let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the config", path.display()))?;
-        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        let mut value: serde_json::Value =
-            serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        for o in overrides {
-            apply_override(&mut value, o).with_context(|| format!("--set {o}"))?;
-        }
-        let mut cfg: PretrainConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-            let at = e.path().to_string();
-            anyhow::anyhow!("{}: {}: {}", path.display(), if at == "." { "config".into() } else { at }, e.inner())
-        })?;
+        let mut cfg: PretrainConfig = parse_with_overrides(&bytes, path, overrides)?;
         let base = path.parent().unwrap_or(Path::new("."));
         resolve(base, &mut cfg.train_dir);
         resolve(base, &mut cfg.val_dir);
@@ -138,12 +129,7 @@ impl PretrainConfig {
 
     /// τ at global iteration `iter`: `start` → `end` linearly over `temperature.epochs`.
     pub fn temperature_at(&self, iter: usize, per_epoch: usize) -> f32 {
-        let t = &self.temperature;
-        let span = t.epochs * per_epoch as f64;
-        if span <= 0.0 || iter as f64 >= span {
-            return t.end as f32;
-        }
-        (t.start + (t.end - t.start) * iter as f64 / span) as f32
+        self.temperature.at(iter, per_epoch)
     }
 }
 

@@ -24,6 +24,16 @@ pub struct Row {
 
 /// Reads the rows of a metrics file (a missing file has none).
 pub fn read(path: &Path) -> Result<Vec<Row>> {
+    read_rows(path)
+}
+
+/// Rewrites the whole file atomically (rows are few: one per logged iteration).
+pub fn write(path: &Path, rows: &[Row]) -> Result<()> {
+    write_rows(path, rows, HEADER)
+}
+
+/// The rows of a CSV file of any row type (a missing file has none); errors name the line.
+pub fn read_rows<R: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<R>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -36,14 +46,14 @@ pub fn read(path: &Path) -> Result<Vec<Row>> {
         .collect()
 }
 
-/// Rewrites the whole file atomically (rows are few: one per logged iteration).
-pub fn write(path: &Path, rows: &[Row]) -> Result<()> {
+/// Writes `rows` as CSV atomically; a file without rows still gets `header`.
+pub fn write_rows<R: Serialize>(path: &Path, rows: &[R], header: &str) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r)?;
     }
     if rows.is_empty() {
-        w.write_record(HEADER.split(','))?;
+        w.write_record(header.split(','))?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     crate::fsutil::write_atomic(path, &bytes)

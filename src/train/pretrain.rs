@@ -3,6 +3,8 @@
 //! top-1 and top-5 on the validation folder; the run directory of `train` (config.json,
 //! train.log, metrics.csv, curves.png, last and best checkpoints) with exact resume.
 
+use super::metrics::{read_rows, write_rows};
+use super::trainer::Log;
 use crate::config::{ClassifierModel, PretrainConfig};
 use crate::data::folder::{ClassBatch, FolderLoader, ImageFolder};
 use crate::model::backend::ConvBackend;
@@ -14,12 +16,12 @@ use anyhow::{bail, ensure, Context, Result};
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub const LAST: &str = "last.safetensors";
-pub const BEST: &str = "best.safetensors";
+pub use super::trainer::{BEST, LAST, RUN_FILES};
+/// The columns of `metrics.csv`.
+pub const HEADER: &str = "epoch,iteration,loss,lr,temperature,images_per_s,val_top1,val_top5";
 
 /// PyTorch's SGD: d = g + λp; b = μb + d (b = d at the first step); p −= lr·(d + μb) with
 /// Nesterov, lr·b without.
@@ -174,7 +176,7 @@ impl<D: ConvBackend> Pretrainer<D> {
                 PretrainConfig { epochs: cfg.epochs, ..stored } == *cfg,
                 "{source}: the run was started with a different config; resume with the same one (only epochs may change)"
             );
-            rows = read_rows(&dir.join("metrics.csv"))?;
+            rows = read_rows::<Row>(&dir.join("metrics.csv"))?;
             rows.retain(|r| r.iteration <= state.iteration);
         } else {
             crate::fsutil::write_new(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes(), false)?;
@@ -237,7 +239,7 @@ impl<D: ConvBackend> Pretrainer<D> {
         self.rows.push(row);
         self.state.epoch += 1;
         self.state.batch = 0;
-        write_rows(&self.dir.join("metrics.csv"), &self.rows)?;
+        write_rows(&self.dir.join("metrics.csv"), &self.rows, HEADER)?;
         self.plot()?;
         self.save_last()?;
         Ok(line)
@@ -274,27 +276,6 @@ impl<D: ConvBackend> Pretrainer<D> {
         );
         crate::viz::save_image(&img, &self.dir.join("curves.png"), true)
     }
-}
-
-fn read_rows(path: &Path) -> Result<Vec<Row>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    csv::Reader::from_reader(file)
-        .deserialize()
-        .enumerate()
-        .map(|(i, r)| r.with_context(|| format!("{}: line {}: not a metrics row", path.display(), i + 2)))
-        .collect()
-}
-
-fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for r in rows {
-        w.serialize(r)?;
-    }
-    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    crate::fsutil::write_atomic(path, &bytes)
 }
 
 /// What a finished (or interrupted) run reports.
@@ -337,11 +318,8 @@ pub fn pretrain<D: ConvBackend>(
     let per_epoch = loader.batches_per_epoch();
     ensure!(per_epoch > 0, "{}: fewer images than one batch of {}", cfg.train_dir.display(), cfg.batch_size);
     let mut t = Pretrainer::open(&dev, cfg, model, per_epoch, dir, resume)?;
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("train.log"))?;
-    let mut say = |line: &str| {
-        let _ = writeln!(log, "{line}");
-        eprintln!("{line}");
-    };
+    let mut log = Log::open(&dir.join("train.log"))?;
+    let mut say = |line: &str| log.line(line);
     say(&format!(
         "pretraining {} on {} images of {} classes ({} batches an epoch), validating on {}",
         cfg.arch,

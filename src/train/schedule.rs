@@ -20,12 +20,7 @@ pub fn learning_rate(cfg: &TrainConfig, epoch: usize, iter: usize) -> f64 {
 /// Softmax temperature at global iteration `iter`: `start` → `end` linearly over the first
 /// `epochs` epochs, then `end` (DESIGN §3: 30 → 1 over 10 epochs).
 pub fn temperature(cfg: &TrainConfig, iter: usize, iters_per_epoch: usize) -> f32 {
-    let t = &cfg.temperature;
-    let span = t.epochs * iters_per_epoch as f64;
-    if span <= 0.0 || iter as f64 >= span {
-        return t.end as f32;
-    }
-    (t.start + (t.end - t.start) * iter as f64 / span) as f32
+    cfg.temperature.at(iter, iters_per_epoch)
 }
 
 #[cfg(test)]

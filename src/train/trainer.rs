@@ -74,10 +74,10 @@ pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 /// Appends to `train.log` and prints to stderr (between progress bars, never during one).
-struct Log(std::fs::File);
+pub(crate) struct Log(std::fs::File);
 
 impl Log {
-    fn open(path: &Path) -> Result<Log> {
+    pub(crate) fn open(path: &Path) -> Result<Log> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -86,7 +86,7 @@ impl Log {
         Ok(Log(file))
     }
 
-    fn line(&mut self, text: &str) {
+    pub(crate) fn line(&mut self, text: &str) {
         let _ = writeln!(self.0, "{text}");
         eprintln!("{text}");
     }

@@ -1,7 +1,7 @@
 //! Every command-line argument lives here, as clap types and nothing else; `main.rs` hands each
 //! subcommand to its function in `app`.
 
-use crate::config::{Arch, Decoding, Device, HeadKind, ImageFormat, Size};
+use crate::config::{Arch, Decoding, Device, HeadKind, ImageFormat, IouType, Size};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -37,6 +37,8 @@ pub enum Command {
     Data(DataCommand),
     /// Run a trained model on images: results.json (COCO format) and one drawing per image.
     Predict(PredictArgs),
+    /// Find persons with a detector checkpoint: detections.json (COCO detection results) and one drawing per image.
+    Detect(DetectArgs),
     /// Draw skeletons (GT or results) on images.
     Draw(DrawArgs),
     /// Train a pose model from a config (progress, metrics.csv, curves.png, checkpoints).
@@ -164,8 +166,13 @@ pub struct PredictArgs {
     #[arg(long)]
     pub ann: Option<PathBuf>,
     /// Detector boxes (COCO detection results); without --ann, image ids come from COCO-style file names.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "detector")]
     pub boxes: Option<PathBuf>,
+    /// Find the persons with this person-detector checkpoint (`dypose train` of a
+    /// `model.task: "detect"` config): its confident boxes after NMS (detect.person_score,
+    /// detect.nms_iou) go to the pose model. With --ann, only the image ids come from it.
+    #[arg(long)]
+    pub detector: Option<PathBuf>,
     #[arg(long, default_value = "runs/predict")]
     pub out: PathBuf,
     /// No flip test.
@@ -178,6 +185,34 @@ pub struct PredictArgs {
     #[arg(long)]
     pub no_draw: bool,
     /// Replace an existing results.json in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Where the network runs (cuda needs a build with --features cuda).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    /// A person-detector checkpoint (`dypose train` of a `model.task: "detect"` config).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Image files.
+    #[arg(long, num_args = 1.., required_unless_present = "image_dir", conflicts_with = "image_dir")]
+    pub images: Vec<PathBuf>,
+    /// A folder of images: its jpg, jpeg, png, bmp and webp files (other files are skipped and counted).
+    #[arg(long)]
+    pub image_dir: Option<PathBuf>,
+    /// GT annotations whose image ids the results take (by file name); otherwise COCO-style
+    /// file names give the ids.
+    #[arg(long)]
+    pub ann: Option<PathBuf>,
+    #[arg(long, default_value = "runs/detect")]
+    pub out: PathBuf,
+    /// Skip the drawings.
+    #[arg(long)]
+    pub no_draw: bool,
+    /// Replace an existing detections.json and drawings in --out.
     #[arg(long)]
     pub force: bool,
     /// Where the network runs (cuda needs a build with --features cuda).
@@ -239,9 +274,13 @@ pub struct QuickstartArgs {
     /// Replace an earlier runs/quickstart.
     #[arg(long)]
     pub force: bool,
-    /// Config overrides for configs/quickstart.json.
+    /// Config overrides for configs/quickstart.json (with --detector: for configs/detect_quickstart.json).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Train the person detector instead (configs/detect_quickstart.json into runs/detect_quickstart),
+    /// then score the pose quickstart's model on its boxes, next to GT and the provided boxes.
+    #[arg(long)]
+    pub detector: bool,
 }
 
 #[derive(Args, Debug)]
@@ -249,7 +288,11 @@ pub struct EvalArgs {
     /// Ground-truth COCO keypoint annotation file.
     #[arg(long, visible_alias = "ann")]
     pub gt: PathBuf,
-    /// Results file: [{image_id, category_id, keypoints, score}].
+    /// What results are compared by: keypoints (OKS, 10 stats) or bbox (box IoU, 12 stats, as
+    /// pycocotools' iouType). A checkpoint's own task decides with --checkpoint.
+    #[arg(long, value_enum, default_value_t = IouType::Keypoints, conflicts_with = "checkpoint")]
+    pub iou_type: IouType,
+    /// Results file: [{image_id, category_id, keypoints, score}] (or bbox instead of keypoints).
     #[arg(long, required_unless_present = "checkpoint", conflicts_with = "checkpoint")]
     pub results: Option<PathBuf>,
     /// Evaluate a model instead: predict on --images with GT boxes (or --boxes) first.
@@ -262,8 +305,11 @@ pub struct EvalArgs {
     #[arg(long)]
     pub images: Option<PathBuf>,
     /// Detector boxes (COCO detection results) instead of GT boxes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "detector")]
     pub boxes: Option<PathBuf>,
+    /// With a pose --checkpoint: the persons a person-detector checkpoint finds, instead of GT boxes.
+    #[arg(long, requires = "checkpoint")]
+    pub detector: Option<PathBuf>,
     /// Also write the 10 stats as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -1,7 +1,7 @@
 use clap::Parser;
 use dypose::app;
 use dypose::cli::{BenchCommand, Cli, Command, DataCommand, InfoArgs};
-use dypose::config::Config;
+use dypose::config::{Config, IouType};
 use std::process::ExitCode;
 
 /// mimalloc keeps freed memory for reuse: the network allocates and frees buffers of tens of
@@ -62,8 +62,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let report = match cli.command {
         Command::Eval(a) => {
             let out = app::eval::StatsFile { path: a.json.as_deref(), force: a.force };
-            let stats = match a.checkpoint {
-                Some(checkpoint) => {
+            let summary = match (a.checkpoint, a.results) {
+                (Some(checkpoint), _) => {
                     let images = a.images.expect("clap requires --images with --checkpoint");
                     let req = app::eval::CheckpointEval {
                         checkpoint,
@@ -71,28 +71,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         gt: a.gt,
                         images,
                         boxes: a.boxes,
+                        detector: a.detector,
                         device: a.device,
                     };
-                    app::eval::eval_checkpoint(&req, &out)?
+                    app::eval::eval_checkpoint(&req, &out)?.to_string()
                 }
-                None => {
-                    let results = a.results.expect("clap requires --results without --checkpoint");
-                    match a.analyze.as_deref() {
-                        Some(dir) => {
-                            let req = app::analyze::AnalyzeRequest {
-                                gt: &a.gt,
-                                results: &results,
-                                spec: a.spec.as_deref(),
-                                out: dir,
-                                force: a.force,
-                            };
-                            app::analyze::analyze_results(&req, &out)?.0
-                        }
-                        None => app::eval::eval_results(&a.gt, &results, a.spec.as_deref(), &out)?,
+                (None, Some(results)) if a.iou_type == IouType::Bbox => {
+                    anyhow::ensure!(
+                        a.analyze.is_none() && a.spec.is_none(),
+                        "--analyze and --spec are for keypoint results, not --iou-type bbox"
+                    );
+                    app::eval::eval_box_results(&a.gt, &results, &out)?.to_string()
+                }
+                (None, Some(results)) => match a.analyze.as_deref() {
+                    Some(dir) => {
+                        let req = app::analyze::AnalyzeRequest {
+                            gt: &a.gt,
+                            results: &results,
+                            spec: a.spec.as_deref(),
+                            out: dir,
+                            force: a.force,
+                        };
+                        app::analyze::analyze_results(&req, &out)?.0.to_string()
                     }
-                }
+                    None => app::eval::eval_results(&a.gt, &results, a.spec.as_deref(), &out)?.to_string(),
+                },
+                (None, None) => unreachable!("clap requires --results without --checkpoint"),
             };
-            stats.to_string().trim_end().to_string()
+            summary.trim_end().to_string()
         }
         Command::Classify(a) => app::classify::classify(&app::classify::ClassifyRequest {
             checkpoint: a.checkpoint,
@@ -134,10 +140,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(d) => app::predict::Images::Folder(d),
                 None => app::predict::Images::Files(a.images),
             };
-            let boxes = match (a.ann, a.boxes) {
-                (Some(g), None) => app::predict::BoxSource::Gt(g),
-                (gt, Some(path)) => app::predict::BoxSource::Detections { gt, path },
-                (None, None) => app::predict::BoxSource::WholeImage,
+            let boxes = match (a.ann, a.boxes, a.detector) {
+                (gt, _, Some(checkpoint)) => app::predict::BoxSource::Detector { gt, checkpoint },
+                (gt, Some(path), None) => app::predict::BoxSource::Detections { gt, path },
+                (Some(g), None, None) => app::predict::BoxSource::Gt(g),
+                (None, None, None) => app::predict::BoxSource::WholeImage,
             };
             let req = app::predict::PredictRequest {
                 checkpoint: a.checkpoint,
@@ -152,6 +159,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 force: a.force,
             };
             app::predict::predict(&req)?.to_string()
+        }
+        Command::Detect(a) => {
+            let images = match a.image_dir {
+                Some(d) => app::predict::Images::Folder(d),
+                None => app::predict::Images::Files(a.images),
+            };
+            app::detect::detect(&app::detect::DetectRequest {
+                checkpoint: a.checkpoint,
+                device: a.device,
+                images,
+                ann: a.ann,
+                out: a.out,
+                draw: !a.no_draw,
+                force: a.force,
+            })?
+            .to_string()
         }
         Command::Draw(a) => {
             let out = a.out.clone();
@@ -176,6 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out: a.out,
             force: a.force,
         })?,
+        Command::Quickstart(a) if a.detector => app::quickstart::run_detector(a.force, &a.set)?,
         Command::Quickstart(a) => app::quickstart::run(a.force, &a.set)?,
         Command::Synth(a) if a.classify => {
             app::pretrain::synth_classify(&a.out, a.train, a.val, a.image_size, a.seed, a.force)?

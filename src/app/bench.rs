@@ -250,6 +250,8 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
     anyhow::ensure!(batch >= 1 && iters >= 1, "--batch and --iters must be at least 1");
     let generic = generic || !D::FAST;
     let bp = Blueprint::for_config(cfg, joints)?;
+    // The maps the head gives: one per joint, or a detector's five (timed with the same loss).
+    let joints = cfg.outputs(joints);
     let (h, w) = (cfg.input_size.height, cfg.input_size.width);
     let (cost, out) = crate::model::cost::blueprint_cost(&bp, cfg.input_size);
     let mut net = PoseNet::new(&dev, &bp, cfg.seed);
@@ -357,7 +359,7 @@ pub fn bench_predict(device: Device, req: &PredictBench) -> Result<String> {
     };
     let (cfg, spec) = (&trained.cfg, &trained.spec);
     let val = ValSet::from_files(cfg, spec, ann, images, None)?;
-    let per_pass: usize = val.gt_jobs.iter().map(|j| j.boxes.len().max(1)).sum();
+    let per_pass: usize = val.gt_jobs.iter().map(|j| j.boxes.as_ref().map_or(1, Vec::len)).sum();
     anyhow::ensure!(per_pass > 0, "{}: no images", ann.display());
     let jobs: Vec<_> = val.gt_jobs.iter().cycle().take(val.gt_jobs.len() * crops.div_ceil(per_pass)).cloned().collect();
     let mut predictor = Predictor::for_config(trained.model, cfg, spec)?;

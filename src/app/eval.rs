@@ -1,10 +1,11 @@
-//! `dypose eval`: the COCO keypoint stats of a results file, or of a checkpoint run on a set.
+//! `dypose eval`: the COCO keypoint (or box) stats of a results file, or of a checkpoint run on a set.
 
-use crate::coco::KeypointSpec;
-use crate::config::Device;
-use crate::eval::{evaluate_files, Stats};
+use crate::coco::{CocoDataset, KeypointSpec};
+use crate::config::{Device, Task};
+use crate::infer::detect::{detect_jobs, evaluate_detector};
+use crate::eval::{evaluate_box_files, evaluate_files, BoxStats, EvalReport, Stats};
 use crate::infer::validate::{evaluate, ValSet};
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -23,7 +24,7 @@ impl StatsFile<'_> {
         crate::fsutil::refuse_existing(&[path.to_path_buf()], self.force)
     }
 
-    pub(super) fn write(&self, stats: &Stats) -> Result<()> {
+    pub(super) fn write(&self, stats: &impl serde::Serialize) -> Result<()> {
         match self.path {
             Some(path) => {
                 crate::fsutil::write_new(path, (serde_json::to_string_pretty(stats)? + "\n").as_bytes(), self.force)
@@ -40,6 +41,22 @@ pub fn eval_results(gt: &Path, results: &Path, spec: Option<&Path>, out: &StatsF
     let spec = spec.map(KeypointSpec::from_json_file).transpose()?;
     let sigmas = spec.as_ref().map(|s| s.sigmas().with_context(|| s.name.clone())).transpose()?;
     let report = evaluate_files(gt, results, sigmas)?;
+    print_counts(&report, start);
+    out.write(&report.stats)?;
+    Ok(report.stats)
+}
+
+/// Scores box `results` against `gt` as `COCOeval(iouType="bbox")`.
+pub fn eval_box_results(gt: &Path, results: &Path, out: &StatsFile) -> Result<BoxStats> {
+    out.check(&[gt, results])?;
+    let start = Instant::now();
+    let report = evaluate_box_files(gt, results)?;
+    print_counts(&report, start);
+    out.write(&report.stats)?;
+    Ok(report.stats)
+}
+
+fn print_counts<S>(report: &EvalReport<S>, start: Instant) {
     eprintln!(
         "evaluated {} results on {} images ({} GT annotations) in {:.2}s",
         report.num_results,
@@ -53,8 +70,21 @@ pub fn eval_results(gt: &Path, results: &Path, spec: Option<&Path>, out: &StatsF
             report.results_outside_categories
         );
     }
-    out.write(&report.stats)?;
-    Ok(report.stats)
+}
+
+/// The stats of a checkpoint: keypoint stats of a pose model, box stats of a detector.
+pub enum CheckpointStats {
+    Pose(Stats),
+    Boxes(BoxStats),
+}
+
+impl std::fmt::Display for CheckpointStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            CheckpointStats::Pose(s) => s.fmt(f),
+            CheckpointStats::Boxes(s) => s.fmt(f),
+        }
+    }
 }
 
 /// What `dypose eval --checkpoint` runs.
@@ -66,22 +96,39 @@ pub struct CheckpointEval {
     pub images: PathBuf,
     /// Detector boxes instead of the GT boxes.
     pub boxes: Option<PathBuf>,
+    /// A person-detector checkpoint whose boxes replace the GT boxes.
+    pub detector: Option<PathBuf>,
     pub device: Device,
 }
 
-/// Runs the checkpoint on the GT file's images (GT boxes, or detector boxes) and scores it with
-/// its own keypoint set.
-pub fn eval_checkpoint(req: &CheckpointEval, out: &StatsFile) -> Result<Stats> {
+/// Runs the checkpoint on the GT file's images and prints pycocotools' summary. A pose model
+/// runs on GT boxes (or a detection file's, or a detector checkpoint's) and is scored with its
+/// own keypoint set; a person detector runs on every image and is scored by box AP.
+pub fn eval_checkpoint(req: &CheckpointEval, out: &StatsFile) -> Result<CheckpointStats> {
     let mut inputs = vec![req.checkpoint.as_path(), &req.gt];
-    inputs.extend(req.config.as_deref().into_iter().chain(req.boxes.as_deref()));
+    inputs.extend(req.config.as_deref().into_iter().chain(req.boxes.as_deref()).chain(req.detector.as_deref()));
     out.check(&inputs)?;
     let start = Instant::now();
     let mut trained = super::open_checkpoint(req.device, &req.checkpoint, req.config.as_deref())?;
     let (cfg, spec) = (&trained.cfg, &trained.spec);
-    let val = ValSet::from_files(cfg, spec, &req.gt, &req.images, req.boxes.as_deref())?;
+    if cfg.model.task == Task::Detect {
+        ensure!(req.boxes.is_none() && req.detector.is_none(), "--boxes and --detector go with a pose checkpoint, not a detector");
+        let gt = CocoDataset::load(&req.gt)?;
+        let (stats, found) = evaluate_detector(&mut trained.model, cfg, &gt, &req.images)?;
+        eprintln!("detected {} boxes in {:.1}s", found.boxes.len(), start.elapsed().as_secs_f64());
+        out.write(&stats)?;
+        return Ok(CheckpointStats::Boxes(stats));
+    }
+    let mut val = ValSet::from_files(cfg, spec, &req.gt, &req.images, req.boxes.as_deref())?;
+    if let Some(detector) = &req.detector {
+        let jobs = detect_jobs(&val.gt, &req.images)?;
+        let (boxes, seconds) = super::detect::detector_person_boxes(req.device, detector, &jobs)?;
+        eprintln!("the detector found {} persons in {} images in {seconds:.1}s", boxes.len(), jobs.len());
+        val.det_jobs = Some(crate::infer::validate::jobs(&val.gt, &req.images, boxes)?);
+    }
     let jobs = val.det_jobs.as_ref().unwrap_or(&val.gt_jobs);
     let (stats, preds) = evaluate(&mut trained.model, cfg, spec, &val.gt, jobs)?;
     eprintln!("predicted {} crops in {:.1}s", preds.crops, start.elapsed().as_secs_f64());
     out.write(&stats)?;
-    Ok(stats)
+    Ok(CheckpointStats::Pose(stats))
 }

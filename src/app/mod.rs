@@ -7,6 +7,7 @@ pub mod analyze;
 pub mod bench;
 pub mod classify;
 pub mod data;
+pub mod detect;
 pub mod draw;
 pub mod eval;
 pub mod explain;

@@ -3,6 +3,7 @@
 use crate::coco::{CocoDataset, KeypointSpec};
 use crate::config::{Decoding, Device};
 use crate::infer::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
+use crate::infer::detect::DetectJob;
 use crate::infer::predictor::Predictions;
 use crate::infer::{results_of, ImageJob, Person, Predictor};
 use anyhow::{bail, ensure, Context, Result};
@@ -16,6 +17,8 @@ pub enum BoxSource {
     Gt(PathBuf),
     /// A detector's boxes; with a GT file, image ids come from it, else from COCO-style names.
     Detections { gt: Option<PathBuf>, path: PathBuf },
+    /// The boxes a person-detector checkpoint finds (image ids as with `Detections`).
+    Detector { gt: Option<PathBuf>, checkpoint: PathBuf },
     /// No boxes: the whole image is one person.
     WholeImage,
 }
@@ -64,6 +67,29 @@ impl std::fmt::Display for PredictReport {
     }
 }
 
+impl Images {
+    /// The image files; a folder's other files are counted on stderr. None at all is an error.
+    pub fn list(&self) -> Result<Vec<PathBuf>> {
+        let images = match self {
+            Images::Files(files) => files.clone(),
+            Images::Folder(dir) => {
+                let (images, others) = files_in(dir)?;
+                if let Some(first) = others.first() {
+                    eprintln!(
+                        "skipped {} files that are not images by their extension ({}), e.g. {}",
+                        others.len(),
+                        IMAGE_EXTENSIONS.join(", "),
+                        first.display()
+                    );
+                }
+                images
+            }
+        };
+        ensure!(!images.is_empty(), "no images given");
+        Ok(images)
+    }
+}
+
 /// Extensions `predict --image-dir` takes (any case).
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "webp"];
 
@@ -90,7 +116,7 @@ pub fn files_in(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
 
 /// An image id for a file: from the GT by file name, else the digits of a COCO-style name, else
 /// its position (1-based).
-fn image_ids(images: &[PathBuf], gt: Option<&CocoDataset>) -> Result<Vec<i64>> {
+pub(super) fn image_ids(images: &[PathBuf], gt: Option<&CocoDataset>) -> Result<Vec<i64>> {
     let by_name: BTreeMap<&str, i64> =
         gt.map(|g| g.images.iter().map(|i| (i.file_name.as_str(), i.id)).collect()).unwrap_or_default();
     images
@@ -114,47 +140,51 @@ fn image_ids(images: &[PathBuf], gt: Option<&CocoDataset>) -> Result<Vec<i64>> {
 fn jobs(
     images: &[PathBuf],
     source: &BoxSource,
+    device: Device,
     category_id: i64,
     score_threshold: f64,
     joints: usize,
 ) -> Result<Vec<ImageJob>> {
     let gt = match source {
-        BoxSource::Gt(p) | BoxSource::Detections { gt: Some(p), .. } => Some(CocoDataset::load(p)?),
+        BoxSource::Gt(p) | BoxSource::Detections { gt: Some(p), .. } | BoxSource::Detector { gt: Some(p), .. } => {
+            Some(CocoDataset::load(p)?)
+        }
         _ => None,
     };
     let ids = image_ids(images, gt.as_ref())?;
     let boxes: Vec<PersonBox> = match source {
         BoxSource::Gt(_) => gt_boxes(gt.as_ref().expect("loaded above"), category_id, joints),
         BoxSource::Detections { path, .. } => detection_boxes(path, category_id, score_threshold, gt.as_ref())?,
+        BoxSource::Detector { checkpoint, .. } => {
+            let jobs: Vec<DetectJob> =
+                images.iter().zip(&ids).map(|(p, &id)| DetectJob { image_id: id, path: p.clone() }).collect();
+            let (boxes, seconds) = super::detect::detector_person_boxes(device, checkpoint, &jobs)?;
+            eprintln!("the detector found {} persons in {} images in {seconds:.1}s", boxes.len(), images.len());
+            boxes
+        }
         BoxSource::WholeImage => Vec::new(),
     };
+    // A detector that finds nobody means nobody; an image that a GT or detection file does not
+    // mention is one person box, as with no boxes at all.
+    let whole_image_when_missing = !matches!(source, BoxSource::Detector { .. });
     let mut by_image = group_by_image(boxes);
     Ok(images
         .iter()
         .zip(ids)
-        .map(|(p, id)| ImageJob { image_id: id, path: p.clone(), boxes: by_image.remove(&id).unwrap_or_default() })
+        .map(|(p, id)| {
+            let boxes = match by_image.remove(&id) {
+                None if whole_image_when_missing => None,
+                found => Some(found.unwrap_or_default()),
+            };
+            ImageJob { image_id: id, path: p.clone(), boxes }
+        })
         .collect())
 }
 
 /// Runs the checkpoint on the request's images; writes `results.json` (and drawings) into
 /// `out`. Unreadable images are reported by name after everything else is written.
 pub fn predict(req: &PredictRequest) -> Result<PredictReport> {
-    let images = match &req.images {
-        Images::Files(files) => files.clone(),
-        Images::Folder(dir) => {
-            let (images, others) = files_in(dir)?;
-            if let Some(first) = others.first() {
-                eprintln!(
-                    "skipped {} files that are not images by their extension ({}), e.g. {}",
-                    others.len(),
-                    IMAGE_EXTENSIONS.join(", "),
-                    first.display()
-                );
-            }
-            images
-        }
-    };
-    ensure!(!images.is_empty(), "no images given");
+    let images = req.images.list()?;
     let results_path = req.out.join("results.json");
     refuse_unsafe_outputs(req, &images, &results_path)?;
     let start = Instant::now();
@@ -163,7 +193,7 @@ pub fn predict(req: &PredictRequest) -> Result<PredictReport> {
     cfg.val.flip_test &= req.flip;
     cfg.val.decoding = req.decoding.unwrap_or(cfg.val.decoding);
     let category = cfg.data.category_id;
-    let jobs = jobs(&images, &req.boxes, category, cfg.val.box_score_threshold, spec.len())?;
+    let jobs = jobs(&images, &req.boxes, req.device, category, cfg.val.box_score_threshold, spec.len())?;
     let mut predictor = Predictor::for_config(trained.model, &cfg, &spec)?;
     std::fs::create_dir_all(&req.out).with_context(|| format!("{}: cannot create", req.out.display()))?;
     let predictions = predictor.run(&jobs, |job, img, persons| match req.draw {
@@ -202,6 +232,7 @@ fn refuse_unsafe_outputs(req: &PredictRequest, images: &[PathBuf], results: &Pat
     match &req.boxes {
         BoxSource::Gt(p) => inputs.push(p.clone()),
         BoxSource::Detections { gt, path } => inputs.extend(gt.iter().cloned().chain([path.clone()])),
+        BoxSource::Detector { gt, checkpoint } => inputs.extend(gt.iter().cloned().chain([checkpoint.clone()])),
         BoxSource::WholeImage => {}
     }
     crate::fsutil::refuse_output_in_input_folder(&req.out, images)?;

@@ -3,7 +3,9 @@
 //! function that runs the predictor on the validation set.
 
 use crate::coco::{CocoDataset, KeypointSpec};
-use crate::config::{Config, Device};
+use crate::config::{Config, Device, Task};
+use crate::eval::BoxStats;
+use crate::infer::detect::{evaluate_detector, Detections};
 use crate::infer::validate::{validate, ValSet, Validation};
 use crate::train::{TrainOptions, TrainOutcome, ValScores};
 use anyhow::{Context, Result};
@@ -33,26 +35,23 @@ pub fn train(req: &TrainRequest) -> Result<String> {
     let outputs: Vec<PathBuf> = crate::train::trainer::RUN_FILES.iter().map(|f| run_dir.join(f)).collect();
     crate::fsutil::refuse_overwriting_inputs(&outputs, std::slice::from_ref(&req.config))?;
     let opts = TrainOptions { run_dir: run_dir.clone(), resume: req.resume, stop_after: req.stop_after };
-    let out = run(req.device, &cfg, &opts, |_| {})?;
+    let (out, what) = match cfg.model.task {
+        Task::Pose => (run(req.device, &cfg, &opts, |_| {})?, "val AP"),
+        Task::Detect => (run_detector(req.device, &cfg, &opts, |_, _| {})?, "val box AP"),
+    };
     Ok(format!(
         "{} at epoch {}, iteration {}: {:.1} images/s{}; checkpoints in {}",
         if out.interrupted { "stopped" } else { "finished" },
         out.state.epoch,
         out.state.iteration,
         out.images_per_s,
-        out.last_scores.map(|v| format!(", val AP {:.4}", v.ap)).unwrap_or_default(),
+        out.last_scores.map(|v| format!(", {what} {:.4}", v.ap)).unwrap_or_default(),
         run_dir.display()
     ))
 }
 
-/// Trains `cfg` on `device` with validation on the config's val split (GT boxes, and detector
-/// boxes when configured); `seen` receives every validation, predictions included.
-pub fn run(
-    device: Device,
-    cfg: &Config,
-    opts: &TrainOptions,
-    mut seen: impl FnMut(Validation),
-) -> Result<TrainOutcome> {
+/// The files a run reads, refused as outputs, and the training set checked to be there.
+fn check_run_files(cfg: &Config, opts: &TrainOptions) -> Result<CocoDataset> {
     let d = &cfg.data;
     let inputs: Vec<PathBuf> = [&d.train_annotations, &d.val_annotations]
         .into_iter()
@@ -64,7 +63,49 @@ pub fn run(
     crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
     Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
     Config::require(&cfg.data.train_images, "data.train_images")?;
-    let train_set = CocoDataset::load(&cfg.data.train_annotations)?;
+    CocoDataset::load(&cfg.data.train_annotations)
+}
+
+/// Trains the person detector `cfg` describes (`model.task: "detect"`) on `device`, with box AP
+/// on the config's val split; `seen` receives every validation's stats and boxes.
+pub fn run_detector(
+    device: Device,
+    cfg: &Config,
+    opts: &TrainOptions,
+    mut seen: impl FnMut(BoxStats, Detections),
+) -> Result<TrainOutcome> {
+    let train_set = check_run_files(cfg, opts)?;
+    // The detector needs no keypoint set; its checkpoints still name the data's, when it has one,
+    // so that every checkpoint opens the same way.
+    let spec = KeypointSpec::for_training(cfg.data.keypoints.as_deref(), &train_set, cfg.data.category_id)
+        .unwrap_or_else(|_| KeypointSpec::coco17());
+    let val = if cfg.train.val_every > 0 {
+        Config::require(&cfg.data.val_annotations, "data.val_annotations")?;
+        Config::require(&cfg.data.val_images, "data.val_images")?;
+        Some(CocoDataset::load(&cfg.data.val_annotations)?)
+    } else {
+        None
+    };
+    crate::with_device!(device, |dev: D| {
+        crate::train::train(dev, cfg, &spec, &train_set, opts, |net| {
+            let val = val.as_ref().context("a validation without a validation set")?;
+            let (stats, found) = evaluate_detector(net, cfg, val, &cfg.data.val_images)?;
+            seen(stats, found);
+            Ok(ValScores { ap: stats.ap, ap50: stats.ap50, ap_detector_boxes: None })
+        })
+    })
+}
+
+/// Trains `cfg` on `device` with validation on the config's val split (GT boxes, and detector
+/// boxes when configured); `seen` receives every validation, predictions included.
+pub fn run(
+    device: Device,
+    cfg: &Config,
+    opts: &TrainOptions,
+    mut seen: impl FnMut(Validation),
+) -> Result<TrainOutcome> {
+    anyhow::ensure!(cfg.model.task == Task::Pose, "a detector config (model.task \"detect\") trains through run_detector");
+    let train_set = check_run_files(cfg, opts)?;
     let spec = KeypointSpec::for_training(cfg.data.keypoints.as_deref(), &train_set, cfg.data.category_id)?;
     let val = if cfg.train.val_every > 0 { Some(ValSet::load(cfg, &spec)?) } else { None };
     crate::with_device!(device, |dev: D| {

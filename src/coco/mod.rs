@@ -9,5 +9,5 @@ pub mod schema;
 
 pub use dataset::CocoDataset;
 pub use keypoints::{KeypointSpec, Side};
-pub use results::{load_results, results_json, KeypointResult};
+pub use results::{box_results_json, load_box_results, load_results, results_json, BoxResult, KeypointResult};
 pub use schema::Id;

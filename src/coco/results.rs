@@ -1,9 +1,10 @@
-//! COCO keypoint results files (`[{image_id, category_id, keypoints, score}]`), validated
-//! against the ground truth they will be scored with.
+//! COCO results files, keypoints (`[{image_id, category_id, keypoints, score}]`) and boxes
+//! (`[{image_id, category_id, bbox, score}]`), validated against the ground truth they will be
+//! scored with.
 
 use super::dataset::CocoDataset;
 use super::json::{parse_array_par, read_with};
-use super::schema::{Id, ResultRecord};
+use super::schema::{BoxRecord, Id, ResultRecord};
 use anyhow::{bail, ensure, Result};
 use std::path::Path;
 
@@ -94,6 +95,60 @@ pub fn results_json(results: &[KeypointResult]) -> String {
             bbox: None,
             segmentation: None,
         })
+        .collect();
+    serde_json::to_string(&records).expect("results hold finite numbers only")
+}
+
+/// One detected box (`[x, y, w, h]`); its area for the area ranges is `w × h`, as pycocotools
+/// assigns it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoxResult {
+    pub image_id: Id,
+    pub category_id: Id,
+    pub bbox: [f64; 4],
+    pub score: f64,
+}
+
+/// Loads a box results file; every record needs a bbox of 4 finite numbers, a finite score and
+/// an image that the ground truth has.
+pub fn load_box_results(path: &Path, gt: &CocoDataset) -> Result<Vec<BoxResult>> {
+    let records: Vec<BoxRecord> = read_with(path, parse_array_par)?;
+    box_results_from_records(records, &path.display().to_string(), Some(gt))
+}
+
+/// Validates box records (`name` for messages); with `gt`, every image must be one of its images.
+pub fn box_results_from_records(
+    records: Vec<BoxRecord>,
+    name: &str,
+    gt: Option<&CocoDataset>,
+) -> Result<Vec<BoxResult>> {
+    let mut out = Vec::with_capacity(records.len());
+    for (i, r) in records.into_iter().enumerate() {
+        let at = || format!("{name}: record [{i}] (image_id {}, category_id {})", r.image_id, r.category_id);
+        let &[x, y, w, h] = r.bbox.as_slice() else {
+            bail!("{}: bbox has {} numbers, expected 4 ([x, y, w, h])", at(), r.bbox.len());
+        };
+        ensure!(r.bbox.iter().all(|v| v.is_finite()), "{}: bbox {:?} is not finite", at(), r.bbox);
+        ensure!(r.score.is_finite(), "{}: score {} is not a finite number", at(), r.score);
+        if let Some(gt) = gt {
+            ensure!(
+                gt.contains_image(r.image_id),
+                "{}: image_id {} is not an image of the ground truth {}",
+                at(),
+                r.image_id,
+                gt.source.display()
+            );
+        }
+        out.push(BoxResult { image_id: r.image_id, category_id: r.category_id, bbox: [x, y, w, h], score: r.score });
+    }
+    Ok(out)
+}
+
+/// A box results file's text, as COCO detection results are written.
+pub fn box_results_json(results: &[BoxResult]) -> String {
+    let records: Vec<BoxRecord> = results
+        .iter()
+        .map(|r| BoxRecord { image_id: r.image_id, category_id: r.category_id, bbox: r.bbox.to_vec(), score: r.score })
         .collect();
     serde_json::to_string(&records).expect("results hold finite numbers only")
 }

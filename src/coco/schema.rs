@@ -96,6 +96,18 @@ pub struct ResultRecord {
     pub segmentation: Option<IgnoredAny>,
 }
 
+/// One entry of a COCO detection results file; other fields (keypoints, segmentation) are
+/// passed over, so a keypoint results file with boxes is also a box results file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BoxRecord {
+    #[serde(deserialize_with = "de_id")]
+    pub image_id: Id,
+    #[serde(deserialize_with = "de_id")]
+    pub category_id: Id,
+    pub bbox: Vec<f64>,
+    pub score: f64,
+}
+
 struct IdVisitor;
 
 impl Visitor<'_> for IdVisitor {

@@ -9,7 +9,7 @@ mod pretrain;
 mod types;
 
 pub use pretrain::{LrSchedule, PretrainConfig};
-pub use types::{Arch, Decoding, Device, HeadKind, ImageFormat, Size};
+pub use types::{Arch, Decoding, Device, HeadKind, ImageFormat, IouType, Size, Task};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,54 @@ pub struct Config {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub val: ValConfig,
+    /// The person detector's targets, augmentation and decoding (`model.task: "detect"`).
+    #[serde(skip_serializing_if = "DetectConfig::is_default")]
+    pub detect: DetectConfig,
+}
+
+/// A CenterNet-style person detector (Zhou et al., "Objects as Points", 2019): a centre heatmap,
+/// box sizes and sub-pixel offsets at the head's stride, read off by 3×3 peak picking.
+/// `input_size` is the letterboxed image; `augment.flip_prob` and `augment.color_jitter` apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// The centre Gaussian's σ is α·w/6 across and α·h/6 down, and the central α·w × α·h of
+    /// each box regresses it (TTFNet's α = 0.54), in heatmap cells.
+    pub gaussian_alpha: f64,
+    /// Loss weight of the box regression, GIoU (the heatmap's is 1; TTFNet's 5).
+    pub box_weight: f64,
+    /// Random scaling of the letterboxed image in [1 − s, 1 + s] while training.
+    pub scale_range: f64,
+    /// Random shift of the image centre, a fraction of the input size, while training.
+    pub shift: f64,
+    /// Peaks kept per image (top-K), for evaluation and for the pose model.
+    pub max_detections: usize,
+    /// Peaks scoring below this are dropped when evaluating (low, as box AP rewards recall).
+    pub min_score: f64,
+    /// Boxes handed to the pose model: score at least this, then box NMS at `nms_iou`.
+    pub person_score: f64,
+    pub nms_iou: f64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            gaussian_alpha: 0.54,
+            box_weight: 5.0,
+            scale_range: 0.3,
+            shift: 0.1,
+            max_detections: 100,
+            min_score: 0.01,
+            person_score: 0.3,
+            nms_iou: 0.6,
+        }
+    }
+}
+
+impl DetectConfig {
+    pub fn is_default(&self) -> bool {
+        *self == DetectConfig::default()
+    }
 }
 
 /// Training-time augmentation (DESIGN §4), in the order SimpleBaseline applies it.
@@ -202,6 +250,9 @@ impl Default for ValConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
+    /// Pose (one heatmap per joint) or detect (centre heatmap, box size, offset).
+    #[serde(skip_serializing_if = "Task::is_pose")]
+    pub task: Task,
     pub arch: Arch,
     /// Channel width multiplier (MobileNetV2 and ResNet).
     pub width: f64,
@@ -226,6 +277,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
+            task: Task::Pose,
             arch: Arch::DyResnet18,
             width: 1.0,
             head: HeadKind::Deconv,
@@ -239,6 +291,9 @@ impl Default for ModelConfig {
         }
     }
 }
+
+/// The detector's output maps: centre heatmap, and the distances to the box's four sides.
+pub const DETECT_OUTPUTS: usize = 5;
 
 /// The checkpoint metadata key under which a classifier describes its network.
 pub const CLASSIFIER_KEY: &str = "classifier";
@@ -317,6 +372,7 @@ impl Default for Config {
             model: ModelConfig::default(),
             train: TrainConfig::default(),
             val: ValConfig::default(),
+            detect: DetectConfig::default(),
         }
     }
 }
@@ -427,7 +483,25 @@ impl Config {
         let tau = &t.temperature;
         ensure!(tau.start >= 1.0 && tau.end >= 1.0, "train.temperature start and end must be at least 1");
         ensure!(tau.epochs >= 0.0, "train.temperature.epochs must not be negative");
+        let d = &self.detect;
+        ensure!(d.gaussian_alpha > 0.0 && d.gaussian_alpha <= 4.0, "detect.gaussian_alpha must be in (0, 4]");
+        ensure!(d.box_weight >= 0.0 && d.box_weight.is_finite(), "detect.box_weight must not be negative");
+        ensure!((0.0..1.0).contains(&d.scale_range), "detect.scale_range must be in [0, 1)");
+        ensure!((0.0..=0.5).contains(&d.shift), "detect.shift must be in [0, 0.5]");
+        ensure!((1..=1000).contains(&d.max_detections), "detect.max_detections must be between 1 and 1000");
+        for (name, v) in [("detect.min_score", d.min_score), ("detect.person_score", d.person_score), ("detect.nms_iou", d.nms_iou)] {
+            ensure!((0.0..=1.0).contains(&v), "{name} = {v} must be in [0, 1]");
+        }
         Ok(())
+    }
+
+    /// The network's output maps: one per joint of a set of `joints` for pose, the detector's
+    /// five (centre heatmap, distances to the box's sides) for detection.
+    pub fn outputs(&self, joints: usize) -> usize {
+        match self.model.task {
+            Task::Pose => joints,
+            Task::Detect => DETECT_OUTPUTS,
+        }
     }
 
     /// The crop aspect ratio w/h of the network input.

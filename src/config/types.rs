@@ -53,6 +53,16 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
+/// What COCO evaluation compares a detection with a ground truth by: pycocotools' `iouType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IouType {
+    /// Object keypoint similarity; a GT without labelled joints is ignored.
+    Keypoints,
+    /// Box intersection over union (over the detection's own area for a crowd GT).
+    Bbox,
+}
+
 /// How joints are read off a heatmap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -69,6 +79,22 @@ impl fmt::Display for Decoding {
             Decoding::Quarter => "quarter",
             Decoding::Dark => "dark",
         })
+    }
+}
+
+/// What a network is trained for: keypoints of boxed persons (top-down pose), or the person
+/// boxes themselves (a CenterNet-style detector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    #[default]
+    Pose,
+    Detect,
+}
+
+impl Task {
+    pub fn is_pose(&self) -> bool {
+        *self == Task::Pose
     }
 }
 

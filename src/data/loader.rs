@@ -56,32 +56,88 @@ pub struct LoadReport {
     pub skipped_samples: usize,
 }
 
+/// What a loader makes batches of: the pose model's person crops, or the detector's whole images.
+pub trait SampleSource: Send + Sync {
+    fn len(&self) -> usize;
+    /// The image sample `index` is made from.
+    fn image_path(&self, index: usize) -> &std::path::Path;
+    /// Input, targets and weights of sample `index` (augmented as `seed` and `epoch` draw).
+    fn make(&self, image: &RgbImage, index: usize, seed: u64, epoch: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>);
+}
+
+/// Person crops with heatmap targets and one weight per joint.
+pub struct PoseSamples {
+    pub instances: Vec<Instance>,
+    pub spec: SampleSpec,
+}
+
+impl SampleSource for PoseSamples {
+    fn len(&self) -> usize {
+        self.instances.len()
+    }
+    fn image_path(&self, index: usize) -> &std::path::Path {
+        &self.instances[index].image_path
+    }
+    fn make(&self, image: &RgbImage, index: usize, seed: u64, epoch: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let inst = &self.instances[index];
+        let aug = self.spec.augmentation(inst, seed, epoch, index as u64);
+        let s = self.spec.build(image, inst, aug);
+        (s.input, s.target.heatmaps, s.target.weights)
+    }
+}
+
+/// Letterboxed images with centre-net targets (no weights).
+pub struct DetectSamples {
+    pub images: Vec<super::detect::DetectImage>,
+    pub spec: super::detect::DetectSpec,
+}
+
+impl SampleSource for DetectSamples {
+    fn len(&self) -> usize {
+        self.images.len()
+    }
+    fn image_path(&self, index: usize) -> &std::path::Path {
+        &self.images[index].image_path
+    }
+    fn make(&self, image: &RgbImage, index: usize, seed: u64, epoch: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let aug = self.spec.augmentation(seed, epoch, index as u64);
+        let s = self.spec.build(image, &self.images[index], aug);
+        (s.input, s.target, Vec::new())
+    }
+}
+
+/// Batches of a sample source, built ahead of use on their own thread pool.
 pub struct Loader {
-    instances: Arc<Vec<Instance>>,
-    spec: Arc<SampleSpec>,
+    source: Arc<dyn SampleSource>,
     cfg: LoaderConfig,
     pool: Arc<rayon::ThreadPool>,
 }
 
 impl Loader {
+    /// Batches of person crops.
     pub fn new(instances: Vec<Instance>, spec: SampleSpec, cfg: LoaderConfig) -> anyhow::Result<Self> {
+        Loader::of(Arc::new(PoseSamples { instances, spec }), cfg)
+    }
+
+    /// Batches of any source's samples.
+    pub fn of(source: Arc<dyn SampleSource>, cfg: LoaderConfig) -> anyhow::Result<Self> {
         anyhow::ensure!(cfg.batch_size > 0, "batch size must be at least 1");
         let pool =
             rayon::ThreadPoolBuilder::new().num_threads(cfg.workers).thread_name(|i| format!("loader-{i}")).build()?;
-        Ok(Loader { instances: Arc::new(instances), spec: Arc::new(spec), cfg, pool: Arc::new(pool) })
+        Ok(Loader { source, cfg, pool: Arc::new(pool) })
     }
 
     pub fn len(&self) -> usize {
-        self.instances.len()
+        self.source.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.instances.is_empty()
+        self.source.len() == 0
     }
 
     /// Sample order of an epoch: shuffled by (seed, epoch) when configured.
     pub fn order(&self, epoch: u64) -> Vec<usize> {
-        epoch_order(self.instances.len(), self.cfg.seed, epoch, self.cfg.shuffle)
+        epoch_order(self.source.len(), self.cfg.seed, epoch, self.cfg.shuffle)
     }
 
     /// The batches of one epoch, produced in the background. Dropping the iterator stops the
@@ -92,7 +148,7 @@ impl Loader {
 
     /// Batches in one epoch (the last, short one dropped when configured).
     pub fn batches_per_epoch(&self) -> usize {
-        let (n, b) = (self.instances.len(), self.cfg.batch_size);
+        let (n, b) = (self.source.len(), self.cfg.batch_size);
         if self.cfg.drop_last {
             n / b
         } else {
@@ -111,15 +167,14 @@ impl Loader {
         let stop = Arc::new(AtomicBool::new(false));
         let built = Arc::new(AtomicUsize::new(0));
         let report = Arc::new(Mutex::new(LoadReport::default()));
-        let (instances, spec, pool, seed) =
-            (self.instances.clone(), self.spec.clone(), self.pool.clone(), self.cfg.seed);
+        let (source, pool, seed) = (self.source.clone(), self.pool.clone(), self.cfg.seed);
         let (stop2, built2, report2) = (stop.clone(), built.clone(), report.clone());
         let handle = std::thread::spawn(move || {
             for chunk in chunks {
                 if stop2.load(Ordering::Relaxed) {
                     break;
                 }
-                let batch = pool.install(|| make_batch(&instances, &spec, &chunk, seed, epoch, &report2));
+                let batch = pool.install(|| make_batch(source.as_ref(), &chunk, seed, epoch, &report2));
                 built2.fetch_add(1, Ordering::SeqCst);
                 if tx.send(batch).is_err() {
                     break;
@@ -141,38 +196,35 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<usize>
 
 /// Builds the samples of one batch in parallel; unreadable images are skipped and recorded.
 pub fn make_batch(
-    instances: &[Instance],
-    spec: &SampleSpec,
+    source: &dyn SampleSource,
     chunk: &[usize],
     seed: u64,
     epoch: u64,
     report: &Mutex<LoadReport>,
 ) -> Batch {
     use rayon::prelude::*;
-    let samples: Vec<Option<(usize, super::sample::Sample)>> = chunk
+    type Made = (usize, (Vec<f32>, Vec<f32>, Vec<f32>));
+    let samples: Vec<Option<Made>> = chunk
         .par_iter()
         .map(|&i| {
-            let inst = &instances[i];
-            match load_rgb(&inst.image_path) {
-                Ok(img) => {
-                    let aug = spec.augmentation(inst, seed, epoch, i as u64);
-                    Some((i, spec.build(&img, inst, aug)))
-                }
+            let path = source.image_path(i);
+            match load_rgb(path) {
+                Ok(img) => Some((i, source.make(&img, i, seed, epoch))),
                 Err(e) => {
                     let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
                     r.skipped_samples += 1;
-                    r.failed.entry(inst.image_path.clone()).or_insert(e);
+                    r.failed.entry(path.to_path_buf()).or_insert(e);
                     None
                 }
             }
         })
         .collect();
     let mut batch = Batch { indices: Vec::new(), inputs: Vec::new(), targets: Vec::new(), weights: Vec::new() };
-    for (i, s) in samples.into_iter().flatten() {
+    for (i, (input, targets, weights)) in samples.into_iter().flatten() {
         batch.indices.push(i);
-        batch.inputs.extend_from_slice(&s.input);
-        batch.targets.extend_from_slice(&s.target.heatmaps);
-        batch.weights.extend_from_slice(&s.target.weights);
+        batch.inputs.extend_from_slice(&input);
+        batch.targets.extend_from_slice(&targets);
+        batch.weights.extend_from_slice(&weights);
     }
     batch
 }

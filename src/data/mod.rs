@@ -3,8 +3,10 @@
 
 pub mod affine;
 pub mod augment;
+pub mod center;
 pub mod classify;
 pub mod codec;
+pub mod detect;
 pub mod folder;
 pub mod instances;
 pub mod loader;

@@ -40,13 +40,13 @@ pub fn evaluate_image(
     let d_len = dts.len();
     let gt_ignore: Vec<bool> = gts.iter().map(|g| g.ignore || !area.contains(g.area)).collect();
     let order = match_order(&gt_ignore);
-    let t_len = params.oks_thresholds.len();
+    let t_len = params.thresholds.len();
     let mut dt_matched = vec![false; t_len * d_len];
     let mut dt_ignore = vec![false; t_len * d_len];
     if g_len > 0 && d_len > 0 {
         let mut gt_taken = vec![false; g_len];
         let mut taken_by = vec![None; d_len];
-        for (t, &thr) in params.oks_thresholds.iter().enumerate() {
+        for (t, &thr) in params.thresholds.iter().enumerate() {
             greedy_match(gts, &gt_ignore, &order, oks, thr, &mut gt_taken, &mut taken_by);
             for (d, m) in taken_by.iter().enumerate() {
                 if let Some(g) = *m {

@@ -1,32 +1,91 @@
-//! COCO keypoint evaluation, equal to pycocotools' `COCOeval(iouType="keypoints")`:
+//! COCO evaluation, equal to pycocotools' `COCOeval` for `iouType="keypoints"` and `"bbox"`:
 //! `CocoEval::new` (prepare) → `evaluate` → `accumulate` → `summarize`.
 //! Plain Rust over the parsed files, parallel over images.
 
 pub mod analyze;
 pub mod image;
+pub mod iou;
 pub mod oks;
 pub mod params;
 pub mod summary;
 
-use crate::coco::{CocoDataset, Id, KeypointResult};
+use crate::coco::{BoxResult, CocoDataset, Id, KeypointResult};
 use anyhow::{ensure, Result};
 use image::{evaluate_image, GtRef, ImageEval};
-use oks::{oks, OksTarget};
-pub use params::EvalParams;
+use oks::{oks, GtShape};
+pub use params::{EvalParams, IouType};
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::HashMap;
-pub use summary::Stats;
+pub use summary::{BoxStats, Stats};
+
+/// A scored result: keypoints compared by OKS, or a box compared by IoU.
+pub trait Detection: Sync {
+    const IOU_TYPE: IouType;
+    fn image_id(&self) -> Id;
+    fn category_id(&self) -> Id;
+    fn score(&self) -> f64;
+    /// What selects the detection's area range (pycocotools' `area` of a loaded result).
+    fn area(&self) -> f64;
+    /// The number of keypoint coordinates it carries (`None` for a box).
+    fn keypoint_numbers(&self) -> Option<usize>;
+    /// OKS or IoU with one GT; `variances` are the keypoint set's (2σ)² (empty for boxes).
+    fn similarity(&self, gt: &GtRef, shape: &GtShape, variances: &[f64]) -> f64;
+}
+
+impl Detection for KeypointResult {
+    const IOU_TYPE: IouType = IouType::Keypoints;
+    fn image_id(&self) -> Id {
+        self.image_id
+    }
+    fn category_id(&self) -> Id {
+        self.category_id
+    }
+    fn score(&self) -> f64 {
+        self.score
+    }
+    fn area(&self) -> f64 {
+        self.area
+    }
+    fn keypoint_numbers(&self) -> Option<usize> {
+        Some(self.keypoints.len())
+    }
+    fn similarity(&self, _: &GtRef, shape: &GtShape, variances: &[f64]) -> f64 {
+        oks(&self.keypoints, shape, variances)
+    }
+}
+
+impl Detection for BoxResult {
+    const IOU_TYPE: IouType = IouType::Bbox;
+    fn image_id(&self) -> Id {
+        self.image_id
+    }
+    fn category_id(&self) -> Id {
+        self.category_id
+    }
+    fn score(&self) -> f64 {
+        self.score
+    }
+    fn area(&self) -> f64 {
+        self.bbox[2] * self.bbox[3]
+    }
+    fn keypoint_numbers(&self) -> Option<usize> {
+        None
+    }
+    fn similarity(&self, gt: &GtRef, shape: &GtShape, _: &[f64]) -> f64 {
+        iou::box_iou(self.bbox, shape.bbox, gt.iscrowd)
+    }
+}
 
 /// Ground truths and detections of one (image, category), in file order.
 #[derive(Default)]
 struct Cell<'a> {
-    gts: Vec<(GtRef, OksTarget<'a>)>,
+    gts: Vec<(GtRef, GtShape<'a>)>,
     /// Indices into `CocoEval::results`.
     dts: Vec<usize>,
 }
 
-pub struct CocoEval<'a> {
+pub struct CocoEval<'a, D: Detection = KeypointResult> {
     pub params: EvalParams,
     /// Sorted, as pycocotools sorts `params.imgIds`.
     pub image_ids: Vec<Id>,
@@ -34,7 +93,7 @@ pub struct CocoEval<'a> {
     pub category_ids: Vec<Id>,
     /// `[image * K + category]`.
     cells: Vec<Cell<'a>>,
-    results: &'a [KeypointResult],
+    results: &'a [D],
     /// Results whose category is not in the GT file: left out, as pycocotools does.
     pub results_outside_categories: usize,
 }
@@ -44,18 +103,21 @@ pub struct Evaluation {
     pub image_evals: Vec<Option<ImageEval>>,
 }
 
-/// Precision `[t][r][k][a]` and recall `[t][k][a]`; −1 where a category has no regular GT.
+/// Precision `[t][r][k][a][m]` and recall `[t][k][a][m]` (m: the `max_dets` entry); −1 where
+/// a category has no regular GT.
 pub struct Accumulation {
     pub precision: Vec<f64>,
     pub recall: Vec<f64>,
-    pub dims: [usize; 4],
+    pub dims: [usize; 5],
 }
 
-impl<'a> CocoEval<'a> {
-    /// Groups GTs and results per (image, category). GT keypoints of evaluated categories must
-    /// have `3 × params.sigmas.len()` numbers.
-    pub fn new(gt: &'a CocoDataset, results: &'a [KeypointResult], params: EvalParams) -> Result<Self> {
-        ensure!(params.oks_thresholds.len() <= 64, "at most 64 OKS thresholds are supported");
+impl<'a, D: Detection> CocoEval<'a, D> {
+    /// Groups GTs and results per (image, category). For keypoints, GT keypoints of evaluated
+    /// categories must have `3 × params.sigmas.len()` numbers.
+    pub fn new(gt: &'a CocoDataset, results: &'a [D], params: EvalParams) -> Result<Self> {
+        ensure!(params.thresholds.len() <= 64, "at most 64 thresholds are supported");
+        ensure!(params.iou_type == D::IOU_TYPE, "{:?} results need {:?} parameters", D::IOU_TYPE, params.iou_type);
+        let keypoints = params.iou_type == IouType::Keypoints;
         let image_ids = gt.image_ids_sorted();
         let category_ids = gt.category_ids_sorted();
         let k_len = category_ids.len();
@@ -67,33 +129,34 @@ impl<'a> CocoEval<'a> {
             let (Some(&i), Some(&k)) = (img_pos.get(&ann.image_id), cat_pos.get(&ann.category_id)) else {
                 continue;
             };
-            let keypoints = ann.keypoints.as_deref().unwrap_or(&[]);
+            let coords = if keypoints { ann.keypoints.as_deref().unwrap_or(&[]) } else { &[] };
             ensure!(
-                keypoints.len() == num_coords,
+                !keypoints || coords.len() == num_coords,
                 "{}: annotations[{n}] (id {}): keypoints has {} numbers, expected {num_coords} ({} keypoints × 3)",
                 gt.source.display(),
                 ann.id,
-                keypoints.len(),
+                coords.len(),
                 params.sigmas.len()
             );
             let gref = GtRef {
                 id: ann.id,
                 area: ann.area,
                 iscrowd: ann.iscrowd,
-                ignore: ann.iscrowd || ann.num_keypoints() == 0,
+                ignore: ann.iscrowd || (keypoints && ann.num_keypoints() == 0),
             };
-            let target = OksTarget { keypoints, bbox: ann.bbox, area: ann.area };
+            let target = GtShape { keypoints: coords, bbox: ann.bbox, area: ann.area };
             cells[i * k_len + k].gts.push((gref, target));
         }
         let mut results_outside_categories = 0;
         for (n, r) in results.iter().enumerate() {
-            ensure!(
-                r.keypoints.len() == num_coords,
-                "result for image {} has {} keypoint numbers, expected {num_coords}",
-                r.image_id,
-                r.keypoints.len()
-            );
-            match (img_pos.get(&r.image_id), cat_pos.get(&r.category_id)) {
+            if let Some(len) = r.keypoint_numbers() {
+                ensure!(
+                    len == num_coords,
+                    "result for image {} has {len} keypoint numbers, expected {num_coords}",
+                    r.image_id()
+                );
+            }
+            match (img_pos.get(&r.image_id()), cat_pos.get(&r.category_id())) {
                 (Some(&i), Some(&k)) => cells[i * k_len + k].dts.push(n),
                 _ => results_outside_categories += 1,
             }
@@ -123,52 +186,62 @@ impl<'a> CocoEval<'a> {
         if cell.gts.is_empty() && cell.dts.is_empty() {
             return vec![None; areas.len()];
         }
-        let (order, oks_matrix) = self.ranked_oks(cell, variances, self.params.max_dets);
+        let (order, oks_matrix) = self.ranked_oks(cell, variances, self.params.max_det());
         let gts: Vec<GtRef> = cell.gts.iter().map(|(g, _)| *g).collect();
-        let dts: Vec<(f64, f64)> = order.iter().map(|&d| (self.results[d].score, self.results[d].area)).collect();
+        let dts: Vec<(f64, f64)> = order.iter().map(|&d| (self.results[d].score(), self.results[d].area())).collect();
         areas.iter().map(|area| Some(evaluate_image(&gts, &dts, &oks_matrix, area, &self.params))).collect()
     }
 
     /// A cell's detections by score (stable), cut to `limit`, as indices into `results`,
-    /// and their OKS with every GT: `oks[rank * G + g]`.
+    /// and their OKS or IoU with every GT: `oks[rank * G + g]`.
     fn ranked_oks(&self, cell: &Cell, variances: &[f64], limit: usize) -> (Vec<usize>, Vec<f64>) {
         let mut order = cell.dts.clone();
-        order.sort_by(|&a, &b| descending(self.results[a].score, self.results[b].score));
+        order.sort_by(|&a, &b| descending(self.results[a].score(), self.results[b].score()));
         order.truncate(limit);
         let mut oks_matrix = Vec::with_capacity(order.len() * cell.gts.len());
         for &d in &order {
-            oks_matrix.extend(cell.gts.iter().map(|(_, t)| oks(&self.results[d].keypoints, t, variances)));
+            oks_matrix.extend(cell.gts.iter().map(|(g, t)| self.results[d].similarity(g, t, variances)));
         }
         (order, oks_matrix)
     }
 
-    /// Precision/recall curves per (threshold, category, area range) over all images.
+    /// Precision/recall curves per (threshold, category, area range, max detections) over all
+    /// images.
     pub fn accumulate(&self, evaluation: &Evaluation) -> Accumulation {
         let p = &self.params;
-        let (t_len, r_len) = (p.oks_thresholds.len(), p.recall_thresholds.len());
+        let (t_len, r_len, m_len) = (p.thresholds.len(), p.recall_thresholds.len(), p.max_dets.len());
         let (i_len, k_len, a_len) = (self.image_ids.len(), self.category_ids.len(), p.area_ranges.len());
-        let curves: Vec<Option<(Vec<f64>, Vec<f64>)>> = (0..k_len * a_len)
+        let curves: Vec<Option<(Vec<f64>, Vec<f64>)>> = (0..k_len * a_len * m_len)
             .into_par_iter()
-            .map(|ka| {
+            .map(|kam| {
+                let ka = kam / m_len;
                 let evals: Vec<&ImageEval> =
                     evaluation.image_evals[ka * i_len..(ka + 1) * i_len].iter().flatten().collect();
-                curve(&evals, p)
+                curve(&evals, p, p.max_dets[kam % m_len])
             })
             .collect();
-        let mut precision = vec![-1.0; t_len * r_len * k_len * a_len];
-        let mut recall = vec![-1.0; t_len * k_len * a_len];
-        for (ka, c) in curves.into_iter().enumerate() {
+        let kam_len = k_len * a_len * m_len;
+        let mut precision = vec![-1.0; t_len * r_len * kam_len];
+        let mut recall = vec![-1.0; t_len * kam_len];
+        for (kam, c) in curves.into_iter().enumerate() {
             let Some((prec, rec)) = c else { continue };
             for t in 0..t_len {
-                recall[t * k_len * a_len + ka] = rec[t];
+                recall[t * kam_len + kam] = rec[t];
                 for r in 0..r_len {
-                    precision[(t * r_len + r) * k_len * a_len + ka] = prec[t * r_len + r];
+                    precision[(t * r_len + r) * kam_len + kam] = prec[t * r_len + r];
                 }
             }
         }
-        Accumulation { precision, recall, dims: [t_len, r_len, k_len, a_len] }
+        Accumulation { precision, recall, dims: [t_len, r_len, k_len, a_len, m_len] }
     }
 
+    /// evaluate + accumulate.
+    pub fn evaluate_and_accumulate(&self) -> Accumulation {
+        self.accumulate(&self.evaluate())
+    }
+}
+
+impl CocoEval<'_, KeypointResult> {
     /// The ten COCO keypoint numbers.
     pub fn summarize(&self, acc: &Accumulation) -> Stats {
         Stats::from_accumulation(acc, &self.params)
@@ -176,7 +249,14 @@ impl<'a> CocoEval<'a> {
 
     /// evaluate + accumulate + summarize.
     pub fn run(&self) -> Stats {
-        self.summarize(&self.accumulate(&self.evaluate()))
+        self.summarize(&self.evaluate_and_accumulate())
+    }
+}
+
+impl CocoEval<'_, BoxResult> {
+    /// The twelve COCO box numbers.
+    pub fn run(&self) -> BoxStats {
+        BoxStats::from_accumulation(&self.evaluate_and_accumulate(), &self.params)
     }
 }
 
@@ -186,8 +266,9 @@ fn descending(a: f64, b: f64) -> Ordering {
 }
 
 /// Precision at each recall sample `[t * R + r]` and final recall `[t]` for one
-/// (category, area range); `None` when there is nothing to score (pycocotools leaves −1).
-fn curve(evals: &[&ImageEval], p: &EvalParams) -> Option<(Vec<f64>, Vec<f64>)> {
+/// (category, area range), from each image's `max_det` best detections; `None` when there is
+/// nothing to score (pycocotools leaves −1).
+fn curve(evals: &[&ImageEval], p: &EvalParams, max_det: usize) -> Option<(Vec<f64>, Vec<f64>)> {
     if evals.is_empty() {
         return None;
     }
@@ -198,10 +279,10 @@ fn curve(evals: &[&ImageEval], p: &EvalParams) -> Option<(Vec<f64>, Vec<f64>)> {
     // Concatenate in image order, then a stable sort by score.
     let mut dets: Vec<(f64, u32, u32)> = Vec::new();
     for (e, ev) in evals.iter().enumerate() {
-        dets.extend(ev.dt_scores.iter().enumerate().map(|(d, &s)| (s, e as u32, d as u32)));
+        dets.extend(ev.dt_scores.iter().take(max_det).enumerate().map(|(d, &s)| (s, e as u32, d as u32)));
     }
     dets.sort_by(|a, b| descending(a.0, b.0));
-    let (t_len, r_len, nd) = (p.oks_thresholds.len(), p.recall_thresholds.len(), dets.len());
+    let (t_len, r_len, nd) = (p.thresholds.len(), p.recall_thresholds.len(), dets.len());
     // One pass to gather each detection's per-threshold outcome as bits (tp, fp), so the
     // threshold loop below reads one contiguous array instead of every image's vectors.
     let outcome: Vec<(u64, u64)> = dets
@@ -256,9 +337,9 @@ fn curve(evals: &[&ImageEval], p: &EvalParams) -> Option<(Vec<f64>, Vec<f64>)> {
     Some((precision, recall))
 }
 
-/// What `dypose eval --gt --results` reports.
-pub struct EvalReport {
-    pub stats: Stats,
+/// What `dypose eval --gt --results` reports: keypoint `Stats` or `BoxStats`.
+pub struct EvalReport<S = Stats> {
+    pub stats: S,
     pub num_images: usize,
     pub num_gt: usize,
     pub num_results: usize,
@@ -276,6 +357,29 @@ pub fn evaluate(gt: &CocoDataset, results: &[KeypointResult], sigmas: &[f64]) ->
         num_results: results.len(),
         results_outside_categories: eval.results_outside_categories,
     })
+}
+
+/// Scores box `results` against `gt` as `COCOeval(iouType="bbox")`: the one box evaluation
+/// behind `dypose eval --iou-type bbox`, detector validation and `dypose eval --detector`.
+pub fn evaluate_boxes(gt: &CocoDataset, results: &[BoxResult]) -> Result<EvalReport<BoxStats>> {
+    let eval = CocoEval::new(gt, results, EvalParams::bbox())?;
+    Ok(EvalReport {
+        stats: eval.run(),
+        num_images: eval.image_ids.len(),
+        num_gt: gt.annotations.len(),
+        num_results: results.len(),
+        results_outside_categories: eval.results_outside_categories,
+    })
+}
+
+/// Loads a GT file and a box results file (in parallel) and scores the boxes.
+pub fn evaluate_box_files(gt_path: &std::path::Path, results_path: &std::path::Path) -> Result<EvalReport<BoxStats>> {
+    use crate::coco::json::{parse_array_par, read_with};
+    use crate::coco::results::box_results_from_records;
+    let (gt, records) = rayon::join(|| CocoDataset::load(gt_path), || read_with(results_path, parse_array_par));
+    let gt = gt?;
+    let results = box_results_from_records(records?, &results_path.display().to_string(), Some(&gt))?;
+    evaluate_boxes(&gt, &results)
 }
 
 /// Loads a GT file and a results file (in parallel) and scores them with the OKS `sigmas` of a
@@ -332,7 +436,7 @@ mod tests {
         // image's detection has the middle score).
         let a = one_image(&[0.9, 0.5], &[true, true], 1, 10);
         let b = one_image(&[0.7], &[false], 1, 10);
-        let (prec, rec) = curve(&[&a, &b], &p).unwrap();
+        let (prec, rec) = curve(&[&a, &b], &p, 20).unwrap();
         // Sorted: 0.9 TP, 0.7 FP, 0.5 TP → precision 1, 1/2, 2/3 → made monotone 1, 2/3, 2/3;
         // recall 1/2, 1/2, 1. Recall samples ≤ 0.5 read precision 1, the rest 2/3.
         let two_thirds = 2.0 / (1.0 + 2.0 + f64::EPSILON);
@@ -349,11 +453,11 @@ mod tests {
     fn recall_never_reached_leaves_zero_precision() {
         let p = EvalParams::keypoints(vec![0.1]);
         let a = one_image(&[0.9], &[true], 4, 10); // 1 of 4 GTs found: recall 0.25
-        let (prec, rec) = curve(&[&a], &p).unwrap();
+        let (prec, rec) = curve(&[&a], &p, 20).unwrap();
         assert_eq!(rec[0], 0.25);
         assert!(prec[..26].iter().all(|&v| v > 0.99), "samples up to 0.25 see the TP");
         assert!(prec[26..101].iter().all(|&v| v == 0.0));
         let none = one_image(&[0.9], &[false], 0, 10);
-        assert!(curve(&[&none], &p).is_none(), "no regular GT: undefined (−1)");
+        assert!(curve(&[&none], &p, 20).is_none(), "no regular GT: undefined (−1)");
     }
 }

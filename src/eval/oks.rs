@@ -40,7 +40,7 @@ pub fn numpy_mean(a: &[f64]) -> f64 {
 
 /// The ground-truth side of an OKS computation.
 #[derive(Debug, Clone, Copy)]
-pub struct OksTarget<'a> {
+pub struct GtShape<'a> {
     /// `[x, y, v] × K`.
     pub keypoints: &'a [f64],
     /// `[x, y, w, h]`; distances go to twice this box when no joint is labelled.
@@ -51,7 +51,7 @@ pub struct OksTarget<'a> {
 /// OKS between detected keypoints `[x, y, score] × K` and one ground truth.
 /// `variances` are (2σ)² per joint. Joints with v > 0 count; with none labelled, each detected
 /// joint is measured to the box [x−w, x+2w] × [y−h, y+2h] and all K count.
-pub fn oks(detected: &[f64], gt: &OksTarget, variances: &[f64]) -> f64 {
+pub fn oks(detected: &[f64], gt: &GtShape, variances: &[f64]) -> f64 {
     let k = variances.len();
     let labelled = gt.keypoints.chunks_exact(3).filter(|p| p[2] > 0.0).count();
     let [bx, by, bw, bh] = gt.bbox;
@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn oks_by_hand() {
         // Two joints, one labelled; the detection is off by (3, 4) on it: e = 25 / 0.04 / 100 / 2.
-        let gt = OksTarget { keypoints: &[10.0, 10.0, 2.0, 0.0, 0.0, 0.0], bbox: [0.0, 0.0, 10.0, 10.0], area: 100.0 };
+        let gt = GtShape { keypoints: &[10.0, 10.0, 2.0, 0.0, 0.0, 0.0], bbox: [0.0, 0.0, 10.0, 10.0], area: 100.0 };
         let vars = [0.04, 0.09];
         let got = oks(&[13.0, 14.0, 1.0, 500.0, 500.0, 1.0], &gt, &vars);
         let e: f64 = 25.0 / 0.04 / (100.0 + f64::EPSILON) / 2.0;
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn oks_without_labelled_joints_uses_the_doubled_box() {
-        let gt = OksTarget { keypoints: &[0.0; 6], bbox: [10.0, 20.0, 10.0, 5.0], area: 50.0 };
+        let gt = GtShape { keypoints: &[0.0; 6], bbox: [10.0, 20.0, 10.0, 5.0], area: 50.0 };
         let vars = [1.0, 1.0];
         // Inside [0, 30] × [15, 30]: distance 0 for both joints.
         assert_eq!(oks(&[0.0, 15.0, 1.0, 30.0, 30.0, 1.0], &gt, &vars), 1.0);

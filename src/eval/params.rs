@@ -1,4 +1,5 @@
-//! Evaluation parameters, built exactly as pycocotools builds them (`Params.setKpParams`).
+//! Evaluation parameters, built exactly as pycocotools builds them (`Params.setKpParams`,
+//! `Params.setDetParams`).
 
 /// An object-area range; both ends are inclusive.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,25 +15,30 @@ impl AreaRange {
     }
 }
 
+pub use crate::config::IouType;
+
 #[derive(Debug, Clone)]
 pub struct EvalParams {
-    /// OKS thresholds 0.50:0.05:0.95 (at most 64: accumulation packs them as bits).
-    pub oks_thresholds: Vec<f64>,
+    pub iou_type: IouType,
+    /// OKS or IoU thresholds 0.50:0.05:0.95 (at most 64: accumulation packs them as bits).
+    pub thresholds: Vec<f64>,
     /// Recall sample points 0:0.01:1.
     pub recall_thresholds: Vec<f64>,
-    /// Detections kept per image (highest scores), 20 for keypoints.
-    pub max_dets: usize,
+    /// Detections kept per image (highest scores) for each accumulated curve, ascending: the
+    /// last is what matching sees ([20] for keypoints, [1, 10, 100] for boxes).
+    pub max_dets: Vec<usize>,
     pub area_ranges: Vec<AreaRange>,
-    /// Per-joint OKS sigmas.
+    /// Per-joint OKS sigmas (empty for boxes).
     pub sigmas: Vec<f64>,
 }
 
 impl EvalParams {
     pub fn keypoints(sigmas: Vec<f64>) -> Self {
         EvalParams {
-            oks_thresholds: linspace(0.5, 0.95, 10),
+            iou_type: IouType::Keypoints,
+            thresholds: linspace(0.5, 0.95, 10),
             recall_thresholds: linspace(0.0, 1.0, 101),
-            max_dets: 20,
+            max_dets: vec![20],
             area_ranges: vec![
                 AreaRange { label: "all", lo: 0.0, hi: 1e10 },
                 AreaRange { label: "medium", lo: 1024.0, hi: 9216.0 },
@@ -40,6 +46,27 @@ impl EvalParams {
             ],
             sigmas,
         }
+    }
+
+    pub fn bbox() -> Self {
+        EvalParams {
+            iou_type: IouType::Bbox,
+            thresholds: linspace(0.5, 0.95, 10),
+            recall_thresholds: linspace(0.0, 1.0, 101),
+            max_dets: vec![1, 10, 100],
+            area_ranges: vec![
+                AreaRange { label: "all", lo: 0.0, hi: 1e10 },
+                AreaRange { label: "small", lo: 0.0, hi: 1024.0 },
+                AreaRange { label: "medium", lo: 1024.0, hi: 9216.0 },
+                AreaRange { label: "large", lo: 9216.0, hi: 1e10 },
+            ],
+            sigmas: Vec::new(),
+        }
+    }
+
+    /// The detections per image that matching sees (the last of `max_dets`, as pycocotools).
+    pub fn max_det(&self) -> usize {
+        self.max_dets.last().copied().unwrap_or(0)
     }
 
     /// (2σ)² per joint, as `computeOks` forms it.
@@ -65,9 +92,9 @@ mod tests {
     fn thresholds_are_numpys() {
         let p = EvalParams::keypoints(vec![0.1]);
         // numpy prints 0.8999999999999999 for the 9th OKS threshold: the same bits as here.
-        assert_eq!(p.oks_thresholds[8], 0.8999999999999999);
-        assert_eq!(p.oks_thresholds[5], 0.75);
-        assert_eq!(p.oks_thresholds.len(), 10);
+        assert_eq!(p.thresholds[8], 0.8999999999999999);
+        assert_eq!(p.thresholds[5], 0.75);
+        assert_eq!(p.thresholds.len(), 10);
         assert_eq!(p.recall_thresholds.len(), 101);
         assert_eq!(p.recall_thresholds[57], 57.0 * 0.01);
         assert_ne!(p.recall_thresholds[57], 0.57, "0.01 * 57 is not the literal 0.57");

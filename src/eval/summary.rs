@@ -30,23 +30,52 @@ pub struct Stats {
     pub arl: f64,
 }
 
-/// (average precision?, OKS threshold, area label) of each stat, in order.
-const LAYOUT: [(bool, Option<f64>, &str); 10] = [
-    (true, None, "all"),
-    (true, Some(0.5), "all"),
-    (true, Some(0.75), "all"),
-    (true, None, "medium"),
-    (true, None, "large"),
-    (false, None, "all"),
-    (false, Some(0.5), "all"),
-    (false, Some(0.75), "all"),
-    (false, None, "medium"),
-    (false, None, "large"),
+/// One summary number: average precision (or recall), at one threshold or averaged over all,
+/// in one area range, with at most `max_dets` detections per image.
+struct StatSpec {
+    ap: bool,
+    threshold: Option<f64>,
+    area: &'static str,
+    max_dets: usize,
+}
+
+const fn stat(ap: bool, threshold: Option<f64>, area: &'static str, max_dets: usize) -> StatSpec {
+    StatSpec { ap, threshold, area, max_dets }
+}
+
+/// `COCOeval.summarize` for keypoints, in order.
+const KEYPOINT_LAYOUT: [StatSpec; 10] = [
+    stat(true, None, "all", 20),
+    stat(true, Some(0.5), "all", 20),
+    stat(true, Some(0.75), "all", 20),
+    stat(true, None, "medium", 20),
+    stat(true, None, "large", 20),
+    stat(false, None, "all", 20),
+    stat(false, Some(0.5), "all", 20),
+    stat(false, Some(0.75), "all", 20),
+    stat(false, None, "medium", 20),
+    stat(false, None, "large", 20),
+];
+
+/// `COCOeval.summarize` for boxes, in order.
+const BOX_LAYOUT: [StatSpec; 12] = [
+    stat(true, None, "all", 100),
+    stat(true, Some(0.5), "all", 100),
+    stat(true, Some(0.75), "all", 100),
+    stat(true, None, "small", 100),
+    stat(true, None, "medium", 100),
+    stat(true, None, "large", 100),
+    stat(false, None, "all", 1),
+    stat(false, None, "all", 10),
+    stat(false, None, "all", 100),
+    stat(false, None, "small", 100),
+    stat(false, None, "medium", 100),
+    stat(false, None, "large", 100),
 ];
 
 impl Stats {
     pub fn from_accumulation(acc: &Accumulation, p: &EvalParams) -> Stats {
-        let v: Vec<f64> = LAYOUT.iter().map(|&(ap, thr, area)| summarize_one(acc, p, ap, thr, area)).collect();
+        let v: Vec<f64> = KEYPOINT_LAYOUT.iter().map(|s| summarize_one(acc, p, s)).collect();
         Stats::from_array([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]])
     }
 
@@ -72,23 +101,25 @@ impl Stats {
     pub const NAMES: [&'static str; 10] = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"];
 }
 
-/// Mean of the defined (> −1) entries at the selected thresholds and area range; −1 if none.
-/// Thresholds are selected with `==` as pycocotools does; values are visited in numpy's C order.
-fn summarize_one(acc: &Accumulation, p: &EvalParams, ap: bool, thr: Option<f64>, area: &str) -> f64 {
-    let [t_len, r_len, k_len, a_len] = acc.dims;
-    let Some(a) = p.area_ranges.iter().position(|r| r.label == area) else { return -1.0 };
-    let ts: Vec<usize> = (0..t_len).filter(|&t| thr.is_none_or(|v| p.oks_thresholds[t] == v)).collect();
+/// Mean of the defined (> −1) entries at the selected thresholds, area range and maximum number
+/// of detections; −1 if none. Thresholds are selected with `==` as pycocotools does; values are
+/// visited in numpy's C order.
+fn summarize_one(acc: &Accumulation, p: &EvalParams, s: &StatSpec) -> f64 {
+    let [t_len, r_len, k_len, a_len, m_len] = acc.dims;
+    let Some(a) = p.area_ranges.iter().position(|r| r.label == s.area) else { return -1.0 };
+    let Some(m) = p.max_dets.iter().position(|&v| v == s.max_dets) else { return -1.0 };
+    let ts: Vec<usize> = (0..t_len).filter(|&t| s.threshold.is_none_or(|v| p.thresholds[t] == v)).collect();
     let mut vals = Vec::new();
     for &t in &ts {
-        if ap {
+        if s.ap {
             for r in 0..r_len {
                 for k in 0..k_len {
-                    vals.push(acc.precision[((t * r_len + r) * k_len + k) * a_len + a]);
+                    vals.push(acc.precision[(((t * r_len + r) * k_len + k) * a_len + a) * m_len + m]);
                 }
             }
         } else {
             for k in 0..k_len {
-                vals.push(acc.recall[(t * k_len + k) * a_len + a]);
+                vals.push(acc.recall[((t * k_len + k) * a_len + a) * m_len + m]);
             }
         }
     }
@@ -101,13 +132,74 @@ fn summarize_one(acc: &Accumulation, p: &EvalParams, ap: bool, thr: Option<f64>,
 }
 
 /// pycocotools' summary lines.
+fn write_lines(f: &mut fmt::Formatter, layout: &[StatSpec], values: &[f64]) -> fmt::Result {
+    for (s, v) in layout.iter().zip(values) {
+        let (title, kind) = if s.ap { ("Average Precision", "(AP)") } else { ("Average Recall", "(AR)") };
+        let iou = s.threshold.map_or("0.50:0.95".to_string(), |t| format!("{t:.2}"));
+        writeln!(f, " {title:<18} {kind} @[ IoU={iou:<9} | area={:>6} | maxDets={:>3} ] = {v:.3}", s.area, s.max_dets)?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        for (&(ap, thr, area), v) in LAYOUT.iter().zip(self.to_array()) {
-            let (title, kind) = if ap { ("Average Precision", "(AP)") } else { ("Average Recall", "(AR)") };
-            let iou = thr.map_or("0.50:0.95".to_string(), |t| format!("{t:.2}"));
-            writeln!(f, " {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6} | maxDets={:>3} ] = {v:.3}", 20)?;
-        }
-        Ok(())
+        write_lines(f, &KEYPOINT_LAYOUT, &self.to_array())
+    }
+}
+
+/// The twelve numbers of COCO box evaluation (`COCOeval.summarize` for `iouType="bbox"`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BoxStats {
+    #[serde(rename = "AP")]
+    pub ap: f64,
+    #[serde(rename = "AP50")]
+    pub ap50: f64,
+    #[serde(rename = "AP75")]
+    pub ap75: f64,
+    #[serde(rename = "APs")]
+    pub aps: f64,
+    #[serde(rename = "APm")]
+    pub apm: f64,
+    #[serde(rename = "APl")]
+    pub apl: f64,
+    #[serde(rename = "AR1")]
+    pub ar1: f64,
+    #[serde(rename = "AR10")]
+    pub ar10: f64,
+    #[serde(rename = "AR100")]
+    pub ar100: f64,
+    #[serde(rename = "ARs")]
+    pub ars: f64,
+    #[serde(rename = "ARm")]
+    pub arm: f64,
+    #[serde(rename = "ARl")]
+    pub arl: f64,
+}
+
+impl BoxStats {
+    pub const NAMES: [&'static str; 12] =
+        ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"];
+
+    pub fn from_accumulation(acc: &Accumulation, p: &EvalParams) -> BoxStats {
+        let v: Vec<f64> = BOX_LAYOUT.iter().map(|s| summarize_one(acc, p, s)).collect();
+        BoxStats::from_array(v.try_into().expect("twelve stats"))
+    }
+
+    pub fn from_array(v: [f64; 12]) -> BoxStats {
+        let [ap, ap50, ap75, aps, apm, apl, ar1, ar10, ar100, ars, arm, arl] = v;
+        BoxStats { ap, ap50, ap75, aps, apm, apl, ar1, ar10, ar100, ars, arm, arl }
+    }
+
+    pub fn to_array(&self) -> [f64; 12] {
+        [
+            self.ap, self.ap50, self.ap75, self.aps, self.apm, self.apl, self.ar1, self.ar10, self.ar100, self.ars,
+            self.arm, self.arl,
+        ]
+    }
+}
+
+impl fmt::Display for BoxStats {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write_lines(f, &BOX_LAYOUT, &self.to_array())
     }
 }

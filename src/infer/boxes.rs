@@ -1,9 +1,9 @@
 //! Where the persons are: ground-truth boxes, a detector's boxes, or the whole image.
 
-use crate::coco::schema::Id;
+use crate::coco::results::box_results_from_records;
+use crate::coco::schema::{BoxRecord, Id};
 use crate::coco::CocoDataset;
-use anyhow::{ensure, Result};
-use serde::Deserialize;
+use anyhow::Result;
 use std::path::Path;
 
 /// One person box to run the pose model on.
@@ -22,14 +22,6 @@ pub fn gt_boxes(gt: &CocoDataset, category_id: i64, num_joints: usize) -> Vec<Pe
     instances.into_iter().map(|i| PersonBox { image_id: i.image_id, bbox: i.bbox, score: 1.0 }).collect()
 }
 
-#[derive(Deserialize)]
-struct DetectionRecord {
-    image_id: Id,
-    category_id: Id,
-    bbox: Vec<f64>,
-    score: f64,
-}
-
 /// Person boxes from a COCO detection results file (`[{image_id, category_id, bbox, score}]`):
 /// `category_id` only, score at least `min_score`, boxes with positive size. With `gt`, every
 /// image must be one of its images.
@@ -39,7 +31,7 @@ pub fn detection_boxes(
     min_score: f64,
     gt: Option<&CocoDataset>,
 ) -> Result<Vec<PersonBox>> {
-    let records: Vec<DetectionRecord> = crate::coco::json::read_with(path, crate::coco::json::parse_array_par)?;
+    let records: Vec<BoxRecord> = crate::coco::json::read_with(path, crate::coco::json::parse_array_par)?;
     boxes_from_records(records, &path.display().to_string(), category_id, min_score, gt)
 }
 
@@ -57,37 +49,17 @@ pub fn detection_boxes_from_bytes(
 }
 
 fn boxes_from_records(
-    records: Vec<DetectionRecord>,
+    records: Vec<BoxRecord>,
     name: &str,
     category_id: i64,
     min_score: f64,
     gt: Option<&CocoDataset>,
 ) -> Result<Vec<PersonBox>> {
-    let mut out = Vec::new();
-    for (i, r) in records.into_iter().enumerate() {
-        let at = || format!("{name}: record [{i}] (image_id {})", r.image_id);
-        ensure!(r.bbox.len() == 4, "{}: bbox has {} numbers, expected 4 ([x, y, w, h])", at(), r.bbox.len());
-        ensure!(r.bbox.iter().all(|v| v.is_finite()), "{}: bbox {:?} is not finite", at(), r.bbox);
-        ensure!(r.score.is_finite(), "{}: score {} is not a finite number", at(), r.score);
-        if let Some(gt) = gt {
-            ensure!(
-                gt.contains_image(r.image_id),
-                "{}: image_id {} is not an image of {}",
-                at(),
-                r.image_id,
-                gt.source.display()
-            );
-        }
-        if r.category_id != category_id || r.score < min_score || r.bbox[2] <= 0.0 || r.bbox[3] <= 0.0 {
-            continue;
-        }
-        out.push(PersonBox {
-            image_id: r.image_id,
-            bbox: [r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]],
-            score: r.score,
-        });
-    }
-    Ok(out)
+    Ok(box_results_from_records(records, name, gt)?
+        .into_iter()
+        .filter(|r| r.category_id == category_id && r.score >= min_score && r.bbox[2] > 0.0 && r.bbox[3] > 0.0)
+        .map(|r| PersonBox { image_id: r.image_id, bbox: r.bbox, score: r.score })
+        .collect())
 }
 
 /// Boxes grouped by image, in image-id order.
@@ -125,6 +97,6 @@ mod tests {
         assert_eq!(detection_boxes(&p, 1, 0.0, None).unwrap().len(), 2);
         std::fs::write(&p, r#"[{"image_id": 7, "category_id": 1, "bbox": [1, 2, 3], "score": 0.9}]"#).unwrap();
         let e = format!("{:#}", detection_boxes(&p, 1, 0.0, None).unwrap_err());
-        assert!(e.contains("dets.json: record [0] (image_id 7): bbox has 3 numbers"), "{e}");
+        assert!(e.contains("dets.json: record [0] (image_id 7, category_id 1): bbox has 3 numbers"), "{e}");
     }
 }

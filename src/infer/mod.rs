@@ -1,8 +1,10 @@
 //! Inference: person boxes → crops → heatmaps (with flip test) → joints in image coordinates →
-//! rescoring and OKS-NMS → COCO results. Only `HeatmapModel` for `PoseNet` touches tensors.
+//! rescoring and OKS-NMS → COCO results; the person detector (`detect`). Only `HeatmapModel`
+//! for `PoseNet` touches tensors.
 
 pub mod boxes;
 pub mod classify;
+pub mod detect;
 pub mod explain;
 pub mod post;
 pub mod predictor;

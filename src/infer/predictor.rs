@@ -90,12 +90,13 @@ impl Default for PredictOptions {
     }
 }
 
-/// One image to run on, with its person boxes (none: the whole image is one box).
+/// One image to run on, with its person boxes (`None`: the whole image is one box; an empty
+/// list: nobody to predict, as when a detector finds no one).
 #[derive(Debug, Clone)]
 pub struct ImageJob {
     pub image_id: Id,
     pub path: PathBuf,
-    pub boxes: Vec<PersonBox>,
+    pub boxes: Option<Vec<PersonBox>>,
 }
 
 /// One predicted person.
@@ -238,10 +239,10 @@ impl<M: HeatmapModel> Predictor<M> {
             let mut crops: Vec<(usize, PersonBox)> = Vec::new();
             for (i, (job, img)) in chunk.iter().zip(&loaded).enumerate() {
                 match img {
-                    Ok(img) if job.boxes.is_empty() => {
-                        crops.push((i, whole_image_box(job.image_id, img.width(), img.height())))
-                    }
-                    Ok(_) => crops.extend(job.boxes.iter().map(|b| (i, b.clone()))),
+                    Ok(img) => match &job.boxes {
+                        None => crops.push((i, whole_image_box(job.image_id, img.width(), img.height()))),
+                        Some(boxes) => crops.extend(boxes.iter().map(|b| (i, b.clone()))),
+                    },
                     Err(e) => out.failed.push((job.path.clone(), e.clone())),
                 }
             }

@@ -62,7 +62,7 @@ pub fn jobs(gt: &CocoDataset, images: &Path, boxes: Vec<PersonBox>) -> Result<Ve
         .into_iter()
         .filter_map(|(id, boxes)| {
             let img = gt.image(id)?;
-            Some(ImageJob { image_id: id, path: images.join(&img.file_name), boxes })
+            Some(ImageJob { image_id: id, path: images.join(&img.file_name), boxes: Some(boxes) })
         })
         .collect())
 }

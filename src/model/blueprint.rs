@@ -334,10 +334,10 @@ impl Blueprint {
         Ok(Blueprint { backbone: b, head: None, classifier: Some(m.classes), kernels: m.kernels })
     }
 
-    /// The pose network of a config for a set of `joints`, checked to turn `input_size` crops
-    /// into `heatmap_size` maps.
+    /// The network of a config for a set of `joints` (a pose model's one map per joint, or the
+    /// detector's five maps), checked to turn `input_size` inputs into `heatmap_size` maps.
     pub fn for_config(cfg: &Config, joints: usize) -> Result<Blueprint> {
-        let bp = Blueprint::pose(&cfg.model, joints)?;
+        let bp = Blueprint::pose(&cfg.model, cfg.outputs(joints))?;
         let (input, want) = (cfg.input_size, cfg.heatmap_size);
         let (_, out) = super::cost::blueprint_cost(&bp, input);
         ensure!(

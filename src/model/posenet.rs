@@ -275,6 +275,22 @@ impl<D: ConvBackend> PoseNet<D> {
         }
     }
 
+    /// Sets the bias of the head's output map `channel` (a detector starts its centre heatmap at
+    /// a prior probability, as CenterNet does, so that the background does not swamp the first
+    /// steps).
+    pub fn set_output_bias(&mut self, channel: usize, value: f32) {
+        let Some(HeadLayers::Deconv { final_conv, .. } | HeadLayers::Light { final_conv, .. }) = &self.head else {
+            return;
+        };
+        let Layer::Conv(conv) = &mut self.layers[*final_conv] else { unreachable!("the final layer is a conv") };
+        if let Some(bias) = conv.bias.as_mut() {
+            let mut v = bias.value.as_vec();
+            v[channel] = value;
+            let n = v.len();
+            bias.value = bias.value.device().tensor_from_vec(v, (n,));
+        }
+    }
+
     /// Backbone features (B, C, H/32, W/32).
     pub fn features<Tp>(&mut self, x: T4<D, Tp>, ctx: Ctx) -> T4<D, Tp>
     where

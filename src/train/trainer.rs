@@ -4,14 +4,16 @@
 //! function that scores the network, so training does not depend on inference.
 
 use super::adam::Adam;
+use super::center_loss::{center_loss, surrogate};
 use super::loss::heatmap_loss;
 use super::metrics::{self, Row};
 use super::schedule::{learning_rate, temperature};
 use super::state::{self, TrainState};
 use crate::coco::{CocoDataset, KeypointSpec};
-use crate::config::Config;
+use crate::config::{Config, Task};
 use crate::data::instances::train_instances;
-use crate::data::loader::{Batch, LoadReport, Loader, LoaderConfig};
+use crate::data::detect::{detect_images, DetectSpec};
+use crate::data::loader::{Batch, DetectSamples, LoadReport, Loader, LoaderConfig};
 use crate::data::sample::SampleSpec;
 use crate::model::backend::ConvBackend;
 use crate::model::blueprint::Blueprint;
@@ -166,6 +168,14 @@ impl<D: ConvBackend> Trainer<D> {
         crate::fsutil::remove_stale_temporaries(dir);
         let log = Log::open(&dir.join("train.log"))?;
         let mut net = PoseNet::new(dev, &bp, cfg.seed);
+        if cfg.model.task == Task::Detect {
+            // CenterNet's prior: every cell starts at p = 0.1 of being a centre; boxes start at
+            // e ≈ 2.7 cells from each side (ln distance 1), not at zero.
+            net.set_output_bias(0, -(0.9f32 / 0.1).ln());
+            for side in 1..=4 {
+                net.set_output_bias(side, 1.0);
+            }
+        }
         let mut adam = Adam::new(&net.params(), cfg.train.weight_decay as f32);
         let (mut state, mut rows) = (TrainState::default(), Vec::new());
         if opts.resume {
@@ -233,11 +243,21 @@ impl<D: ConvBackend> Trainer<D> {
         let (input, heatmap, j) = (cfg.input_size, cfg.heatmap_size, self.spec.len());
         let dev = self.net.device();
         let x: T4<D> = dev.tensor_from_vec(batch.inputs, (n, 3, input.height, input.width));
-        let target: T4<D> = dev.tensor_from_vec(batch.targets, (n, j, heatmap.height, heatmap.width));
-        let weights = dev.tensor_from_vec(batch.weights, (n, j));
         let pred = self.net.forward(x.leaky_trace(), Ctx::train(tau));
-        let loss = heatmap_loss(pred, target, weights);
-        let value = loss.as_vec()[0] as f64;
+        let (loss, value) = match cfg.model.task {
+            Task::Pose => {
+                let target: T4<D> = dev.tensor_from_vec(batch.targets, (n, j, heatmap.height, heatmap.width));
+                let weights = dev.tensor_from_vec(batch.weights, (n, j));
+                let loss = heatmap_loss(pred, target, weights);
+                let value = loss.as_vec()[0] as f64;
+                (loss, value)
+            }
+            Task::Detect => {
+                let d = &cfg.detect;
+                let c = center_loss(&pred.as_vec(), &batch.targets, heatmap.area(), d.box_weight);
+                (surrogate(pred, &c), c.total)
+            }
+        };
         if !value.is_finite() {
             bail!(
                 "the loss became {value} at epoch {}, iteration {}: stopped; the last good checkpoint is {} (try a lower train.lr)",
@@ -310,7 +330,10 @@ impl<D: ConvBackend> Trainer<D> {
         };
         if let Some(s) = scores {
             (row.val_ap, row.val_ap50, row.val_ap_dets) = (Some(s.ap), Some(s.ap50), s.ap_detector_boxes);
-            let mut line = format!("epoch {}: val AP {:.4} AP50 {:.4} (GT boxes)", epoch + 1, s.ap, s.ap50);
+            let mut line = match self.cfg.model.task {
+                Task::Pose => format!("epoch {}: val AP {:.4} AP50 {:.4} (GT boxes)", epoch + 1, s.ap, s.ap50),
+                Task::Detect => format!("epoch {}: val box AP {:.4} AP50 {:.4}", epoch + 1, s.ap, s.ap50),
+            };
             if let Some(d) = s.ap_detector_boxes {
                 line += &format!(", AP {d:.4} (detector boxes)");
             }
@@ -356,22 +379,30 @@ impl<D: ConvBackend> Trainer<D> {
 
 /// The batches of the training set, as the config builds them for the keypoint set `spec`.
 pub fn train_loader(cfg: &Config, spec: &KeypointSpec, train_set: &CocoDataset) -> Result<(Loader, String)> {
-    let (instances, report) = train_instances(train_set, &cfg.data.train_images, cfg.data.category_id, spec.len());
-    let loader = Loader::new(
-        instances,
-        SampleSpec::from_config(cfg, spec, true),
-        LoaderConfig {
-            batch_size: cfg.loader.batch_size,
-            seed: cfg.seed,
-            shuffle: true,
-            prefetch: cfg.loader.prefetch,
-            workers: cfg.loader.workers,
-            drop_last: true,
-        },
-    )?;
+    let loader_cfg = LoaderConfig {
+        batch_size: cfg.loader.batch_size,
+        seed: cfg.seed,
+        shuffle: true,
+        prefetch: cfg.loader.prefetch,
+        workers: cfg.loader.workers,
+        drop_last: true,
+    };
+    let (loader, report, what) = match cfg.model.task {
+        Task::Pose => {
+            let (instances, report) =
+                train_instances(train_set, &cfg.data.train_images, cfg.data.category_id, spec.len());
+            let loader = Loader::new(instances, SampleSpec::from_config(cfg, spec, true), loader_cfg)?;
+            (loader, report.to_string(), "persons")
+        }
+        Task::Detect => {
+            let (images, report) = detect_images(train_set, &cfg.data.train_images, cfg.data.category_id);
+            let source = DetectSamples { images, spec: DetectSpec::from_config(cfg, true) };
+            (Loader::of(Arc::new(source), loader_cfg)?, report.to_string(), "images")
+        }
+    };
     ensure!(
         loader.batches_per_epoch() > 0,
-        "the train set has {} persons, fewer than one batch of {}",
+        "the train set has {} {what}, fewer than one batch of {}",
         loader.len(),
         cfg.loader.batch_size
     );

@@ -12,7 +12,7 @@ use crate::coco::KeypointSpec;
 use crate::config::ImageFormat;
 use image::{Rgb, RgbImage};
 
-pub use skeleton::{draw_pose, draw_skeleton, joint_colour, limb_colour, Pose, CENTRE, LEFT, RIGHT};
+pub use skeleton::{draw_box, draw_pose, draw_skeleton, joint_colour, limb_colour, Pose, CENTRE, LEFT, RIGHT};
 
 /// A jet-like colour for v in [0, 1].
 pub fn colormap(v: f32) -> [f32; 3] {

@@ -113,7 +113,7 @@ pub struct Pose<'a> {
 }
 
 /// The outline of box `[x, y, w, h]`, clipped to the canvas; its score on a label above it.
-fn draw_box(img: &mut RgbImage, b: [f64; 4], score: Option<f64>) {
+pub fn draw_box(img: &mut RgbImage, b: [f64; 4], score: Option<f64>) {
     let [x, y, w, h] = b;
     let corners = [[x, y], [x + w, y], [x + w, y + h], [x, y + h]];
     for i in 0..4 {

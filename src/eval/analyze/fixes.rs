@@ -37,7 +37,7 @@ pub fn background(eval: &CocoEval) -> Background {
         .par_iter()
         .enumerate()
         .map(|(c, cell)| {
-            let (ranked, oks) = eval.ranked_oks(cell, &variances, eval.params.max_dets);
+            let (ranked, oks) = eval.ranked_oks(cell, &variances, eval.params.max_det());
             let g_len = cell.gts.len();
             let near = |d: usize, g: usize| oks[d * g_len + g] >= BACKGROUND_OKS;
             Background {

@@ -36,7 +36,7 @@ pub fn analyze(gt: &CocoDataset, results: &[KeypointResult], spec: &KeypointSpec
     let original = eval.summarize(&acc);
     let matched = matched_detections(&eval, &spec.flip_permutation());
     let background = fixes::background(&eval);
-    let mut keypoints = report::keypoint_reports(&matched, spec, &params.oks_thresholds);
+    let mut keypoints = report::keypoint_reports(&matched, spec, &params.thresholds);
     let total = report::total(&mut keypoints);
     let fixes = fixes::run_all(gt, results, &params, &matched, &background)?;
     Ok(Analysis {
@@ -62,7 +62,7 @@ fn matched_detections(eval: &CocoEval, flip: &[usize]) -> Vec<MatchedDetection> 
     eval.cells
         .par_iter()
         .flat_map_iter(|cell| {
-            let (ranked, oks) = eval.ranked_oks(cell, &variances, eval.params.max_dets);
+            let (ranked, oks) = eval.ranked_oks(cell, &variances, eval.params.max_det());
             let gts: Vec<_> = cell.gts.iter().map(|(g, _)| *g).collect();
             let ignore: Vec<bool> = gts.iter().map(|g| g.ignore || !all.contains(g.area)).collect();
             let order = super::image::match_order(&ignore);

@@ -180,15 +180,16 @@ impl PrCurve {
     /// The curves at `thresholds` (each must be one of the metric's), area "all", averaged over
     /// the categories that have regular GTs.
     pub fn from_accumulation(acc: &Accumulation, p: &EvalParams, thresholds: &[f64]) -> Vec<PrCurve> {
-        let [_, r_len, k_len, a_len] = acc.dims;
+        let [_, r_len, k_len, a_len, m_len] = acc.dims;
+        let last_m = m_len - 1;
         thresholds
             .iter()
             .filter_map(|&oks| {
-                let t = p.oks_thresholds.iter().position(|&v| (v - oks).abs() < 1e-9)?;
+                let t = p.thresholds.iter().position(|&v| (v - oks).abs() < 1e-9)?;
                 let precision = (0..r_len)
                     .map(|r| {
                         let v: Vec<f64> = (0..k_len)
-                            .map(|k| acc.precision[(t * r_len + r) * k_len * a_len + k * a_len])
+                            .map(|k| acc.precision[((t * r_len + r) * k_len + k) * a_len * m_len + last_m])
                             .filter(|&v| v > -1.0)
                             .collect();
                         if v.is_empty() {

@@ -105,8 +105,15 @@ fn a_detector_trains_detects_scores_and_feeds_the_pose_model() {
     // one drawing per image.
     let det_out = dir.path().join("detect");
     let line = ok(&[
-        "detect", "--checkpoint", s(&detector), "--image-dir", s(&data.join("val")), "--ann", s(&val_gt),
-        "--out", s(&det_out),
+        "detect",
+        "--checkpoint",
+        s(&detector),
+        "--image-dir",
+        s(&data.join("val")),
+        "--ann",
+        s(&val_gt),
+        "--out",
+        s(&det_out),
     ]);
     assert!(line.contains("in 4 images"), "{line}");
     let found = boxes_of(&det_out.join("detections.json"));
@@ -114,20 +121,33 @@ fn a_detector_trains_detects_scores_and_feeds_the_pose_model() {
     for b in &found {
         let img = gt.image(b.image_id).expect("a val image id");
         let (w, h) = (img.width.unwrap() as f64, img.height.unwrap() as f64);
-        assert!(b.bbox[0] >= 0.0 && b.bbox[1] >= 0.0 && b.bbox[0] + b.bbox[2] <= w + 1e-9 && b.bbox[1] + b.bbox[3] <= h + 1e-9);
+        assert!(
+            b.bbox[0] >= 0.0
+                && b.bbox[1] >= 0.0
+                && b.bbox[0] + b.bbox[2] <= w + 1e-9
+                && b.bbox[1] + b.bbox[3] <= h + 1e-9
+        );
         assert!(b.bbox[2] > 0.0 && b.bbox[3] > 0.0 && b.score >= 0.01 && b.category_id == 1);
         per_image.entry(b.image_id).or_default().push(ScoredBox { bbox: b.bbox, score: b.score });
     }
     assert!(per_image.values().all(|v| v.len() <= 3) && !per_image.is_empty());
-    let drawings = std::fs::read_dir(&det_out).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "detections.json");
+    let drawings =
+        std::fs::read_dir(&det_out).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "detections.json");
     assert_eq!(drawings.count(), 4);
 
     // Box AP of the checkpoint equals box AP of the results it wrote (two paths, one metric).
     let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
     ok(&["eval", "--checkpoint", s(&detector), "--gt", s(&val_gt), "--images", s(&data.join("val")), "--json", s(&a)]);
     let summary = ok(&[
-        "eval", "--iou-type", "bbox", "--gt", s(&val_gt), "--results", s(&det_out.join("detections.json")),
-        "--json", s(&b),
+        "eval",
+        "--iou-type",
+        "bbox",
+        "--gt",
+        s(&val_gt),
+        "--results",
+        s(&det_out.join("detections.json")),
+        "--json",
+        s(&b),
     ]);
     assert!(summary.contains("area= small | maxDets=100") && summary.contains("maxDets=  1"), "{summary}");
     let (a, b) = (read_json(&a), read_json(&b));
@@ -138,8 +158,17 @@ fn a_detector_trains_detects_scores_and_feeds_the_pose_model() {
     // box NMS at 0.6 of the 3 best peaks; the pose config's OKS-NMS keeps every person).
     let pred = dir.path().join("pred");
     ok(&[
-        "predict", "--checkpoint", s(&pose), "--detector", s(&detector), "--image-dir", s(&data.join("val")),
-        "--ann", s(&val_gt), "--out", s(&pred),
+        "predict",
+        "--checkpoint",
+        s(&pose),
+        "--detector",
+        s(&detector),
+        "--image-dir",
+        s(&data.join("val")),
+        "--ann",
+        s(&val_gt),
+        "--out",
+        s(&pred),
     ]);
     let results = read_json(&pred.join("results.json"));
     let mut persons: BTreeMap<i64, usize> = BTreeMap::new();
@@ -153,8 +182,17 @@ fn a_detector_trains_detects_scores_and_feeds_the_pose_model() {
     // eval --checkpoint … --detector scores what predict --detector wrote.
     let (c, d) = (dir.path().join("c.json"), dir.path().join("d.json"));
     ok(&[
-        "eval", "--checkpoint", s(&pose), "--detector", s(&detector), "--gt", s(&val_gt), "--images",
-        s(&data.join("val")), "--json", s(&c),
+        "eval",
+        "--checkpoint",
+        s(&pose),
+        "--detector",
+        s(&detector),
+        "--gt",
+        s(&val_gt),
+        "--images",
+        s(&data.join("val")),
+        "--json",
+        s(&c),
     ]);
     ok(&["eval", "--gt", s(&val_gt), "--results", s(&pred.join("results.json")), "--json", s(&d)]);
     assert_eq!(read_json(&c), read_json(&d));
@@ -164,18 +202,51 @@ fn a_detector_trains_detects_scores_and_feeds_the_pose_model() {
 fn checkpoints_of_the_wrong_task_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (data, detector, pose) = setup(dir.path());
-    let o = dypose(&["detect", "--checkpoint", s(&pose), "--image-dir", s(&data.join("val")), "--out", s(&dir.path().join("o"))]);
+    let o = dypose(&[
+        "detect",
+        "--checkpoint",
+        s(&pose),
+        "--image-dir",
+        s(&data.join("val")),
+        "--out",
+        s(&dir.path().join("o")),
+    ]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("a pose model, not a person detector"), "{e}");
     let o = dypose(&[
-        "predict", "--checkpoint", s(&pose), "--detector", s(&pose), "--image-dir", s(&data.join("val")), "--out",
+        "predict",
+        "--checkpoint",
+        s(&pose),
+        "--detector",
+        s(&pose),
+        "--image-dir",
+        s(&data.join("val")),
+        "--out",
         s(&dir.path().join("p")),
     ]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("--detector") && e.contains("not a person detector"), "{e}");
     let o = dypose(&[
-        "eval", "--checkpoint", s(&detector), "--detector", s(&detector), "--gt",
-        s(&data.join("annotations/person_keypoints_val.json")), "--images", s(&data.join("val")),
+        "predict",
+        "--checkpoint",
+        s(&detector),
+        "--image-dir",
+        s(&data.join("val")),
+        "--out",
+        s(&dir.path().join("q")),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("is a person detector") && e.contains("dypose detect"), "{e}");
+    let o = dypose(&[
+        "eval",
+        "--checkpoint",
+        s(&detector),
+        "--detector",
+        s(&detector),
+        "--gt",
+        s(&data.join("annotations/person_keypoints_val.json")),
+        "--images",
+        s(&data.join("val")),
     ]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("go with a pose checkpoint"), "{e}");

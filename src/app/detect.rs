@@ -63,7 +63,8 @@ pub fn detect(req: &DetectRequest) -> Result<DetectReport> {
     let start = Instant::now();
     let gt = req.ann.as_deref().map(CocoDataset::load).transpose()?;
     let ids = image_ids(&images, gt.as_ref())?;
-    let jobs: Vec<DetectJob> = images.iter().zip(ids).map(|(p, id)| DetectJob { image_id: id, path: p.clone() }).collect();
+    let jobs: Vec<DetectJob> =
+        images.iter().zip(ids).map(|(p, id)| DetectJob { image_id: id, path: p.clone() }).collect();
     let trained = super::open_checkpoint(req.device, &req.checkpoint, None)?;
     let cfg = trained.cfg;
     let mut detector = Detector::for_config(trained.model, &cfg)?;
@@ -110,8 +111,8 @@ pub fn detector_person_boxes(device: Device, checkpoint: &Path, jobs: &[DetectJo
     let start = Instant::now();
     let trained = super::open_checkpoint(device, checkpoint, None)?;
     let cfg = trained.cfg;
-    let mut detector = Detector::for_config(trained.model, &cfg)
-        .with_context(|| format!("{}: --detector", checkpoint.display()))?;
+    let mut detector =
+        Detector::for_config(trained.model, &cfg).with_context(|| format!("{}: --detector", checkpoint.display()))?;
     let mut out = Vec::new();
     let found = detector.run(jobs, cfg.data.category_id, |job, _, boxes| {
         out.extend(person_boxes(job.image_id, boxes, cfg.detect.person_score, cfg.detect.nms_iou));

@@ -2,8 +2,8 @@
 
 use crate::coco::{CocoDataset, KeypointSpec};
 use crate::config::{Device, Task};
-use crate::infer::detect::{detect_jobs, evaluate_detector};
 use crate::eval::{evaluate_box_files, evaluate_files, BoxStats, EvalReport, Stats};
+use crate::infer::detect::{detect_jobs, evaluate_detector};
 use crate::infer::validate::{evaluate, ValSet};
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
@@ -112,7 +112,10 @@ pub fn eval_checkpoint(req: &CheckpointEval, out: &StatsFile) -> Result<Checkpoi
     let mut trained = super::open_checkpoint(req.device, &req.checkpoint, req.config.as_deref())?;
     let (cfg, spec) = (&trained.cfg, &trained.spec);
     if cfg.model.task == Task::Detect {
-        ensure!(req.boxes.is_none() && req.detector.is_none(), "--boxes and --detector go with a pose checkpoint, not a detector");
+        ensure!(
+            req.boxes.is_none() && req.detector.is_none(),
+            "--boxes and --detector go with a pose checkpoint, not a detector"
+        );
         let gt = CocoDataset::load(&req.gt)?;
         let (stats, found) = evaluate_detector(&mut trained.model, cfg, &gt, &req.images)?;
         eprintln!("detected {} boxes in {:.1}s", found.boxes.len(), start.elapsed().as_secs_f64());

@@ -156,7 +156,7 @@ pub fn run_detector(force: bool, overrides: &[String]) -> Result<String> {
             "\npose AP of {RUN_DIR}/best.safetensors on the synthetic val set: {:.3} (GT boxes), {:.3} (provided boxes), {:.3} (this detector's boxes); drawings in {}",
             p.gt, p.provided, p.detector, run_dir.join("drawings").display()
         ),
-        None => format!("\n(run `dypose quickstart` first to score the pose model on these boxes)"),
+        None => "\n(run `dypose quickstart` first to score the pose model on these boxes)".to_string(),
     };
     Ok(format!(
         "{stats}\ndetector quickstart: val box AP {:.3}, AP50 {:.3}; trained {:.0} s at {:.0} images/s; curves in {DETECT_RUN_DIR}/curves.png{pose_line}",
@@ -198,7 +198,9 @@ fn pose_on_detector_boxes(cfg: &Config, run_dir: &Path) -> Result<Option<PoseOnB
         let no_file = super::eval::StatsFile { path: None, force: false };
         match super::eval::eval_checkpoint(&req, &no_file)? {
             super::eval::CheckpointStats::Pose(s) => Ok(s.ap),
-            super::eval::CheckpointStats::Boxes(_) => bail!("{}: a detector, not a pose model", pose_checkpoint.display()),
+            super::eval::CheckpointStats::Boxes(_) => {
+                bail!("{}: a detector, not a pose model", pose_checkpoint.display())
+            }
         }
     };
     let result = PoseOnBoxes {

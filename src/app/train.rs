@@ -104,7 +104,10 @@ pub fn run(
     opts: &TrainOptions,
     mut seen: impl FnMut(Validation),
 ) -> Result<TrainOutcome> {
-    anyhow::ensure!(cfg.model.task == Task::Pose, "a detector config (model.task \"detect\") trains through run_detector");
+    anyhow::ensure!(
+        cfg.model.task == Task::Pose,
+        "a detector config (model.task \"detect\") trains through run_detector"
+    );
     let train_set = check_run_files(cfg, opts)?;
     let spec = KeypointSpec::for_training(cfg.data.keypoints.as_deref(), &train_set, cfg.data.category_id)?;
     let val = if cfg.train.val_every > 0 { Some(ValSet::load(cfg, &spec)?) } else { None };

@@ -489,7 +489,9 @@ impl Config {
         ensure!((0.0..1.0).contains(&d.scale_range), "detect.scale_range must be in [0, 1)");
         ensure!((0.0..=0.5).contains(&d.shift), "detect.shift must be in [0, 0.5]");
         ensure!((1..=1000).contains(&d.max_detections), "detect.max_detections must be between 1 and 1000");
-        for (name, v) in [("detect.min_score", d.min_score), ("detect.person_score", d.person_score), ("detect.nms_iou", d.nms_iou)] {
+        for (name, v) in
+            [("detect.min_score", d.min_score), ("detect.person_score", d.person_score), ("detect.nms_iou", d.nms_iou)]
+        {
             ensure!((0.0..=1.0).contains(&v), "{name} = {v} must be in [0, 1]");
         }
         Ok(())

@@ -150,7 +150,10 @@ impl CenterCodec {
                 // The exponent is bounded so that an untrained network cannot give infinite boxes.
                 let d = |c: usize| (regression[c * plane + at] as f64).min(20.0).exp();
                 let (x0, y0, x1, y1) = (px - d(0), py - d(1), px + d(2), py + d(3));
-                ScoredBox { bbox: [x0 * stride, y0 * stride, (x1 - x0) * stride, (y1 - y0) * stride], score: score as f64 }
+                ScoredBox {
+                    bbox: [x0 * stride, y0 * stride, (x1 - x0) * stride, (y1 - y0) * stride],
+                    score: score as f64,
+                }
             })
             .collect()
     }

@@ -50,7 +50,11 @@ impl std::fmt::Display for DetectReport {
 
 /// Every image of `ds` (images without persons too: they teach the background) with its boxes
 /// of `category_id`, in image-id order.
-pub fn detect_images(ds: &CocoDataset, images_dir: &std::path::Path, category_id: i64) -> (Vec<DetectImage>, DetectReport) {
+pub fn detect_images(
+    ds: &CocoDataset,
+    images_dir: &std::path::Path,
+    category_id: i64,
+) -> (Vec<DetectImage>, DetectReport) {
     let mut report = DetectReport::default();
     let mut out = Vec::new();
     for id in ds.image_ids_sorted() {
@@ -190,7 +194,7 @@ impl DetectSpec {
         let d = &cfg.detect;
         DetectSpec {
             codec: CenterCodec { input: cfg.input_size, output: cfg.heatmap_size, gaussian_alpha: d.gaussian_alpha },
-            augment: train.then(|| DetectAugmenter {
+            augment: train.then_some(DetectAugmenter {
                 scale_range: d.scale_range,
                 shift: d.shift,
                 flip_prob: cfg.augment.flip_prob,

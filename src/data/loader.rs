@@ -59,6 +59,9 @@ pub struct LoadReport {
 /// What a loader makes batches of: the pose model's person crops, or the detector's whole images.
 pub trait SampleSource: Send + Sync {
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// The image sample `index` is made from.
     fn image_path(&self, index: usize) -> &std::path::Path;
     /// Input, targets and weights of sample `index` (augmented as `seed` and `epoch` draw).

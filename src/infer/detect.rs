@@ -8,7 +8,7 @@ use super::predictor::HeatmapModel;
 use crate::coco::{BoxResult, CocoDataset, Id};
 use crate::config::{Config, Size, Task};
 use crate::data::center::{CenterCodec, ScoredBox};
-use crate::data::detect::{clip_box, DetectImage, DetectSpec, Letterbox};
+use crate::data::detect::{clip_box, DetectSpec, Letterbox};
 use crate::data::warp::{normalize_chw, warp_rgb};
 use crate::eval::{evaluate_boxes, iou::box_iou, BoxStats};
 use anyhow::{bail, ensure, Result};
@@ -44,7 +44,10 @@ pub struct Detections {
 impl<M: HeatmapModel> Detector<M> {
     /// `model` (trained with `model.task: "detect"`) with the config's input size and decoding.
     pub fn for_config(model: M, cfg: &Config) -> Result<Self> {
-        ensure!(cfg.model.task == Task::Detect, "this checkpoint is a pose model, not a person detector (model.task is \"pose\")");
+        ensure!(
+            cfg.model.task == Task::Detect,
+            "this checkpoint is a pose model, not a person detector (model.task is \"pose\")"
+        );
         Ok(Detector {
             model,
             codec: DetectSpec::from_config(cfg, false).codec,
@@ -154,7 +157,9 @@ fn average_mirrored(maps: &mut [f32], mirrored: &[f32], output: Size) {
     let from = [0, 3, 2, 1, 4];
     for (m, f) in maps.chunks_exact_mut(5 * plane).zip(mirrored.chunks_exact(5 * plane)) {
         for (c, &fc) in from.iter().enumerate() {
-            for (row, frow) in m[c * plane..(c + 1) * plane].chunks_exact_mut(w).zip(f[fc * plane..(fc + 1) * plane].chunks_exact(w)) {
+            for (row, frow) in
+                m[c * plane..(c + 1) * plane].chunks_exact_mut(w).zip(f[fc * plane..(fc + 1) * plane].chunks_exact(w))
+            {
                 for x in 0..w {
                     row[x] = 0.5 * (row[x] + frow[w - 1 - x]);
                 }
@@ -183,12 +188,15 @@ pub fn person_boxes(image_id: Id, boxes: &[ScoredBox], min_score: f64, iou: f64)
 
 /// One job per image of `gt`, in image-id order (file names must stay inside `images`).
 pub fn detect_jobs(gt: &CocoDataset, images: &std::path::Path) -> Result<Vec<DetectJob>> {
-    // Only the images and their paths are needed here, not the boxes of any category.
-    let (items, report) = crate::data::detect::detect_images(gt, images, 0);
-    if let Some(e) = report.first_refused {
-        bail!("{} images are named outside the image folder, e.g. {e}", report.outside_folder);
-    }
-    Ok(items.into_iter().map(|DetectImage { image_id, image_path, .. }| DetectJob { image_id, path: image_path }).collect())
+    gt.image_ids_sorted()
+        .into_iter()
+        .map(|id| {
+            let rec = gt.image(id).expect("listed ids have records");
+            let path = crate::fsutil::inside(images, &rec.file_name)
+                .map_err(|e| anyhow::anyhow!("{}: image {id}: {e}", gt.source.display()))?;
+            Ok(DetectJob { image_id: id, path })
+        })
+        .collect()
 }
 
 /// Box AP of `model` on the images of `gt` (every image, as COCO scores detectors), and the

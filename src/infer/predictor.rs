@@ -214,6 +214,10 @@ impl<M: HeatmapModel> Predictor<M> {
     /// `model` with the config's codec and test-time options, and the keypoint set's flip pairs
     /// and sigmas (which it must have: OKS-NMS needs them).
     pub fn for_config(model: M, cfg: &Config, spec: &KeypointSpec) -> Result<Self> {
+        anyhow::ensure!(
+            cfg.model.task == crate::config::Task::Pose,
+            "this checkpoint is a person detector (model.task \"detect\"), not a pose model: run it with `dypose detect`, or give it to the pose model as --detector"
+        );
         Ok(Predictor {
             model,
             codec: HeatmapCodec::from_config(cfg),

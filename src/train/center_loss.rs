@@ -76,7 +76,8 @@ fn giou_term(pred: [f64; 4], target: [f64; 4]) -> (f64, [f64; 4]) {
         let d_inter = if d[c] < e[c] { other_i } else { 0.0 };
         let d_hull = if d[c] > e[c] { other_c } else { 0.0 };
         let d_union = other_p - d_inter;
-        let d_loss = -(d_inter * union - inter * d_union) / (union * union) - (d_union * hull - union * d_hull) / (hull * hull);
+        let d_loss =
+            -(d_inter * union - inter * d_union) / (union * union) - (d_union * hull - union * d_hull) / (hull * hull);
         grad[c] = if pred[c] < 20.0 { d_loss * d[c] } else { 0.0 };
     }
     (loss, grad)

@@ -198,56 +198,45 @@ fn a_detector_trains_detects_scores_and_feeds_the_pose_model() {
     assert_eq!(read_json(&c), read_json(&d));
 }
 
+/// Runs a command that must fail; its stderr.
+fn refused(args: &[&str]) -> String {
+    let o = dypose(args);
+    assert!(!o.status.success(), "dypose {} succeeded", args.join(" "));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 #[test]
 fn checkpoints_of_the_wrong_task_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (data, detector, pose) = setup(dir.path());
-    let o = dypose(&[
-        "detect",
-        "--checkpoint",
-        s(&pose),
-        "--image-dir",
-        s(&data.join("val")),
-        "--out",
-        s(&dir.path().join("o")),
-    ]);
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("a pose model, not a person detector"), "{e}");
-    let o = dypose(&[
+    let (val, gt) = (data.join("val"), data.join("annotations/person_keypoints_val.json"));
+    let out = |name: &str| dir.path().join(name);
+    let e = refused(&["detect", "--checkpoint", s(&pose), "--image-dir", s(&val), "--out", s(&out("o"))]);
+    assert!(e.contains("a pose model, not a person detector"), "{e}");
+    let e = refused(&[
         "predict",
         "--checkpoint",
         s(&pose),
         "--detector",
         s(&pose),
         "--image-dir",
-        s(&data.join("val")),
+        s(&val),
         "--out",
-        s(&dir.path().join("p")),
+        s(&out("p")),
     ]);
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("--detector") && e.contains("not a person detector"), "{e}");
-    let o = dypose(&[
-        "predict",
-        "--checkpoint",
-        s(&detector),
-        "--image-dir",
-        s(&data.join("val")),
-        "--out",
-        s(&dir.path().join("q")),
-    ]);
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("is a person detector") && e.contains("dypose detect"), "{e}");
-    let o = dypose(&[
+    assert!(e.contains("--detector") && e.contains("not a person detector"), "{e}");
+    let e = refused(&["predict", "--checkpoint", s(&detector), "--image-dir", s(&val), "--out", s(&out("q"))]);
+    assert!(e.contains("is a person detector") && e.contains("dypose detect"), "{e}");
+    let e = refused(&[
         "eval",
         "--checkpoint",
         s(&detector),
         "--detector",
         s(&detector),
         "--gt",
-        s(&data.join("annotations/person_keypoints_val.json")),
+        s(&gt),
         "--images",
-        s(&data.join("val")),
+        s(&val),
     ]);
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("go with a pose checkpoint"), "{e}");
+    assert!(e.contains("go with a pose checkpoint"), "{e}");
 }

@@ -6,8 +6,8 @@ use super::predict::{image_ids, Images};
 use crate::coco::CocoDataset;
 use crate::config::Device;
 use crate::infer::boxes::PersonBox;
-use crate::infer::detect::{person_boxes, DetectJob, Detections, Detector};
-use anyhow::{bail, Context, Result};
+use crate::infer::detect::{person_boxes, DetectJob, Detector};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -90,19 +90,8 @@ pub fn detect(req: &DetectRequest) -> Result<DetectReport> {
         results,
         seconds: start.elapsed().as_secs_f64(),
     };
-    fail_on_unreadable(&found, &report)?;
+    super::predict::fail_on_unreadable(&found.failed, images.len(), &report)?;
     Ok(report)
-}
-
-fn fail_on_unreadable(found: &Detections, report: &impl std::fmt::Display) -> Result<()> {
-    if found.failed.is_empty() {
-        return Ok(());
-    }
-    for (p, e) in &found.failed {
-        eprintln!("skipped {}: {e}", p.display());
-    }
-    eprintln!("{report}");
-    bail!("{} images could not be read (the others were written)", found.failed.len())
 }
 
 /// The person boxes a detector checkpoint finds in `jobs`' images for the pose model (score at
@@ -118,8 +107,6 @@ pub fn detector_person_boxes(device: Device, checkpoint: &Path, jobs: &[DetectJo
         out.extend(person_boxes(job.image_id, boxes, cfg.detect.person_score, cfg.detect.nms_iou));
         Ok(())
     })?;
-    if let Some((p, e)) = found.failed.first() {
-        bail!("{}: {} images could not be read, e.g. {e}", p.display(), found.failed.len());
-    }
+    crate::infer::ensure_all_read(&found.failed)?;
     Ok((out, start.elapsed().as_secs_f64()))
 }

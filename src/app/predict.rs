@@ -208,15 +208,25 @@ pub fn predict(req: &PredictRequest) -> Result<PredictReport> {
         seconds: start.elapsed().as_secs_f64(),
         predictions,
     };
-    let failed = &report.predictions.failed;
-    if !failed.is_empty() {
-        for (p, e) in failed {
-            eprintln!("skipped {}: {e}", p.display());
-        }
-        eprintln!("{report}");
-        bail!("{} of {} images could not be read (the others were written)", failed.len(), report.images);
-    }
+    fail_on_unreadable(&report.predictions.failed, report.images, &report)?;
     Ok(report)
+}
+
+/// After everything else is written: names each image that could not be read, prints `report`,
+/// and fails (exit status 1) when there was one.
+pub(super) fn fail_on_unreadable(
+    failed: &[(PathBuf, String)],
+    images: usize,
+    report: &impl std::fmt::Display,
+) -> Result<()> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    for (p, e) in failed {
+        eprintln!("skipped {}: {e}", p.display());
+    }
+    eprintln!("{report}");
+    bail!("{} of {images} images could not be read (the others were written)", failed.len())
 }
 
 /// Before any work: no output may replace an input (images, checkpoint, config, box files), the

@@ -11,7 +11,7 @@ use crate::data::center::{CenterCodec, ScoredBox};
 use crate::data::detect::{clip_box, DetectSpec, Letterbox};
 use crate::data::warp::{normalize_chw, warp_rgb};
 use crate::eval::{evaluate_boxes, iou::box_iou, BoxStats};
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use image::RgbImage;
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -66,7 +66,6 @@ impl<M: HeatmapModel> Detector<M> {
     pub fn detect(&mut self, images: &[&RgbImage]) -> Result<Vec<Vec<ScoredBox>>> {
         let size = self.codec.input;
         let per_image = 3 * size.area();
-        let spec = DetectSpec { codec: self.codec.clone(), augment: None };
         let mut out = Vec::with_capacity(images.len());
         for batch in images.chunks(self.batch_size) {
             let mut inputs = vec![0.0f32; batch.len() * per_image];
@@ -91,7 +90,7 @@ impl<M: HeatmapModel> Detector<M> {
             }
             out.par_extend(maps.par_chunks(per).zip(letterboxes).zip(batch).map(|((m, lb), img)| {
                 let image_size = Size::new(img.width() as usize, img.height() as usize);
-                spec.codec
+                self.codec
                     .decode(&m[..plane], &m[plane..], self.max_detections, self.min_score)
                     .into_iter()
                     .filter_map(|b| {
@@ -209,9 +208,7 @@ pub fn evaluate_detector(
 ) -> Result<(BoxStats, Detections)> {
     let mut detector = Detector::for_config(model, cfg)?;
     let found = detector.run(&detect_jobs(gt, images)?, cfg.data.category_id, |_, _, _| Ok(()))?;
-    if let Some((path, e)) = found.failed.first() {
-        bail!("{}: {} images could not be read, e.g. {e}", path.display(), found.failed.len());
-    }
+    super::ensure_all_read(&found.failed)?;
     Ok((evaluate_boxes(gt, &found.boxes)?.stats, found))
 }
 

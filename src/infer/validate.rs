@@ -77,9 +77,7 @@ pub fn evaluate(
 ) -> Result<(Stats, Predictions)> {
     let mut predictor = Predictor::for_config(net, cfg, spec)?;
     let out = predictor.run(jobs, |_, _, _| Ok(()))?;
-    if let Some((path, e)) = out.failed.first() {
-        bail!("{}: {} images could not be read, e.g. {e}", path.display(), out.failed.len());
-    }
+    super::ensure_all_read(&out.failed)?;
     let results = super::predictor::results_of(&out.persons, cfg.data.category_id);
     let stats = crate::eval::evaluate(gt, &results, spec.sigmas()?)?.stats;
     Ok((stats, out))

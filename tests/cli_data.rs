@@ -31,6 +31,28 @@ fn data_show_draws_crops_beside_heatmaps_and_keeps_existing_files() {
 }
 
 #[test]
+fn data_show_draws_letterboxed_detector_samples_for_a_detector_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    // No random scale or shift, so that the letterbox's bands are where the image's shape says.
+    let sets =
+        ["model.task=detect", "input_size=[160,128]", "heatmap_size=[40,32]", "detect.scale_range=0", "detect.shift=0"];
+    let mut args = vec!["data", "show", "--config", CONFIG, "--count", "2", "--out", out];
+    args.extend(sets.iter().flat_map(|s| ["--set", s]));
+    let o = dypose(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("person boxes"), "the detector's data report");
+    for i in 0..2 {
+        let img = image::open(dir.path().join(format!("sample_{i:03}.png"))).unwrap().to_rgb8();
+        // The whole letterboxed input (not a 192 × 256 person crop), ×2, twice side by side.
+        assert_eq!(img.dimensions(), (2 * 160 * 2 + 4, 128 * 2));
+        // A photo not of the input's 5 : 4 shape leaves black bands: the corners are black.
+        assert_eq!(*img.get_pixel(0, 0), image::Rgb([0, 0, 0]), "sample {i}");
+        assert_eq!(*img.get_pixel(319, 255), image::Rgb([0, 0, 0]), "sample {i}");
+    }
+}
+
+#[test]
 fn bench_data_prints_a_table_and_a_json_line_last() {
     let o = dypose(&[
         "bench",

@@ -1,8 +1,9 @@
-//! `dypose synth` and `dypose data show`: generated data sets, and augmented training crops
-//! drawn with their targets.
+//! `dypose synth` and `dypose data show`: generated data sets, and augmented training samples
+//! (pose crops or detector images) drawn with their targets.
 
 use crate::coco::{CocoDataset, KeypointSpec};
-use crate::config::Config;
+use crate::config::{Config, Task};
+use crate::data::detect::{detect_images, DetectSpec};
 use crate::data::instances::train_instances;
 use crate::data::loader::{epoch_order, load_rgb};
 use crate::data::sample::SampleSpec;
@@ -51,6 +52,9 @@ pub fn show_training_samples(cfg: &Config, count: usize, out: &Path, overwrite: 
     Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
     Config::require(&cfg.data.train_images, "data.train_images")?;
     let ds = CocoDataset::load(&cfg.data.train_annotations)?;
+    if cfg.model.task == Task::Detect {
+        return show_detector_samples(cfg, &ds, count, out, overwrite);
+    }
     let kspec = match &cfg.data.keypoints {
         Some(p) => KeypointSpec::from_json_file(p)?,
         None => ds.keypoint_spec(cfg.data.category_id)?,
@@ -59,25 +63,77 @@ pub fn show_training_samples(cfg: &Config, count: usize, out: &Path, overwrite: 
     eprintln!("{report}");
     let spec = SampleSpec::from_config(cfg, &kspec, true);
     let order = epoch_order(instances.len(), cfg.seed, 0, true);
-    let outputs: Vec<PathBuf> = (0..count).map(|k| out.join(format!("sample_{k:03}.png"))).collect();
     let mut inputs: Vec<PathBuf> = order.iter().take(count).map(|&i| instances[i].image_path.clone()).collect();
     inputs.push(cfg.data.train_annotations.clone());
-    crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
-    crate::fsutil::refuse_existing(&outputs, overwrite)?;
+    refuse_outputs(count, out, &inputs, overwrite)?;
+    draw_samples(
+        &order[..count.min(order.len())],
+        |i| &instances[i].image_path,
+        out,
+        overwrite,
+        |image, i| {
+            let sample = spec.build(image, &instances[i], spec.augmentation(&instances[i], cfg.seed, 0, i as u64));
+            crate::viz::sample_sheet(&sample, &kspec, cfg.heatmap_size, 2)
+        },
+    )
+}
+
+/// `data show` for a detector config: letterboxed training images with their boxes and centre
+/// heatmaps, as the detector's loader makes them in epoch 0.
+fn show_detector_samples(
+    cfg: &Config,
+    ds: &CocoDataset,
+    count: usize,
+    out: &Path,
+    overwrite: bool,
+) -> Result<Vec<PathBuf>> {
+    let (images, report) = detect_images(ds, &cfg.data.train_images, cfg.data.category_id);
+    eprintln!("{report}");
+    let spec = DetectSpec::from_config(cfg, true);
+    let order = epoch_order(images.len(), cfg.seed, 0, true);
+    let mut inputs: Vec<PathBuf> = order.iter().take(count).map(|&i| images[i].image_path.clone()).collect();
+    inputs.push(cfg.data.train_annotations.clone());
+    refuse_outputs(count, out, &inputs, overwrite)?;
+    draw_samples(
+        &order[..count.min(order.len())],
+        |i| &images[i].image_path,
+        out,
+        overwrite,
+        |image, i| {
+            let sample = spec.build(image, &images[i], spec.augmentation(cfg.seed, 0, i as u64));
+            crate::viz::detect_sample_sheet(&sample, &spec.codec, 2)
+        },
+    )
+}
+
+/// `sample_NNN.png` for NNN < `count` in `out`: refused where one would replace an input, or an
+/// existing file without `overwrite`.
+fn refuse_outputs(count: usize, out: &Path, inputs: &[PathBuf], overwrite: bool) -> Result<()> {
+    let outputs: Vec<PathBuf> = (0..count).map(|k| out.join(format!("sample_{k:03}.png"))).collect();
+    crate::fsutil::refuse_overwriting_inputs(&outputs, inputs)?;
+    crate::fsutil::refuse_existing(&outputs, overwrite)
+}
+
+/// Draws the samples at `indices` into `out/sample_NNN.png` in turn (an unreadable image is
+/// reported and skipped); returns the files written.
+fn draw_samples<'a>(
+    indices: &[usize],
+    path_of: impl Fn(usize) -> &'a Path,
+    out: &Path,
+    overwrite: bool,
+    draw: impl Fn(&image::RgbImage, usize) -> image::RgbImage,
+) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    for &i in order.iter().take(count) {
-        let inst = &instances[i];
-        let image = match load_rgb(&inst.image_path) {
+    for &i in indices {
+        let image = match load_rgb(path_of(i)) {
             Ok(img) => img,
             Err(e) => {
                 eprintln!("skipped: {e}");
                 continue;
             }
         };
-        let sample = spec.build(&image, inst, spec.augmentation(inst, cfg.seed, 0, i as u64));
-        let sheet = crate::viz::sample_sheet(&sample, &kspec, cfg.heatmap_size, 2);
         let path = out.join(format!("sample_{:03}.png", written.len()));
-        crate::viz::save_image(&sheet, &path, overwrite)?;
+        crate::viz::save_image(&draw(&image, i), &path, overwrite)?;
         written.push(path);
     }
     Ok(written)

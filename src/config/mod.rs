@@ -156,6 +156,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Adam learning rate, β (0.9, 0.999), ε 1e-8.
     pub lr: f64,
+    /// `step`: multiplied by `lr_factor` at the start of each of `lr_steps`; `cosine`: half a
+    /// cosine from lr after the warm-up to 0 at the end of the last epoch (`lr_steps` unused).
+    pub lr_schedule: LrSchedule,
     /// Epochs at whose start the learning rate is multiplied by `lr_factor`.
     pub lr_steps: Vec<usize>,
     pub lr_factor: f64,
@@ -213,6 +216,7 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: 210,
             lr: 1e-3,
+            lr_schedule: LrSchedule::Step,
             lr_steps: vec![170, 200],
             lr_factor: 0.1,
             warmup_iters: 500,

@@ -100,6 +100,19 @@ fn round_u8(v: f32) -> u8 {
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// The picture of a normalised `3 × H × W` input: the inverse of [`normalize_chw`], rounded to
+/// the nearest byte, for drawing what the network sees.
+pub fn denormalize_chw(input: &[f32], size: crate::config::Size) -> RgbImage {
+    let n = size.area();
+    assert_eq!(input.len(), 3 * n, "input must hold 3 × H × W values");
+    RgbImage::from_fn(size.width as u32, size.height as u32, |x, y| {
+        let i = y as usize * size.width + x as usize;
+        image::Rgb(std::array::from_fn(|c| {
+            ((input[c * n + i] * STD[c] + MEAN[c]) * 255.0).round().clamp(0.0, 255.0) as u8
+        }))
+    })
+}
+
 /// Writes `crop` into `out` as normalised CHW f32: (v/255 − mean[c]) / std[c].
 pub fn normalize_chw(crop: &RgbImage, out: &mut [f32]) {
     let n = (crop.width() * crop.height()) as usize;
@@ -120,6 +133,15 @@ mod tests {
 
     fn gradient(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 10) as u8, (y * 10) as u8, ((x + y) * 5) as u8]))
+    }
+
+    #[test]
+    fn denormalising_gives_back_every_byte() {
+        let img =
+            RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16 + y) as u8, 255 - (y * 16 + x) as u8, (x * y) as u8]));
+        let mut chw = vec![0.0; 3 * 256];
+        normalize_chw(&img, &mut chw);
+        assert_eq!(denormalize_chw(&chw, Size::new(16, 16)), img, "all 256 values of each channel");
     }
 
     #[test]

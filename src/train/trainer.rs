@@ -238,7 +238,7 @@ impl<D: ConvBackend> Trainer<D> {
         ensure!(n > 0, "an empty batch");
         let started = Instant::now();
         let (cfg, st) = (&self.cfg, &self.state);
-        let lr = learning_rate(&cfg.train, st.epoch, st.iteration);
+        let lr = learning_rate(&cfg.train, st.epoch, st.iteration, self.per_epoch);
         let tau = temperature(&cfg.train, st.iteration, self.per_epoch);
         let (input, heatmap, j) = (cfg.input_size, cfg.heatmap_size, self.spec.len());
         let dev = self.net.device();
@@ -303,7 +303,7 @@ impl<D: ConvBackend> Trainer<D> {
     /// The learning rate and temperature of the last step taken.
     fn last_schedule(&self) -> (f64, f64) {
         let (t, i) = (&self.cfg.train, self.state.iteration.saturating_sub(1));
-        (learning_rate(t, self.state.epoch, i), temperature(t, i, self.per_epoch) as f64)
+        (learning_rate(t, self.state.epoch, i, self.per_epoch), temperature(t, i, self.per_epoch) as f64)
     }
 
     /// Whether the epoch in progress ends with a validation: every `train.val_every` epochs and

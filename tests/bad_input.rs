@@ -4,6 +4,9 @@
 //! results file with a byte-order mark refused, a file without annotations scored as empty.
 //! And: a run that fails changes no input and leaves no half-written output.
 
+mod common;
+
+use common::{dypose, s};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -12,16 +15,8 @@ use std::time::{Duration, Instant};
 const GT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/coco-sample/annotations/person_keypoints_sample.json");
 const IMAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/coco-sample/val2017");
 
-fn dypose(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn gt() -> serde_json::Value {

@@ -1,12 +1,10 @@
 //! `dypose data show` and `dypose bench data` through the binary, on the real COCO sample.
 
-use std::process::Command;
+mod common;
+
+use common::dypose;
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/coco_sample.json");
-
-fn dypose(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
-}
 
 #[test]
 fn data_show_draws_crops_beside_heatmaps_and_keeps_existing_files() {

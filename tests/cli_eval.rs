@@ -1,14 +1,13 @@
 //! `dypose eval --gt --results` through the binary: output layout, the JSON file, and bad input.
 
+mod common;
+
+use common::dypose;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const SAMPLE_GT: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/data/coco-sample/annotations/person_keypoints_sample.json");
-
-fn dypose(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
-}
 
 fn case(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/eval_cases").join(name)

@@ -1,14 +1,12 @@
 //! `dypose predict` on a folder of mixed inputs and `dypose draw` on the real sample.
 
+mod common;
+
+use common::dypose;
 use std::path::Path;
-use std::process::Command;
 
 const GT: &str = "data/coco-sample/annotations/person_keypoints_sample.json";
 const IMAGES: &str = "data/coco-sample/val2017";
-
-fn dypose(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
-}
 
 fn sample_images() -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(IMAGES).unwrap().map(|e| e.unwrap().path()).collect();

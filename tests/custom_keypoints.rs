@@ -4,30 +4,14 @@
 //! is the one pycocotools-equal `eval --spec` computes with CrowdPose's sigmas, and the drawings
 //! paint CrowdPose's limbs.
 
+mod common;
+
+use common::{dypose, ok, read_json, s};
 use dypose::coco::KeypointSpec;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/keypoints/crowdpose14.json");
-
-fn dypose(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = dypose(args);
-    assert!(o.status.success(), "dypose {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Generates a tiny CrowdPose-like set and trains a tiny model on it; returns (data, checkpoint).
 /// A high learning rate moves the heatmaps away from their near-constant start in three steps,

@@ -3,31 +3,15 @@
 //! and by `eval --iou-type bbox` on the written results, and the pose model on the detector's
 //! persons (`predict --detector`, `eval --checkpoint … --detector`).
 
+mod common;
+
+use common::{dypose, ok, read_json, s};
 use dypose::coco::{BoxResult, CocoDataset};
 use dypose::data::center::ScoredBox;
 use dypose::infer::detect::person_boxes;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn dypose(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = dypose(args);
-    assert!(o.status.success(), "dypose {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn write_config(dir: &Path, name: &str, cfg: Value) -> PathBuf {
     let p = dir.join(name);

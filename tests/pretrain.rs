@@ -2,22 +2,10 @@
 //! well above chance, an interrupted and resumed run equal to an uninterrupted one bit for bit,
 //! and the classifier naming the folder's classes.
 
+mod common;
+
+use common::{dypose, ok, s};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn dypose(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = dypose(args);
-    assert!(o.status.success(), "dypose {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Ten classes, 100 train and 10 val images each at 48×48, and a config for a small ResNet-10.
 fn setup(dir: &Path, epochs: usize) -> PathBuf {

@@ -4,6 +4,9 @@
 //! formulas that the script and this test both evaluate, so no weights are committed; the
 //! script also lists torchvision's tensor names, which the state dict written here must equal.
 
+mod common;
+
+use common::{dypose, s};
 use dypose::config::{Arch, ClassifierModel, Size};
 use dypose::model::blueprint::Blueprint;
 use dypose::model::posenet::PoseNet;
@@ -11,17 +14,8 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::process::{Command, Output};
 
 const EXPECTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/torchvision/expected_logits.json");
-
-fn dypose(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn fnv1a(name: &str) -> u64 {
     name.bytes().fold(2166136261u64, |h, b| ((h ^ b as u64) * 16777619) % (1 << 32))

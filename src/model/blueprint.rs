@@ -19,6 +19,9 @@ pub struct ConvSpec {
     /// K kernels mixed per sample by an attention branch (Dynamic Convolution).
     pub dynamic: bool,
     pub transposed: bool,
+    /// Whether training needs the gradient by the conv's input: not for a stem, whose input is
+    /// the image (its backward pass then skips a GEMM and a col2im of the largest layer).
+    pub input_grad: bool,
 }
 
 impl ConvSpec {
@@ -33,6 +36,7 @@ impl ConvSpec {
             bias: false,
             dynamic: false,
             transposed: false,
+            input_grad: true,
         }
     }
     pub fn depthwise(c: usize, kernel: usize, stride: usize) -> Self {
@@ -40,6 +44,10 @@ impl ConvSpec {
     }
     pub fn dynamic(self, on: bool) -> Self {
         ConvSpec { dynamic: on, ..self }
+    }
+    /// The same conv applied to the network's input image (no input gradient).
+    pub fn on_image(self) -> Self {
+        ConvSpec { input_grad: false, ..self }
     }
     /// Output size for an input of size `input`.
     pub fn out_size(&self, input: Size) -> Size {
@@ -167,7 +175,7 @@ pub fn resnet(depth: usize, width: f64, dynamic: bool, dynamic_shortcut: bool) -
     }
     Ok(Backbone {
         name: format!("{}resnet{depth}", if dynamic { "dy-" } else { "" }),
-        stem: ConvSpec::new(3, ch(64), 7, 2),
+        stem: ConvSpec::new(3, ch(64), 7, 2).on_image(),
         stem_pool: true,
         stages,
         last_conv: None,
@@ -185,7 +193,7 @@ pub fn mobilenet_v2(width: f64, dynamic: bool) -> Result<Backbone> {
     const SETTINGS: [(usize, usize, usize, usize); 7] =
         [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
     let mut cin = make_divisible(32.0 * width, 8);
-    let stem = ConvSpec::new(3, cin, 3, 2);
+    let stem = ConvSpec::new(3, cin, 3, 2).on_image();
     let mut stages = Vec::new();
     for (t, c, n, s) in SETTINGS {
         let cout = make_divisible(c as f64 * width, 8);
@@ -240,7 +248,7 @@ pub fn mobilenet_v3_small(width: f64, dynamic: bool) -> Result<Backbone> {
     ];
     let ch = |c: usize| make_divisible(c as f64 * width, 8);
     let mut cin = ch(16);
-    let stem = ConvSpec::new(3, cin, 3, 2);
+    let stem = ConvSpec::new(3, cin, 3, 2).on_image();
     let mut blocks = Vec::new();
     for (k, e, out, se, act, stride) in SETTINGS {
         let (hidden, cout) = (ch(e), ch(out));

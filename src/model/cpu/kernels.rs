@@ -156,7 +156,8 @@ pub fn forward(spec: &ConvSpec, g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32
     }
 }
 
-/// Gradients of one sample: gx += ∂L/∂x and gw += ∂L/∂w given gy = ∂L/∂y.
+/// Gradients of one sample: gx += ∂L/∂x (unless `spec.input_grad` is off) and gw += ∂L/∂w given
+/// gy = ∂L/∂y.
 pub fn backward(
     spec: &ConvSpec,
     g: &Geometry,
@@ -170,7 +171,9 @@ pub fn backward(
         // Forward was y = col2im(Wᵀx): so gcols = im2col(gy), gx = W·gcols, gW = x·gcolsᵀ.
         let (ci, co) = (spec.cin, spec.cout);
         im2col(gy, co, g, scratch);
-        gemm(View::new(w, ci, co * k2), View::new(scratch, co * k2, p), gx, 1.0);
+        if spec.input_grad {
+            gemm(View::new(w, ci, co * k2), View::new(scratch, co * k2, p), gx, 1.0);
+        }
         gemm(View::new(x, ci, p), View::new(scratch, co * k2, p).t(), gw, 1.0);
     } else if is_depthwise(spec) {
         for ch in 0..spec.cin {
@@ -187,7 +190,9 @@ pub fn backward(
                             for kx in 0..g.k {
                                 if let Some(xx) = g.src(ox, kx, g.w) {
                                     gwc[ky * g.k + kx] += d * xc[yy * g.w + xx];
-                                    gxc[yy * g.w + xx] += d * wc[ky * g.k + kx];
+                                    if spec.input_grad {
+                                        gxc[yy * g.w + xx] += d * wc[ky * g.k + kx];
+                                    }
                                 }
                             }
                         }
@@ -208,8 +213,10 @@ pub fn backward(
                 &mut gw[grp * og * cg * k2..][..og * cg * k2],
                 1.0,
             );
-            gemm(View::new(wg, og, cg * k2).t(), View::new(gyg, og, p), scratch, 0.0);
-            col2im(scratch, cg, g, &mut gx[grp * cg * g.h * g.w..]);
+            if spec.input_grad {
+                gemm(View::new(wg, og, cg * k2).t(), View::new(gyg, og, p), scratch, 0.0);
+                col2im(scratch, cg, g, &mut gx[grp * cg * g.h * g.w..]);
+            }
         }
     }
 }
@@ -310,6 +317,31 @@ mod tests {
             backward(&spec, &g, (&f32s(&xv), &f32s(&wv)), &f32s(&gyv), (&mut gx, &mut gw), &mut scratch);
             let (rx, rw) = r.backward(&xv, &wv, &gyv);
             assert!(close(&gx, &rx) && close(&gw, &rw), "backward {:?}", (r.c, r.o, r.groups));
+        }
+    }
+
+    #[test]
+    fn without_input_gradient_the_weight_gradient_is_the_same_and_gx_untouched() {
+        for spec in [
+            ConvSpec::new(3, 4, 7, 2),
+            ConvSpec::depthwise(3, 3, 1),
+            ConvSpec { transposed: true, padding: 1, ..ConvSpec::new(3, 4, 4, 2) },
+        ] {
+            // A 9 × 8 input of either kind (for a transposed conv, g's "output" is its input).
+            let g = Geometry::of(&spec, 9, 8);
+            let out = if spec.transposed { g.h * g.w } else { g.oh * g.ow };
+            let x: Vec<f32> = (0..3 * 9 * 8).map(|i| (i % 11) as f32 - 5.0).collect();
+            let w: Vec<f32> = (0..spec.kernel_params()).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
+            let gy: Vec<f32> = (0..spec.cout * out).map(|i| (i % 5) as f32 - 2.0).collect();
+            let run = |spec: &ConvSpec| {
+                let (mut gx, mut gw) = (vec![0.5f32; x.len()], vec![0.0; w.len()]);
+                backward(spec, &g, (&x, &w), &gy, (&mut gx, &mut gw), &mut vec![0.0; scratch_len(spec, &g)]);
+                (gx, gw)
+            };
+            let (gx, gw) = run(&spec);
+            let (gx_off, gw_off) = run(&spec.on_image());
+            assert_eq!(gw_off, gw, "{spec:?}");
+            assert!(gx.iter().any(|&v| v != 0.5) && gx_off.iter().all(|&v| v == 0.5), "{spec:?}");
         }
     }
 

@@ -12,18 +12,17 @@ stat to 1e-9 without needing Python.
     python3 tools/make_box_eval_cases.py --check    # only verify the committed expected.json
     python3 tools/make_box_eval_cases.py --fuzz 200 # fresh random cases, pycocotools vs target/release/dypose
 """
-import argparse
 import contextlib
 import io
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from eval_cases import ROOT, keep_failure, parse_args, write_or_check  # noqa: E402
 OUT = os.path.join(ROOT, "tests", "data", "box_eval_cases")
 SAMPLE = os.path.join(ROOT, "data", "coco-sample", "annotations")
 NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
@@ -156,7 +155,7 @@ def case_crowd_regions():
     c = Case(4)
     for iid in range(1, 9):
         c.image(iid)
-        crowd = c.gt(iid, [100, 80, 400, 300], iscrowd=1)
+        c.gt(iid, [100, 80, 400, 300], iscrowd=1)
         for k in range(6):
             inside = [120 + 60 * k, 100 + 10 * k, 50, 120]
             if k < 2:
@@ -467,10 +466,7 @@ def fuzz(count, seed, binary):
             py, rs = pycocotools_box_stats(g, p), dypose_box_stats(binary, g, p)
             if max(abs(a - b) for a, b in zip(py, rs)) > 1e-9:
                 failed += 1
-                keep = os.path.join(ROOT, "box-fuzz-failure-%d" % (seed + k))
-                os.makedirs(keep, exist_ok=True)
-                shutil.copy(g, keep)
-                shutil.copy(p, keep)
+                keep = keep_failure("box-fuzz-failure-%d" % (seed + k), [g, p])
                 print("case seed %d differs; kept in %s\n  pycocotools %s\n  dypose      %s" % (seed + k, keep, py, rs))
     print("fuzz: %d cases, %d differ" % (count, failed))
     return 1 if failed else 0
@@ -509,39 +505,10 @@ CASES = {
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--check", action="store_true", help="recompute with pycocotools and compare to expected.json")
-    ap.add_argument("--fuzz", type=int, metavar="N", help="compare N fresh random cases instead")
-    ap.add_argument("--seed", type=int, default=1000)
-    ap.add_argument("--dypose", default=os.path.join(ROOT, "target", "release", "dypose"))
-    args = ap.parse_args()
+    args = parse_args(__doc__)
     if args.fuzz:
         return fuzz(args.fuzz, args.seed, args.dypose)
-    from importlib.metadata import version as pkg_version
-    version = pkg_version("pycocotools")
-    bad = 0
-    if not args.check:
-        shutil.rmtree(OUT, ignore_errors=True)
-    for name, build in CASES.items():
-        d = os.path.join(OUT, name)
-        gt_path, res_path = os.path.join(d, "gt.json"), os.path.join(d, "results.json")
-        if not args.check:
-            os.makedirs(d, exist_ok=True)
-            gt, res = build()
-            json.dump(gt, open(gt_path, "w"))
-            json.dump(res, open(res_path, "w"))
-        stats = pycocotools_box_stats(gt_path, res_path)
-        exp_path = os.path.join(d, "expected.json")
-        if args.check:
-            old = json.load(open(exp_path))["stats"]
-            if old != stats:
-                bad += 1
-                print("MISMATCH", name, old, stats)
-        else:
-            json.dump({"stats": stats, "pycocotools": version}, open(exp_path, "w"))
-        print("%-36s %s" % (name, " ".join("%.3f" % s for s in stats)))
-    print("%d cases, pycocotools %s%s" % (len(CASES), version, (", %d mismatches" % bad) if args.check else ""))
-    return 1 if bad else 0
+    return write_or_check(CASES, OUT, lambda _, g, r: pycocotools_box_stats(g, r), args.check)
 
 
 if __name__ == "__main__":

@@ -13,19 +13,16 @@ spec; pycocotools scores them with `params.kpt_oks_sigmas` set to its sigmas.
     python3 tools/make_eval_cases.py --check    # only verify the committed expected.json
     python3 tools/make_eval_cases.py --fuzz 200 # fresh random cases, pycocotools vs target/release/dypose
 """
-import argparse
 import copy
 import json
-import math
 import os
 import random
-import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from pycoco_eval import pycocotools_stats  # noqa: E402
-ROOT = os.path.dirname(HERE)
+from eval_cases import ROOT, keep_failure, parse_args, write_or_check  # noqa: E402
 OUT = os.path.join(ROOT, "tests", "data", "eval_cases")
 SAMPLE_GT = os.path.join(ROOT, "data", "coco-sample", "annotations", "person_keypoints_sample.json")
 
@@ -725,12 +722,7 @@ def fuzz(count, seed, binary):
                 json.dump(spec, open(sp, "w"))
             if not compare(g, p, binary, 1e-9, quiet=True, spec_path=sp if spec else None):
                 failed += 1
-                keep = os.path.join(ROOT, "fuzz-failure-%d" % (seed + k))
-                os.makedirs(keep, exist_ok=True)
-                shutil.copy(g, keep)
-                shutil.copy(p, keep)
-                if spec:
-                    shutil.copy(sp, keep)
+                keep = keep_failure("fuzz-failure-%d" % (seed + k), [g, p] + ([sp] if spec else []))
                 print("case seed %d differs; kept in %s" % (seed + k, keep))
     print("fuzz: %d cases, %d differ" % (count, failed))
     return 1 if failed else 0
@@ -786,47 +778,17 @@ CASES = {
 }
 
 
+def stats_of(case_dir, gt_path, res_path):
+    spec_path = os.path.join(case_dir, "spec.json")
+    sigmas = json.load(open(spec_path))["sigmas"] if os.path.exists(spec_path) else None
+    return pycocotools_stats(gt_path, res_path, sigmas=sigmas)
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--check", action="store_true", help="recompute with pycocotools and compare to expected.json")
-    ap.add_argument("--fuzz", type=int, metavar="N", help="compare N fresh random cases instead")
-    ap.add_argument("--seed", type=int, default=1000)
-    ap.add_argument("--dypose", default=os.path.join(ROOT, "target", "release", "dypose"))
-    args = ap.parse_args()
+    args = parse_args(__doc__)
     if args.fuzz:
         return fuzz(args.fuzz, args.seed, args.dypose)
-    import pycocotools
-    version = getattr(pycocotools, "__version__", None)
-    if version is None:
-        from importlib.metadata import version as pkg_version
-        version = pkg_version("pycocotools")
-    bad = 0
-    if not args.check:
-        shutil.rmtree(OUT, ignore_errors=True)
-    for name, build in CASES.items():
-        d = os.path.join(OUT, name)
-        gt_path, res_path = os.path.join(d, "gt.json"), os.path.join(d, "results.json")
-        spec_path = os.path.join(d, "spec.json")
-        if not args.check:
-            os.makedirs(d, exist_ok=True)
-            gt, res, *spec = build()
-            json.dump(gt, open(gt_path, "w"))
-            json.dump(res, open(res_path, "w"))
-            if spec:
-                json.dump(spec[0], open(spec_path, "w"), indent=2)
-        sigmas = json.load(open(spec_path))["sigmas"] if os.path.exists(spec_path) else None
-        stats = pycocotools_stats(gt_path, res_path, sigmas=sigmas)
-        exp_path = os.path.join(d, "expected.json")
-        if args.check:
-            old = json.load(open(exp_path))["stats"]
-            if old != stats:
-                bad += 1
-                print("MISMATCH", name, old, stats)
-        else:
-            json.dump({"stats": stats, "pycocotools": version}, open(exp_path, "w"))
-        print("%-40s %s" % (name, " ".join("%.4f" % s for s in stats)))
-    print("%d cases, pycocotools %s%s" % (len(CASES), version, (", %d mismatches" % bad) if args.check else ""))
-    return 1 if bad else 0
+    return write_or_check(CASES, OUT, stats_of, args.check)
 
 
 if __name__ == "__main__":

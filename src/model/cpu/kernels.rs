@@ -41,10 +41,59 @@ impl Geometry {
     }
 }
 
+/// The rows of a channel plane regrouped by column modulo the stride `s`: row y holds x[y][0],
+/// x[y][s], x[y][2s], …, then x[y][1], x[y][1 + s], …, so that a strided tap reads or writes one
+/// contiguous run. A strided gather or scatter element by element cost over 1 ns an element
+/// (a seventh of a detector training step, in its 7×7 stem and stride-2 deconvs); copies run at
+/// memory speed.
+struct Phases {
+    s: usize,
+    w: usize,
+    /// Where each phase starts within a row.
+    starts: Vec<usize>,
+}
+
+impl Phases {
+    fn new(s: usize, w: usize) -> Phases {
+        let starts =
+            (0..s).scan(0, |at, r| Some(std::mem::replace(at, *at + w.saturating_sub(r).div_ceil(s)))).collect();
+        Phases { s, w, starts }
+    }
+    /// Where input column `x` lies within a regrouped row.
+    fn at(&self, x: usize) -> usize {
+        self.starts[x % self.s] + x / self.s
+    }
+    fn split(&self, plane: &[f32], out: &mut [f32]) {
+        for (row, dst) in plane.chunks_exact(self.w).zip(out.chunks_exact_mut(self.w)) {
+            for (r, &start) in self.starts.iter().enumerate().take(self.w) {
+                for (d, &v) in dst[start..].iter_mut().zip(row[r..].iter().step_by(self.s)) {
+                    *d = v;
+                }
+            }
+        }
+    }
+    fn join(&self, phased: &[f32], plane: &mut [f32]) {
+        for (row, dst) in phased.chunks_exact(self.w).zip(plane.chunks_exact_mut(self.w)) {
+            for (r, &start) in self.starts.iter().enumerate().take(self.w) {
+                for (d, &v) in dst[r..].iter_mut().step_by(self.s).zip(&row[start..]) {
+                    *d = v;
+                }
+            }
+        }
+    }
+}
+
 /// cols (C·k·k × oh·ow), row (c, ky, kx), from x (C × h × w).
 pub fn im2col(x: &[f32], c: usize, g: &Geometry, cols: &mut [f32]) {
-    let p = g.oh * g.ow;
+    let (p, plane) = (g.oh * g.ow, g.h * g.w);
+    let phases = Phases::new(g.s, g.w);
+    let mut regrouped = vec![0.0f32; if g.s > 1 { plane } else { 0 }];
     for ch in 0..c {
+        let mut src = &x[ch * plane..][..plane];
+        if g.s > 1 {
+            phases.split(src, &mut regrouped);
+            src = &regrouped;
+        }
         for ky in 0..g.k {
             for kx in 0..g.k {
                 let row = &mut cols[((ch * g.k + ky) * g.k + kx) * p..][..p];
@@ -54,19 +103,11 @@ pub fn im2col(x: &[f32], c: usize, g: &Geometry, cols: &mut [f32]) {
                     match g.src(oy, ky, g.h) {
                         None => out.fill(0.0),
                         Some(y) => {
-                            let src = &x[(ch * g.h + y) * g.w..][..g.w];
                             out[..lo].fill(0.0);
                             out[hi..].fill(0.0);
-                            if lo == hi {
-                                continue;
-                            }
-                            let first = lo * g.s + kx - g.p;
-                            if g.s == 1 {
-                                out[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
-                            } else {
-                                for (v, &s) in out[lo..hi].iter_mut().zip(src[first..].iter().step_by(g.s)) {
-                                    *v = s;
-                                }
+                            if lo < hi {
+                                let at = y * g.w + phases.at(lo * g.s + kx - g.p);
+                                out[lo..hi].copy_from_slice(&src[at..at + hi - lo]);
                             }
                         }
                     }
@@ -76,10 +117,18 @@ pub fn im2col(x: &[f32], c: usize, g: &Geometry, cols: &mut [f32]) {
     }
 }
 
-/// The adjoint of `im2col`: adds cols (C·k·k × oh·ow) back into x (C × h × w).
+/// The adjoint of `im2col`: adds cols (C·k·k × oh·ow) back into x (C × h × w), each element's
+/// terms in the same order whatever the stride.
 pub fn col2im(cols: &[f32], c: usize, g: &Geometry, x: &mut [f32]) {
-    let p = g.oh * g.ow;
+    let (p, plane) = (g.oh * g.ow, g.h * g.w);
+    let phases = Phases::new(g.s, g.w);
+    let mut regrouped = vec![0.0f32; if g.s > 1 { plane } else { 0 }];
     for ch in 0..c {
+        let dst = &mut x[ch * plane..][..plane];
+        if g.s > 1 {
+            phases.split(dst, &mut regrouped);
+        }
+        let sums: &mut [f32] = if g.s > 1 { &mut regrouped } else { dst };
         for ky in 0..g.k {
             for kx in 0..g.k {
                 let row = &cols[((ch * g.k + ky) * g.k + kx) * p..][..p];
@@ -87,17 +136,19 @@ pub fn col2im(cols: &[f32], c: usize, g: &Geometry, x: &mut [f32]) {
                 if lo == hi {
                     continue;
                 }
-                let first = lo * g.s + kx - g.p;
+                let at = phases.at(lo * g.s + kx - g.p);
                 for oy in 0..g.oh {
                     if let Some(y) = g.src(oy, ky, g.h) {
-                        let dst = &mut x[(ch * g.h + y) * g.w + first..][..(hi - lo - 1) * g.s + 1];
-                        let src = &row[oy * g.ow + lo..oy * g.ow + hi];
-                        for (d, &v) in dst.iter_mut().step_by(g.s).zip(src) {
+                        let run = &mut sums[y * g.w + at..][..hi - lo];
+                        for (d, &v) in run.iter_mut().zip(&row[oy * g.ow + lo..oy * g.ow + hi]) {
                             *d += v;
                         }
                     }
                 }
             }
+        }
+        if g.s > 1 {
+            phases.join(&regrouped, &mut x[ch * plane..][..plane]);
         }
     }
 }

@@ -62,15 +62,10 @@ pub fn show_training_samples(cfg: &Config, count: usize, out: &Path, overwrite: 
     let (instances, report) = train_instances(&ds, &cfg.data.train_images, cfg.data.category_id, kspec.len());
     eprintln!("{report}");
     let spec = SampleSpec::from_config(cfg, &kspec, true);
-    let order = epoch_order(instances.len(), cfg.seed, 0, true);
-    let mut inputs: Vec<PathBuf> = order.iter().take(count).map(|&i| instances[i].image_path.clone()).collect();
-    inputs.push(cfg.data.train_annotations.clone());
-    refuse_outputs(count, out, &inputs, overwrite)?;
-    draw_samples(
-        &order[..count.min(order.len())],
+    let shown = Shown { count, total: instances.len(), out, overwrite };
+    shown.draw(
+        cfg,
         |i| &instances[i].image_path,
-        out,
-        overwrite,
         |image, i| {
             let sample = spec.build(image, &instances[i], spec.augmentation(&instances[i], cfg.seed, 0, i as u64));
             crate::viz::sample_sheet(&sample, &kspec, cfg.heatmap_size, 2)
@@ -90,15 +85,10 @@ fn show_detector_samples(
     let (images, report) = detect_images(ds, &cfg.data.train_images, cfg.data.category_id);
     eprintln!("{report}");
     let spec = DetectSpec::from_config(cfg, true);
-    let order = epoch_order(images.len(), cfg.seed, 0, true);
-    let mut inputs: Vec<PathBuf> = order.iter().take(count).map(|&i| images[i].image_path.clone()).collect();
-    inputs.push(cfg.data.train_annotations.clone());
-    refuse_outputs(count, out, &inputs, overwrite)?;
-    draw_samples(
-        &order[..count.min(order.len())],
+    let shown = Shown { count, total: images.len(), out, overwrite };
+    shown.draw(
+        cfg,
         |i| &images[i].image_path,
-        out,
-        overwrite,
         |image, i| {
             let sample = spec.build(image, &images[i], spec.augmentation(cfg.seed, 0, i as u64));
             crate::viz::detect_sample_sheet(&sample, &spec.codec, 2)
@@ -106,35 +96,45 @@ fn show_detector_samples(
     )
 }
 
-/// `sample_NNN.png` for NNN < `count` in `out`: refused where one would replace an input, or an
-/// existing file without `overwrite`.
-fn refuse_outputs(count: usize, out: &Path, inputs: &[PathBuf], overwrite: bool) -> Result<()> {
-    let outputs: Vec<PathBuf> = (0..count).map(|k| out.join(format!("sample_{k:03}.png"))).collect();
-    crate::fsutil::refuse_overwriting_inputs(&outputs, inputs)?;
-    crate::fsutil::refuse_existing(&outputs, overwrite)
+/// The first `count` of `total` training samples in epoch 0's order, drawn into
+/// `out/sample_NNN.png`.
+struct Shown<'a> {
+    count: usize,
+    total: usize,
+    out: &'a Path,
+    overwrite: bool,
 }
 
-/// Draws the samples at `indices` into `out/sample_NNN.png` in turn (an unreadable image is
-/// reported and skipped); returns the files written.
-fn draw_samples<'a>(
-    indices: &[usize],
-    path_of: impl Fn(usize) -> &'a Path,
-    out: &Path,
-    overwrite: bool,
-    draw: impl Fn(&image::RgbImage, usize) -> image::RgbImage,
-) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    for &i in indices {
-        let image = match load_rgb(path_of(i)) {
-            Ok(img) => img,
-            Err(e) => {
-                eprintln!("skipped: {e}");
-                continue;
-            }
-        };
-        let path = out.join(format!("sample_{:03}.png", written.len()));
-        crate::viz::save_image(&draw(&image, i), &path, overwrite)?;
-        written.push(path);
+impl Shown<'_> {
+    /// Refuses outputs that would replace an input (the images shown, the annotation file) or,
+    /// without `overwrite`, an existing file; then draws each sample in turn (an unreadable
+    /// image is reported and skipped). Returns the files written.
+    fn draw<'p>(
+        &self,
+        cfg: &Config,
+        path_of: impl Fn(usize) -> &'p Path,
+        draw: impl Fn(&image::RgbImage, usize) -> image::RgbImage,
+    ) -> Result<Vec<PathBuf>> {
+        let order = epoch_order(self.total, cfg.seed, 0, true);
+        let indices = &order[..self.count.min(order.len())];
+        let outputs: Vec<PathBuf> = (0..self.count).map(|k| self.out.join(format!("sample_{k:03}.png"))).collect();
+        let mut inputs: Vec<PathBuf> = indices.iter().map(|&i| path_of(i).to_path_buf()).collect();
+        inputs.push(cfg.data.train_annotations.clone());
+        crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
+        crate::fsutil::refuse_existing(&outputs, self.overwrite)?;
+        let mut written = Vec::new();
+        for &i in indices {
+            let image = match load_rgb(path_of(i)) {
+                Ok(img) => img,
+                Err(e) => {
+                    eprintln!("skipped: {e}");
+                    continue;
+                }
+            };
+            let path = self.out.join(format!("sample_{:03}.png", written.len()));
+            crate::viz::save_image(&draw(&image, i), &path, self.overwrite)?;
+            written.push(path);
+        }
+        Ok(written)
     }
-    Ok(written)
 }

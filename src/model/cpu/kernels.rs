@@ -286,29 +286,34 @@ mod tests {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (*x as f64 - y).abs() / scale < 1e-5)
     }
 
+    /// (kernel, stride, padding, h, w) of the im2col/col2im tests: strides 1–3, paddings wider
+    /// than the kernel, inputs narrower than the stride (every input the kernel fits in).
+    fn geometries() -> impl Iterator<Item = (usize, usize, usize, usize, usize)> {
+        let convs = [(1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (3, 1, 3), (7, 2, 3), (4, 2, 1), (3, 3, 0), (5, 3, 4)];
+        convs.into_iter().flat_map(|(k, st, pad)| {
+            [(1, 1), (2, 5), (7, 6), (9, 13)]
+                .into_iter()
+                .filter(move |&(h, w)| h + 2 * pad >= k && w + 2 * pad >= k)
+                .map(move |(h, w)| (k, st, pad, h, w))
+        })
+    }
+
     #[test]
     fn im2col_equals_the_element_by_element_definition() {
-        for (k, st, pad) in
-            [(1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (3, 1, 3), (7, 2, 3), (4, 2, 1), (3, 3, 0), (5, 3, 4)]
-        {
-            for (h, w) in [(1, 1), (2, 5), (7, 6), (9, 13)] {
-                if h + 2 * pad < k || w + 2 * pad < k {
-                    continue;
-                }
-                let spec = ConvSpec { padding: pad, ..ConvSpec::new(2, 3, k, st) };
-                let g = Geometry::of(&spec, h, w);
-                let x: Vec<f32> = (0..2 * h * w).map(|i| i as f32 + 1.0).collect();
-                let p = g.oh * g.ow;
-                let mut cols = vec![f32::NAN; 2 * k * k * p];
-                im2col(&x, 2, &g, &mut cols);
-                for c in 0..2 {
-                    for (ky, kx, oy, ox) in taps_and_outputs(k, g.oh, g.ow) {
-                        let (yy, xx) = ((oy * st + ky) as isize - pad as isize, (ox * st + kx) as isize - pad as isize);
-                        let inside = yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w;
-                        let expected = if inside { x[(c * h + yy as usize) * w + xx as usize] } else { 0.0 };
-                        let got = cols[((c * k + ky) * k + kx) * p + oy * g.ow + ox];
-                        assert_eq!(got, expected, "k{k} s{st} p{pad} {h}×{w}: c{c} tap ({ky},{kx}) out ({oy},{ox})");
-                    }
+        for (k, st, pad, h, w) in geometries() {
+            let spec = ConvSpec { padding: pad, ..ConvSpec::new(2, 3, k, st) };
+            let g = Geometry::of(&spec, h, w);
+            let x: Vec<f32> = (0..2 * h * w).map(|i| i as f32 + 1.0).collect();
+            let p = g.oh * g.ow;
+            let mut cols = vec![f32::NAN; 2 * k * k * p];
+            im2col(&x, 2, &g, &mut cols);
+            for c in 0..2 {
+                for (ky, kx, oy, ox) in taps_and_outputs(k, g.oh, g.ow) {
+                    let (yy, xx) = ((oy * st + ky) as isize - pad as isize, (ox * st + kx) as isize - pad as isize);
+                    let inside = yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w;
+                    let expected = if inside { x[(c * h + yy as usize) * w + xx as usize] } else { 0.0 };
+                    let got = cols[((c * k + ky) * k + kx) * p + oy * g.ow + ox];
+                    assert_eq!(got, expected, "k{k} s{st} p{pad} {h}×{w}: c{c} tap ({ky},{kx}) out ({oy},{ox})");
                 }
             }
         }
@@ -318,25 +323,18 @@ mod tests {
     fn col2im_is_the_adjoint_of_im2col() {
         // ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ in f64, over strides, paddings wider than the kernel
         // and inputs narrower than it.
-        for (k, st, pad) in
-            [(1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (3, 1, 3), (7, 2, 3), (4, 2, 1), (3, 3, 0), (5, 3, 4)]
-        {
-            for (h, w) in [(1, 1), (2, 5), (7, 6), (9, 13)] {
-                if h + 2 * pad < k || w + 2 * pad < k {
-                    continue;
-                }
-                let spec = ConvSpec { padding: pad, ..ConvSpec::new(2, 3, k, st) };
-                let g = Geometry::of(&spec, h, w);
-                let x: Vec<f32> = (0..2 * h * w).map(|i| (i % 7) as f32 - 3.0).collect();
-                let c: Vec<f32> = (0..2 * k * k * g.oh * g.ow).map(|i| (i % 5) as f32 - 2.0).collect();
-                let mut cols = vec![f32::NAN; c.len()];
-                im2col(&x, 2, &g, &mut cols);
-                let mut back = vec![0.0; x.len()];
-                col2im(&c, 2, &g, &mut back);
-                let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
-                let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
-                assert_eq!(lhs, rhs, "k{k} s{st} p{pad} {h}×{w}");
-            }
+        for (k, st, pad, h, w) in geometries() {
+            let spec = ConvSpec { padding: pad, ..ConvSpec::new(2, 3, k, st) };
+            let g = Geometry::of(&spec, h, w);
+            let x: Vec<f32> = (0..2 * h * w).map(|i| (i % 7) as f32 - 3.0).collect();
+            let c: Vec<f32> = (0..2 * k * k * g.oh * g.ow).map(|i| (i % 5) as f32 - 2.0).collect();
+            let mut cols = vec![f32::NAN; c.len()];
+            im2col(&x, 2, &g, &mut cols);
+            let mut back = vec![0.0; x.len()];
+            col2im(&c, 2, &g, &mut back);
+            let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
+            let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
+            assert_eq!(lhs, rhs, "k{k} s{st} p{pad} {h}×{w}");
         }
     }
 

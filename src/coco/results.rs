@@ -56,14 +56,7 @@ pub fn results_from_records(
         if let Some(j) = r.keypoints.iter().position(|v| !v.is_finite()) {
             bail!("{}: keypoints[{j}] is {}, not a finite number", at(), r.keypoints[j]);
         }
-        ensure!(r.score.is_finite(), "{}: score {} is not a finite number", at(), r.score);
-        ensure!(
-            gt.contains_image(r.image_id),
-            "{}: image_id {} is not an image of the ground truth {}",
-            at(),
-            r.image_id,
-            gt.source.display()
-        );
+        check_score_and_image(&at(), r.score, r.image_id, Some(gt))?;
         let area = if area_from_bbox {
             match r.bbox.as_deref() {
                 Some(&[_, _, w, h, ..]) if w.is_finite() && h.is_finite() => w * h,
@@ -109,6 +102,20 @@ pub struct BoxResult {
     pub score: f64,
 }
 
+/// What keypoint and box results both need: a finite score and, with `gt`, an image of it
+/// (`at` names the record).
+fn check_score_and_image(at: &str, score: f64, image_id: Id, gt: Option<&CocoDataset>) -> Result<()> {
+    ensure!(score.is_finite(), "{at}: score {score} is not a finite number");
+    if let Some(gt) = gt {
+        ensure!(
+            gt.contains_image(image_id),
+            "{at}: image_id {image_id} is not an image of the ground truth {}",
+            gt.source.display()
+        );
+    }
+    Ok(())
+}
+
 /// Loads a box results file; every record needs a bbox of 4 finite numbers, a finite score and
 /// an image that the ground truth has.
 pub fn load_box_results(path: &Path, gt: &CocoDataset) -> Result<Vec<BoxResult>> {
@@ -129,16 +136,7 @@ pub fn box_results_from_records(
             bail!("{}: bbox has {} numbers, expected 4 ([x, y, w, h])", at(), r.bbox.len());
         };
         ensure!(r.bbox.iter().all(|v| v.is_finite()), "{}: bbox {:?} is not finite", at(), r.bbox);
-        ensure!(r.score.is_finite(), "{}: score {} is not a finite number", at(), r.score);
-        if let Some(gt) = gt {
-            ensure!(
-                gt.contains_image(r.image_id),
-                "{}: image_id {} is not an image of the ground truth {}",
-                at(),
-                r.image_id,
-                gt.source.display()
-            );
-        }
+        check_score_and_image(&at(), r.score, r.image_id, gt)?;
         out.push(BoxResult { image_id: r.image_id, category_id: r.category_id, bbox: [x, y, w, h], score: r.score });
     }
     Ok(out)

@@ -156,12 +156,8 @@ pub struct PredictArgs {
     /// Use this config instead of the one stored in the checkpoint.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Image files.
-    #[arg(long, num_args = 1.., required_unless_present = "image_dir", conflicts_with = "image_dir")]
-    pub images: Vec<PathBuf>,
-    /// A folder of images: its jpg, jpeg, png, bmp and webp files (other files are skipped and counted).
-    #[arg(long)]
-    pub image_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: ImageInput,
     /// GT annotations: their person boxes, or with --boxes only the image ids (by file name).
     #[arg(long)]
     pub ann: Option<PathBuf>,
@@ -192,17 +188,24 @@ pub struct PredictArgs {
     pub device: Device,
 }
 
+/// The images `predict` and `detect` read: files, or a folder.
 #[derive(Args, Debug)]
-pub struct DetectArgs {
-    /// A person-detector checkpoint (`dypose train` of a `model.task: "detect"` config).
-    #[arg(long)]
-    pub checkpoint: PathBuf,
+pub struct ImageInput {
     /// Image files.
     #[arg(long, num_args = 1.., required_unless_present = "image_dir", conflicts_with = "image_dir")]
     pub images: Vec<PathBuf>,
     /// A folder of images: its jpg, jpeg, png, bmp and webp files (other files are skipped and counted).
     #[arg(long)]
     pub image_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    /// A person-detector checkpoint (`dypose train` of a `model.task: "detect"` config).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    #[command(flatten)]
+    pub input: ImageInput,
     /// GT annotations whose image ids the results take (by file name); otherwise COCO-style
     /// file names give the ids.
     #[arg(long)]

@@ -1,6 +1,6 @@
 use clap::Parser;
 use dypose::app;
-use dypose::cli::{BenchCommand, Cli, Command, DataCommand, InfoArgs};
+use dypose::cli::{BenchCommand, Cli, Command, DataCommand, ImageInput, InfoArgs};
 use dypose::config::{Config, IouType};
 use std::process::ExitCode;
 
@@ -58,6 +58,14 @@ fn arch_source(a: InfoArgs) -> app::info::ArchSource {
 }
 
 /// Hands each subcommand to its function in `app` and prints what it reports.
+/// The images of `--images` or `--image-dir`.
+fn images(input: ImageInput) -> app::predict::Images {
+    match input.image_dir {
+        Some(d) => app::predict::Images::Folder(d),
+        None => app::predict::Images::Files(input.images),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let report = match cli.command {
         Command::Eval(a) => {
@@ -136,10 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stop_after: a.stop_after,
         })?,
         Command::Predict(a) => {
-            let images = match a.image_dir {
-                Some(d) => app::predict::Images::Folder(d),
-                None => app::predict::Images::Files(a.images),
-            };
+            let images = images(a.input);
             let boxes = match (a.ann, a.boxes, a.detector) {
                 (gt, _, Some(checkpoint)) => app::predict::BoxSource::Detector { gt, checkpoint },
                 (gt, Some(path), None) => app::predict::BoxSource::Detections { gt, path },
@@ -161,10 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             app::predict::predict(&req)?.to_string()
         }
         Command::Detect(a) => {
-            let images = match a.image_dir {
-                Some(d) => app::predict::Images::Folder(d),
-                None => app::predict::Images::Files(a.images),
-            };
+            let images = images(a.input);
             app::detect::detect(&app::detect::DetectRequest {
                 checkpoint: a.checkpoint,
                 device: a.device,

@@ -1,7 +1,7 @@
 //! Every command-line argument lives here, as clap types and nothing else; `main.rs` hands each
 //! subcommand to its function in `app`.
 
-use crate::config::{Arch, Decoding, Device, HeadKind, ImageFormat, IouType, Size};
+use crate::config::{Arch, Decoding, Device, HeadKind, ImageFormat, IouType, KeypointMetric, Size};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -235,9 +235,13 @@ pub struct DrawArgs {
     /// Draw these COCO keypoint results instead of the GT.
     #[arg(long)]
     pub results: Option<PathBuf>,
-    /// Keypoint spec JSON (names, flip_pairs, limbs); default: the GT category's keypoints and skeleton.
+    /// Keypoint spec JSON (names, flip_pairs, limbs); default: the GT file's own set (its
+    /// category's names and skeleton when they fit its keypoint arrays).
     #[arg(long)]
     pub spec: Option<PathBuf>,
+    /// The GT annotations' array that holds the joints (Human-Art: keypoints_21).
+    #[arg(long, value_name = "FIELD", default_value = "keypoints")]
+    pub keypoint_field: String,
     /// Hide results below this score (and joints below it).
     #[arg(long, default_value_t = 0.3)]
     pub min_score: f64,
@@ -324,10 +328,19 @@ pub struct EvalArgs {
     /// (analysis.json, summary.txt and three PNG charts).
     #[arg(long, value_name = "OUT_DIR", conflicts_with = "checkpoint")]
     pub analyze: Option<PathBuf>,
-    /// Keypoint spec JSON (names, flip_pairs, sigmas, limbs); default: COCO's 17 keypoints.
-    /// With --checkpoint the checkpoint's own keypoint set is used.
+    /// Keypoint spec JSON (names, flip_pairs, sigmas, limbs); default: the GT file's own set
+    /// (joints counted from its keypoint arrays; sigmas of the shipped spec its names are, or
+    /// COCO's for 17 joints). With --checkpoint the checkpoint's own keypoint set is used.
     #[arg(long, conflicts_with = "checkpoint")]
     pub spec: Option<PathBuf>,
+    /// The GT annotations' array that holds the joints, when a data set keeps another set beside
+    /// `keypoints` (Human-Art: keypoints_21). With --checkpoint the checkpoint's data.keypoint_field.
+    #[arg(long, value_name = "FIELD", default_value = "keypoints", conflicts_with = "checkpoint")]
+    pub keypoint_field: String,
+    /// The summary of keypoint results: COCO's ten numbers, or CrowdPose's nine (AP, AR without
+    /// area ranges, and the AP of easy / medium / hard images by crowdIndex, as xtcocotools).
+    #[arg(long, value_enum, default_value_t = KeypointMetric::Coco, conflicts_with = "checkpoint")]
+    pub metric: KeypointMetric,
     /// With --checkpoint: where the network runs (cuda needs a build with --features cuda).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,

@@ -91,6 +91,23 @@ pub fn refuse_output_in_input_folder(out: &Path, inputs: &[PathBuf]) -> Result<(
     Ok(())
 }
 
+/// Refuses, before any work, two inputs that would be written to the same output (`outputs[i]`
+/// is that of `inputs[i]`), naming both.
+pub fn refuse_shared_outputs(outputs: &[PathBuf], inputs: &[PathBuf]) -> Result<()> {
+    let mut seen: std::collections::HashMap<&Path, usize> = std::collections::HashMap::with_capacity(outputs.len());
+    for (i, out) in outputs.iter().enumerate() {
+        if let Some(j) = seen.insert(out.as_path(), i) {
+            bail!(
+                "{} and {} would both be drawn to {}; draw them into separate folders",
+                inputs[j].display(),
+                inputs[i].display(),
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Refuses, before any work, outputs that exist already unless `force`, naming the first.
 pub fn refuse_existing(outputs: &[PathBuf], force: bool) -> Result<()> {
     let existing: Vec<&PathBuf> = outputs.iter().filter(|p| p.exists()).collect();

@@ -1,7 +1,7 @@
 use clap::Parser;
 use dypose::app;
 use dypose::cli::{BenchCommand, Cli, Command, DataCommand, ImageInput, InfoArgs};
-use dypose::config::{Config, IouType};
+use dypose::config::{Config, IouType, KeypointMetric};
 use std::process::ExitCode;
 
 /// mimalloc keeps freed memory for reuse: the network allocates and frees buffers of tens of
@@ -86,24 +86,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 (None, Some(results)) if a.iou_type == IouType::Bbox => {
                     anyhow::ensure!(
-                        a.analyze.is_none() && a.spec.is_none(),
-                        "--analyze and --spec are for keypoint results, not --iou-type bbox"
+                        a.analyze.is_none() && a.spec.is_none() && a.metric == KeypointMetric::Coco,
+                        "--analyze, --spec and --metric are for keypoint results, not --iou-type bbox"
                     );
                     app::eval::eval_box_results(&a.gt, &results, &out)?.to_string()
                 }
-                (None, Some(results)) => match a.analyze.as_deref() {
-                    Some(dir) => {
-                        let req = app::analyze::AnalyzeRequest {
-                            gt: &a.gt,
-                            results: &results,
-                            spec: a.spec.as_deref(),
-                            out: dir,
-                            force: a.force,
-                        };
-                        app::analyze::analyze_results(&req, &out)?.0.to_string()
+                (None, Some(results)) => {
+                    let scored = app::eval::ResultsEval {
+                        gt: &a.gt,
+                        results: &results,
+                        spec: a.spec.as_deref(),
+                        keypoint_field: &a.keypoint_field,
+                        metric: a.metric,
+                    };
+                    match a.analyze.as_deref() {
+                        Some(dir) => {
+                            let req = app::analyze::AnalyzeRequest { scored, out: dir, force: a.force };
+                            app::analyze::analyze_results(&req, &out)?.0.to_string()
+                        }
+                        None => app::eval::eval_results(&scored, &out)?.to_string(),
                     }
-                    None => app::eval::eval_results(&a.gt, &results, a.spec.as_deref(), &out)?.to_string(),
-                },
+                }
                 (None, None) => unreachable!("clap requires --results without --checkpoint"),
             };
             summary.trim_end().to_string()
@@ -186,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 out: a.out,
                 results: a.results,
                 spec: a.spec,
+                keypoint_field: a.keypoint_field,
                 min_score: a.min_score,
                 format: a.format,
                 force: a.force,

@@ -173,7 +173,6 @@ fn bad_ground_truth_and_missing_files_are_reported() {
     let cases: Vec<(&str, serde_json::Value, Vec<&str>)> = vec![
         ("gt_short.json", short, vec!["annotations[6]", "50 numbers, not a multiple of 3"]),
         ("gt_no_bbox.json", no_bbox, vec!["record annotations[4]:", "missing field `bbox`"]),
-        ("gt_16.json", sixteen, vec!["annotations[0]", "48 numbers, expected 51"]),
     ];
     for (name, value, needles) in cases {
         let p = dir.path().join(name);
@@ -187,6 +186,20 @@ fn bad_ground_truth_and_missing_files_are_reported() {
             assert!(err.contains(n), "{name}: expected {n:?} in {err}");
         }
     }
+    // The GT's arrays decide the joint count: 16 joints whose category names 17 are named by
+    // number, with a warning, and scoring them asks for a spec, since no sigmas are known.
+    let p = dir.path().join("gt_16.json");
+    std::fs::write(&p, sixteen.to_string()).unwrap();
+    let o = dypose(&["eval", "--gt", p.to_str().unwrap(), "--results", res.to_str().unwrap()]);
+    let err = String::from_utf8(o.stderr).unwrap();
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert!(!o.status.success(), "gt_16.json accepted");
+    assert!(lines.len() == 2 && lines[0].starts_with("warning: ") && lines[0].contains("gt_16.json"), "{err}");
+    assert!(lines[0].contains("names 17 joints") && lines[0].contains("arrays hold 16"), "{err}");
+    assert!(
+        lines[1].starts_with("error: ") && lines[1].contains("no OKS sigmas") && lines[1].contains("--spec"),
+        "{err}"
+    );
     let o = dypose(&["eval", "--gt", "no/such/gt.json", "--results", res.to_str().unwrap()]);
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(!o.status.success() && err.contains("no/such/gt.json") && err.contains("cannot read"), "{err}");

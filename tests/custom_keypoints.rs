@@ -102,8 +102,19 @@ fn a_crowdpose_set_trains_predicts_evaluates_and_draws_with_its_own_joints() {
     let by_wider = dir.path().join("wider_stats.json");
     ok(&["eval", "--gt", s(&scored_gt), "--results", s(&results), "--spec", s(&wider_path), "--json", s(&by_wider)]);
     assert_ne!(stats(&by_wider), stats(&by_spec), "other sigmas, other stats");
-    // Without --spec the GT's own joints are not COCO's: a clear error, not COCO's sigmas.
-    let e = dypose(&["eval", "--gt", s(&val_gt), "--results", s(&results)]);
+    // Without --spec the GT's own joint names are CrowdPose's: the shipped spec's sigmas score it.
+    let by_names = dir.path().join("names_stats.json");
+    ok(&["eval", "--gt", s(&scored_gt), "--results", s(&results), "--json", s(&by_names)]);
+    assert_eq!(stats(&by_names), ap, "a CrowdPose file scores with CrowdPose's sigmas, with no flag");
+    // Joints no shipped spec names (14, not COCO's 17) have no known sigmas: a clear error, not
+    // COCO's sigmas.
+    let mut renamed = read_json(&val_gt);
+    for name in renamed["categories"][0]["keypoints"].as_array_mut().unwrap() {
+        *name = json!(format!("part_{}", name.as_str().unwrap()));
+    }
+    let renamed_gt = dir.path().join("renamed.json");
+    std::fs::write(&renamed_gt, renamed.to_string()).unwrap();
+    let e = dypose(&["eval", "--gt", s(&renamed_gt), "--results", s(&results)]);
     let err = String::from_utf8_lossy(&e.stderr);
     assert!(!e.status.success() && err.contains("no OKS sigmas") && err.contains("--spec"), "{err}");
 

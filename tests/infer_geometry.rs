@@ -31,7 +31,7 @@ fn oracle_persons(gt: &CocoDataset, boxes: &[PersonBox], codec: &HeatmapCodec, s
         let best = gt
             .annotations_of(pb.image_id)
             .filter(|a| !a.iscrowd && a.keypoints.as_ref().is_some_and(|k| k.chunks(3).any(|p| p[2] > 0.0)))
-            .map(|a| (iou(pb.bbox, a.bbox), a))
+            .map(|a| (iou(pb.bbox, a.bbox.unwrap()), a))
             .filter(|(o, _)| *o > 0.0)
             .max_by(|x, y| x.0.total_cmp(&y.0));
         let (kps, vis): (Vec<[f32; 2]>, Vec<bool>) = match best {
@@ -76,8 +76,10 @@ fn gt_boxes_through_the_whole_inference_path_score_ap_095() {
     // quarter offset, in image pixels: stride 4 × crop scale.
     let mut worst = 0.0f64;
     for p in &persons {
-        let a =
-            gt.annotations_of(p.image_id).max_by(|a, b| iou(p.bbox, a.bbox).total_cmp(&iou(p.bbox, b.bbox))).unwrap();
+        let a = gt
+            .annotations_of(p.image_id)
+            .max_by(|a, b| iou(p.bbox, a.bbox.unwrap()).total_cmp(&iou(p.bbox, b.bbox.unwrap())))
+            .unwrap();
         let (region, _) = crop_of(p.bbox, &codec, 1.25);
         let px = 4.0 * region.size[0] / 192.0;
         for (k, g) in p.keypoints.iter().zip(a.keypoints.as_ref().unwrap().chunks(3)) {

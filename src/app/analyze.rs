@@ -1,15 +1,13 @@
 //! `dypose eval --analyze OUT`: the stats of a results file as `eval` prints them, and in OUT why
 //! they are what they are (`analysis.json`, `summary.txt` and three charts).
 
-use super::eval::StatsFile;
-use crate::coco::results::{read_result_records, results_from_records};
-use crate::coco::{CocoDataset, KeypointResult, KeypointSpec};
+use super::eval::{ResultsEval, StatsFile};
 use crate::eval::analyze::joints::JointError;
 use crate::eval::analyze::{analyze, Analysis};
-use crate::eval::{gt_keypoint_set, Stats};
+use crate::eval::Stats;
 use crate::viz::charts::{grouped_bars, stacked_shares, unit_curves};
 use crate::viz::save_image;
-use anyhow::{Context, Result};
+use anyhow::{ensure, Result};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,10 +16,8 @@ use std::time::Instant;
 pub const OUTPUTS: [&str; 5] = ["analysis.json", "summary.txt", "keypoint_errors.png", "ap_gains.png", "pr_curves.png"];
 
 pub struct AnalyzeRequest<'a> {
-    pub gt: &'a Path,
-    pub results: &'a Path,
-    /// A keypoint spec file; default: the GT file's own keypoint set.
-    pub spec: Option<&'a Path>,
+    /// The files and keypoint set, as `eval` reads them (COCO's metric only).
+    pub scored: ResultsEval<'a>,
     pub out: &'a Path,
     /// Replace outputs that exist.
     pub force: bool,
@@ -30,13 +26,17 @@ pub struct AnalyzeRequest<'a> {
 /// Evaluates and analyses; returns the stats and the analysis, with every file written.
 pub fn analyze_results(req: &AnalyzeRequest, stats_file: &StatsFile) -> Result<(Stats, Analysis)> {
     let outputs: Vec<PathBuf> = OUTPUTS.iter().map(|n| req.out.join(n)).collect();
-    let inputs: Vec<PathBuf> = [req.gt, req.results].into_iter().chain(req.spec).map(Path::to_path_buf).collect();
-    stats_file.check(&inputs.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    ensure!(
+        req.scored.metric == crate::config::KeypointMetric::Coco,
+        "--analyze explains COCO's metric; it does not take --metric crowdpose"
+    );
+    let inputs: Vec<PathBuf> = req.scored.inputs().into_iter().map(Path::to_path_buf).collect();
+    stats_file.check(&req.scored.inputs())?;
     crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
     crate::fsutil::refuse_existing(&outputs, req.force)?;
 
     let start = Instant::now();
-    let (gt, results, spec) = load(req.gt, req.results, req.spec)?;
+    let (gt, results, spec) = req.scored.load()?;
     let loaded = start.elapsed().as_secs_f64();
     let analysis = analyze(&gt, &results, &spec)?;
     let analysed = start.elapsed().as_secs_f64() - loaded;
@@ -58,32 +58,6 @@ pub fn analyze_results(req: &AnalyzeRequest, stats_file: &StatsFile) -> Result<(
         req.out.display()
     );
     Ok((analysis.original, analysis))
-}
-
-/// The GT file, the results and the keypoint set (the spec file's, else the GT file's own),
-/// both files read in parallel.
-pub fn load(
-    gt: &Path,
-    results: &Path,
-    spec: Option<&Path>,
-) -> Result<(CocoDataset, Vec<KeypointResult>, KeypointSpec)> {
-    let (gt, records) = rayon::join(|| CocoDataset::load(gt), || read_result_records(results));
-    let gt = gt?;
-    // Sigmas are needed: a spec file without them is named; the GT's own set asks for --spec.
-    let spec = match spec {
-        Some(p) => {
-            let s = KeypointSpec::from_json_file(p)?;
-            s.sigmas().with_context(|| p.display().to_string())?;
-            s
-        }
-        None => {
-            let s = gt_keypoint_set(&gt)?;
-            s.sigmas().map_err(|e| anyhow::anyhow!("{}: {e:#} (pass --spec)", gt.source.display()))?;
-            s
-        }
-    };
-    let results = results_from_records(records?, &results.display().to_string(), &gt, spec.len())?;
-    Ok((gt, results, spec))
 }
 
 /// The three charts: per-keypoint error shares, AP gains per fix, PR curves.

@@ -69,7 +69,14 @@ pub fn bench_eval(gt: &Path, results: &Path, spec: Option<&Path>, repeats: usize
     };
     let analysed = || -> Result<f64> {
         let start = Instant::now();
-        let (gt, results, spec) = super::analyze::load(gt, results, spec)?;
+        let scored = super::eval::ResultsEval {
+            gt,
+            results,
+            spec,
+            keypoint_field: crate::coco::dataset::KEYPOINTS_FIELD,
+            metric: crate::config::KeypointMetric::Coco,
+        };
+        let (gt, results, spec) = scored.load()?;
         crate::eval::analyze::analyze(&gt, &results, &spec)?;
         Ok(start.elapsed().as_secs_f64())
     };
@@ -130,13 +137,10 @@ pub fn bench_folder(dir: &Path, input: crate::config::Size, samples: usize, batc
 pub fn bench_data(ann: &Path, images: &Path, samples: usize, workers: usize, batch: usize) -> Result<String> {
     let ds = CocoDataset::load(ann)?;
     // The reference recipe (192×256 input, 48×64 heatmaps, the default augmentation) for the
-    // keypoint set of the file's first category with keypoints.
-    let cat = ds.categories.iter().find(|c| !c.keypoints.is_empty());
-    let kspec = match cat {
-        Some(c) => ds.keypoint_spec(c.id)?,
-        None => KeypointSpec::coco17(),
-    };
-    let (base, report) = train_instances(&ds, images, cat.map_or(1, |c| c.id), kspec.len());
+    // file's own keypoint set.
+    let cat = ds.categories.iter().find(|c| !c.keypoints.is_empty()).map_or(1, |c| c.id);
+    let kspec = super::announced(crate::coco::find_keypoint_set(&ds, Some(cat), None)?);
+    let (base, report) = train_instances(&ds, images, cat, kspec.len());
     anyhow::ensure!(!base.is_empty(), "{}: no person instances to load ({report})", ann.display());
     let instances: Vec<_> = base.iter().cycle().take(samples.max(1)).cloned().collect();
     let spec = SampleSpec::from_config(&Config::default(), &kspec, true);

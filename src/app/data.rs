@@ -51,14 +51,12 @@ pub fn synth(req: &SynthRequest) -> Result<String> {
 pub fn show_training_samples(cfg: &Config, count: usize, out: &Path, overwrite: bool) -> Result<Vec<PathBuf>> {
     Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
     Config::require(&cfg.data.train_images, "data.train_images")?;
-    let ds = CocoDataset::load(&cfg.data.train_annotations)?;
+    let ds = CocoDataset::load_field(&cfg.data.train_annotations, &cfg.data.keypoint_field)?;
     if cfg.model.task == Task::Detect {
         return show_detector_samples(cfg, &ds, count, out, overwrite);
     }
-    let kspec = match &cfg.data.keypoints {
-        Some(p) => KeypointSpec::from_json_file(p)?,
-        None => ds.keypoint_spec(cfg.data.category_id)?,
-    };
+    let found = crate::coco::find_keypoint_set(&ds, Some(cfg.data.category_id), cfg.data.keypoints.as_deref())?;
+    let kspec = super::announced(found);
     let (instances, report) = train_instances(&ds, &cfg.data.train_images, cfg.data.category_id, kspec.len());
     eprintln!("{report}");
     let spec = SampleSpec::from_config(cfg, &kspec, true);

@@ -1,10 +1,11 @@
 //! `dypose draw`: skeletons of a GT file or of a results file on the images of a folder, with
-//! the keypoint set the GT file's category declares (or a spec file's).
+//! the GT file's own keypoint set (or a spec file's). Drawings keep the folders of the images'
+//! `file_name`s (PoseTrack18's per-video folders hold frames of the same names).
 
-use crate::coco::{CocoDataset, KeypointSpec};
+use crate::coco::CocoDataset;
 use crate::config::ImageFormat;
 use crate::viz::{draw_pose, drawing_path, save_image, Pose};
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -16,30 +17,21 @@ pub struct DrawRequest {
     pub images: PathBuf,
     pub out: PathBuf,
     pub results: Option<PathBuf>,
-    /// A keypoint spec file; default: the GT category's names, skeleton and flip pairs.
+    /// A keypoint spec file; default: the GT file's own set (`coco::find_keypoint_set`).
     pub spec: Option<PathBuf>,
+    /// The GT annotations' array that holds the joints.
+    pub keypoint_field: String,
     pub min_score: f64,
     /// The input's own format when `None`.
     pub format: Option<ImageFormat>,
     pub force: bool,
 }
 
-/// The keypoint set to draw with: the spec file, else the category of the GT's persons.
-fn drawing_spec(gt: &CocoDataset, spec: Option<&Path>) -> Result<KeypointSpec> {
-    if let Some(p) = spec {
-        return KeypointSpec::from_json_file(p);
-    }
-    let Some(cat) = gt.categories.iter().find(|c| !c.keypoints.is_empty()) else {
-        bail!("{}: no category lists keypoint names; pass --spec", gt.source.display());
-    };
-    gt.keypoint_spec(cat.id)
-}
-
 /// Draws every image of the GT file that has something to draw; returns how many were written.
 /// Unreadable images are named in the error after the others are written.
 pub fn draw(req: &DrawRequest) -> Result<usize> {
-    let gt = CocoDataset::load(&req.ann)?;
-    let spec = drawing_spec(&gt, req.spec.as_deref())?;
+    let gt = CocoDataset::load_field(&req.ann, &req.keypoint_field)?;
+    let spec = super::announced(crate::coco::find_keypoint_set(&gt, None, req.spec.as_deref())?);
     let mut poses: BTreeMap<i64, Vec<Drawn>> = BTreeMap::new();
     match &req.results {
         Some(r) => {
@@ -51,20 +43,12 @@ pub fn draw(req: &DrawRequest) -> Result<usize> {
             }
         }
         None => {
+            // The set's joint count is that of every non-empty keypoint array (checked when found).
             for a in gt.annotations.iter().filter(|a| !a.iscrowd) {
-                let Some(k) = &a.keypoints else { continue };
-                ensure!(
-                    k.len() == 3 * spec.len(),
-                    "{}: annotation {} has {} keypoint numbers, but the keypoint set '{}' has {} keypoints",
-                    gt.source.display(),
-                    a.id,
-                    k.len(),
-                    spec.name,
-                    spec.len()
-                );
+                let Some(k) = a.keypoints.as_ref().filter(|k| !k.is_empty()) else { continue };
                 // GT visibility 1/2 shown, 0 hidden.
                 let kps = k.chunks_exact(3).map(|k| [k[0], k[1], if k[2] > 0.0 { 1.0 } else { 0.0 }]).collect();
-                poses.entry(a.image_id).or_default().push((kps, Some(a.bbox), None));
+                poses.entry(a.image_id).or_default().push((kps, a.bbox, None));
             }
         }
     }
@@ -75,13 +59,17 @@ pub fn draw(req: &DrawRequest) -> Result<usize> {
     for (id, list) in &poses {
         let Some(rec) = gt.image(*id) else { continue };
         match crate::fsutil::inside(&req.images, &rec.file_name) {
-            Ok(src) => plan.push((src, drawing_path(&req.out, Path::new(&rec.file_name), req.format), list)),
+            Ok(src) => {
+                let folder = req.out.join(Path::new(&rec.file_name).parent().unwrap_or(Path::new("")));
+                plan.push((src, drawing_path(&folder, Path::new(&rec.file_name), req.format), list))
+            }
             Err(e) => failed.push(format!("{}: image {id}: {e}", req.ann.display())),
         }
     }
     let outputs: Vec<PathBuf> = plan.iter().map(|(_, out, _)| out.clone()).collect();
     let mut inputs: Vec<PathBuf> = plan.iter().map(|(src, _, _)| src.clone()).collect();
     inputs.extend([req.ann.clone()].into_iter().chain(req.results.clone()));
+    crate::fsutil::refuse_shared_outputs(&outputs, &inputs)?;
     crate::fsutil::refuse_output_in_input_folder(&req.out, &inputs)?;
     crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
     crate::fsutil::refuse_existing(&outputs, req.force)?;

@@ -1,8 +1,9 @@
 //! `dypose eval`: the COCO keypoint (or box) stats of a results file, or of a checkpoint run on a set.
 
-use crate::coco::{CocoDataset, KeypointSpec};
-use crate::config::{Device, Task};
-use crate::eval::{evaluate_box_files, evaluate_files, BoxStats, EvalReport, Stats};
+use crate::coco::results::{read_result_records, results_from_records};
+use crate::coco::{CocoDataset, KeypointResult, KeypointSpec};
+use crate::config::{Device, KeypointMetric, Task};
+use crate::eval::{evaluate_box_files, evaluate_crowdpose, BoxStats, EvalReport, KeypointStats, Stats};
 use crate::infer::detect::{detect_jobs, evaluate_detector};
 use crate::infer::validate::{evaluate, ValSet};
 use anyhow::{ensure, Context, Result};
@@ -34,16 +35,60 @@ impl StatsFile<'_> {
     }
 }
 
-/// Scores `results` against `gt` with the keypoint set of `spec`, or the GT file's own set.
-pub fn eval_results(gt: &Path, results: &Path, spec: Option<&Path>, out: &StatsFile) -> Result<Stats> {
-    out.check(&[gt, results].into_iter().chain(spec).collect::<Vec<_>>())?;
+/// What `dypose eval --results` (and `--analyze`) scores.
+pub struct ResultsEval<'a> {
+    pub gt: &'a Path,
+    pub results: &'a Path,
+    /// A keypoint spec file; default: the GT file's own keypoint set.
+    pub spec: Option<&'a Path>,
+    /// The GT annotations' array that holds the joints (`keypoints` unless told otherwise).
+    pub keypoint_field: &'a str,
+    pub metric: KeypointMetric,
+}
+
+impl ResultsEval<'_> {
+    /// The files read, which no output may replace.
+    pub(super) fn inputs(&self) -> Vec<&Path> {
+        [self.gt, self.results].into_iter().chain(self.spec).collect()
+    }
+
+    /// The GT file, the results and the keypoint set that scores them (the spec file's, else the
+    /// GT file's own; either must give sigmas), both files read in parallel. What was assumed to
+    /// find the set is printed.
+    pub fn load(&self) -> Result<(CocoDataset, Vec<KeypointResult>, KeypointSpec)> {
+        let (gt, records) =
+            rayon::join(|| CocoDataset::load_field(self.gt, self.keypoint_field), || read_result_records(self.results));
+        let gt = gt?;
+        let spec = super::announced(crate::coco::find_keypoint_set(&gt, None, self.spec)?);
+        match self.spec {
+            Some(p) => spec.sigmas().with_context(|| p.display().to_string())?,
+            None => spec.sigmas().map_err(|e| anyhow::anyhow!("{}: {e:#} (pass --spec)", gt.source.display()))?,
+        };
+        let results = results_from_records(records?, &self.results.display().to_string(), &gt, spec.len())?;
+        Ok((gt, results, spec))
+    }
+}
+
+/// Scores the request's results with its metric and prints how.
+pub fn eval_results(req: &ResultsEval, out: &StatsFile) -> Result<KeypointStats> {
+    out.check(&req.inputs())?;
     let start = Instant::now();
-    let spec = spec.map(KeypointSpec::from_json_file).transpose()?;
-    let sigmas = spec.as_ref().map(|s| s.sigmas().with_context(|| s.name.clone())).transpose()?;
-    let report = evaluate_files(gt, results, sigmas)?;
-    print_counts(&report, start);
-    out.write(&report.stats)?;
-    Ok(report.stats)
+    let (gt, results, spec) = req.load()?;
+    let sigmas = spec.sigmas()?;
+    let stats = match req.metric {
+        KeypointMetric::Coco => {
+            let report = crate::eval::evaluate(&gt, &results, sigmas)?;
+            print_counts(&report, start);
+            KeypointStats::Coco(report.stats)
+        }
+        KeypointMetric::Crowdpose => {
+            let report = evaluate_crowdpose(&gt, &results, sigmas)?;
+            print_counts(&report, start);
+            KeypointStats::CrowdPose(report.stats)
+        }
+    };
+    out.write(&stats)?;
+    Ok(stats)
 }
 
 /// Scores box `results` against `gt` as `COCOeval(iouType="bbox")`.
@@ -57,6 +102,9 @@ pub fn eval_box_results(gt: &Path, results: &Path, out: &StatsFile) -> Result<Bo
 }
 
 fn print_counts<S>(report: &EvalReport<S>, start: Instant) {
+    for note in &report.notes {
+        eprintln!("{note}");
+    }
     eprintln!(
         "evaluated {} results on {} images ({} GT annotations) in {:.2}s",
         report.num_results,
@@ -123,6 +171,9 @@ pub fn eval_checkpoint(req: &CheckpointEval, out: &StatsFile) -> Result<Checkpoi
         return Ok(CheckpointStats::Boxes(stats));
     }
     let mut val = ValSet::from_files(cfg, spec, &req.gt, &req.images, req.boxes.as_deref())?;
+    if let Some(note) = crate::eval::Reference::for_gt(&val.gt).note(&val.gt) {
+        eprintln!("{note}");
+    }
     if let Some(detector) = &req.detector {
         let jobs = detect_jobs(&val.gt, &req.images)?;
         let (boxes, seconds) = super::detect::detector_person_boxes(req.device, detector, &jobs)?;

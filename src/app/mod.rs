@@ -17,7 +17,7 @@ pub mod pretrain;
 pub mod quickstart;
 pub mod train;
 
-use crate::coco::{CocoDataset, KeypointSpec};
+use crate::coco::{CocoDataset, FoundSet, KeypointSpec};
 use crate::config::{Config, Device};
 use crate::infer::HeatmapModel;
 use crate::model::blueprint::Blueprint;
@@ -26,14 +26,23 @@ use anyhow::{Context, Result};
 use std::path::Path;
 
 /// The keypoint set of a config that no checkpoint describes (for `info`, `init` and `bench`):
-/// the `data.keypoints` spec file, else the category of `data.train_annotations` when that file
-/// is there, else COCO's 17 joints (a paper config before the COCO download).
+/// the training set's, as training finds it, when `data.train_annotations` is there, else the
+/// `data.keypoints` spec file, else COCO's 17 joints (a paper config before the COCO download).
 pub fn spec_for_config(cfg: &Config) -> Result<KeypointSpec> {
     let (ann, spec_file) = (&cfg.data.train_annotations, cfg.data.keypoints.as_deref());
     if ann.is_file() {
-        return KeypointSpec::for_training(spec_file, &CocoDataset::load(ann)?, cfg.data.category_id);
+        let train = CocoDataset::load_field(ann, &cfg.data.keypoint_field)?;
+        return Ok(announced(crate::coco::training_set(&train, cfg.data.category_id, spec_file)?));
     }
     spec_file.map_or_else(|| Ok(KeypointSpec::coco17()), KeypointSpec::from_json_file)
+}
+
+/// The set found for a file, after printing (once) what was assumed to find it.
+pub fn announced(found: FoundSet) -> KeypointSpec {
+    for note in &found.notes {
+        eprintln!("{note}");
+    }
+    found.spec
 }
 
 /// A trained network ready to predict, with the config and keypoint set it was trained with.

@@ -1,7 +1,7 @@
 //! `dypose predict`: a checkpoint and images in; COCO results and one drawing per image out.
 
 use crate::coco::{CocoDataset, KeypointSpec};
-use crate::config::{Decoding, Device};
+use crate::config::{Config, Decoding, Device};
 use crate::infer::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
 use crate::infer::detect::DetectJob;
 use crate::infer::predictor::Predictions;
@@ -114,20 +114,22 @@ pub fn files_in(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     Ok((images, others))
 }
 
-/// An image id for a file: from the GT by file name, else the digits of a COCO-style name, else
-/// its position (1-based).
+/// An image id for a file: from the GT (the record whose `file_name` the path ends with), else
+/// the digits of a COCO-style name, else its position (1-based).
 pub(super) fn image_ids(images: &[PathBuf], gt: Option<&CocoDataset>) -> Result<Vec<i64>> {
-    let by_name: BTreeMap<&str, i64> =
-        gt.map(|g| g.images.iter().map(|i| (i.file_name.as_str(), i.id)).collect()).unwrap_or_default();
+    // Records by their last path component; several share it when images sit in per-video
+    // folders (PoseTrack18: `images/val/<video>/000000.jpg`).
+    let mut by_name: BTreeMap<&std::ffi::OsStr, Vec<(&Path, i64)>> = BTreeMap::new();
+    for rec in gt.map_or(&[][..], |g| g.images.as_slice()) {
+        let path = Path::new(&rec.file_name);
+        by_name.entry(path.file_name().unwrap_or_default()).or_default().push((path, rec.id));
+    }
     images
         .iter()
         .enumerate()
         .map(|(k, p)| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy();
             if let Some(g) = gt {
-                return by_name
-                    .get(name.as_ref())
-                    .copied()
+                return image_id_in(p, &by_name)
                     .with_context(|| format!("{}: not an image of {}", p.display(), g.source.display()));
             }
             let stem = p.file_stem().unwrap_or_default().to_string_lossy();
@@ -136,18 +138,35 @@ pub(super) fn image_ids(images: &[PathBuf], gt: Option<&CocoDataset>) -> Result<
         .collect()
 }
 
-/// One job per image, with the boxes `source` gives it.
-fn jobs(
-    images: &[PathBuf],
-    source: &BoxSource,
-    device: Device,
-    category_id: i64,
-    score_threshold: f64,
-    joints: usize,
-) -> Result<Vec<ImageJob>> {
+/// The id of the one record whose `file_name` is `path`'s last components; with several that
+/// end the same way the one matching the most components, and none when that is still a tie.
+fn image_id_in(path: &Path, by_name: &BTreeMap<&std::ffi::OsStr, Vec<(&Path, i64)>>) -> Option<i64> {
+    let candidates = by_name.get(path.file_name()?)?;
+    let depth = |name: &Path| {
+        let matched = name.components().rev().zip(path.components().rev()).take_while(|(a, b)| a == b).count();
+        if matched == name.components().count() {
+            matched
+        } else {
+            0
+        }
+    };
+    let best = candidates.iter().map(|(name, _)| depth(name)).max()?;
+    let mut top = candidates.iter().filter(|(name, _)| depth(name) == best);
+    match (top.next(), top.next()) {
+        (Some(&(_, id)), None) => Some(id),
+        // Same last component only: the name alone decides, when it is unique.
+        _ if best == 0 && candidates.len() == 1 => Some(candidates[0].1),
+        _ => None,
+    }
+}
+
+/// One job per image, with the boxes `source` gives it (`cfg`: the category, the GT's keypoint
+/// field and the detection score threshold).
+fn jobs(images: &[PathBuf], source: &BoxSource, device: Device, cfg: &Config, joints: usize) -> Result<Vec<ImageJob>> {
+    let (category_id, score_threshold) = (cfg.data.category_id, cfg.val.box_score_threshold);
     let gt = match source {
         BoxSource::Gt(p) | BoxSource::Detections { gt: Some(p), .. } | BoxSource::Detector { gt: Some(p), .. } => {
-            Some(CocoDataset::load(p)?)
+            Some(CocoDataset::load_field(p, &cfg.data.keypoint_field)?)
         }
         _ => None,
     };
@@ -193,7 +212,7 @@ pub fn predict(req: &PredictRequest) -> Result<PredictReport> {
     cfg.val.flip_test &= req.flip;
     cfg.val.decoding = req.decoding.unwrap_or(cfg.val.decoding);
     let category = cfg.data.category_id;
-    let jobs = jobs(&images, &req.boxes, req.device, category, cfg.val.box_score_threshold, spec.len())?;
+    let jobs = jobs(&images, &req.boxes, req.device, &cfg, spec.len())?;
     let mut predictor = Predictor::for_config(trained.model, &cfg, &spec)?;
     std::fs::create_dir_all(&req.out).with_context(|| format!("{}: cannot create", req.out.display()))?;
     let predictions = predictor.run(&jobs, |job, img, persons| match req.draw {
@@ -235,7 +254,9 @@ pub(super) fn fail_on_unreadable(
 fn refuse_unsafe_outputs(req: &PredictRequest, images: &[PathBuf], results: &Path) -> Result<()> {
     let mut outputs = vec![results.to_path_buf()];
     if req.draw {
-        outputs.extend(images.iter().map(|p| crate::viz::drawing_path(&req.out, p, None)));
+        let drawings: Vec<PathBuf> = images.iter().map(|p| crate::viz::drawing_path(&req.out, p, None)).collect();
+        crate::fsutil::refuse_shared_outputs(&drawings, images)?;
+        outputs.extend(drawings);
     }
     let mut inputs = images.to_vec();
     inputs.extend([req.checkpoint.clone()].into_iter().chain(req.config.clone()));

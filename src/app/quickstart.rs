@@ -74,8 +74,8 @@ pub fn run(force: bool, overrides: &[String]) -> Result<String> {
     // The first val images with labelled persons (GT-box predictions come one image after another).
     let mut image_ids: Vec<i64> = preds.persons.iter().map(|p| p.image_id).collect();
     image_ids.dedup();
-    let gt = crate::coco::CocoDataset::load(&cfg.data.val_annotations)?;
-    let spec = gt.keypoint_spec(cfg.data.category_id)?;
+    let gt = crate::coco::CocoDataset::load_field(&cfg.data.val_annotations, &cfg.data.keypoint_field)?;
+    let spec = crate::coco::find_keypoint_set(&gt, Some(cfg.data.category_id), cfg.data.keypoints.as_deref())?.spec;
     let draw_dir = run_dir.join("drawings");
     for id in image_ids.into_iter().take(DRAWINGS) {
         let Some(rec) = gt.image(id) else { continue };

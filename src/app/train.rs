@@ -4,7 +4,7 @@
 
 use crate::coco::{CocoDataset, KeypointSpec};
 use crate::config::{Config, Device, Task};
-use crate::eval::BoxStats;
+use crate::eval::{BoxStats, Reference};
 use crate::infer::detect::{evaluate_detector, Detections};
 use crate::infer::validate::{validate, ValSet, Validation};
 use crate::train::{TrainOptions, TrainOutcome, ValScores};
@@ -63,7 +63,7 @@ fn check_run_files(cfg: &Config, opts: &TrainOptions) -> Result<CocoDataset> {
     crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
     Config::require(&cfg.data.train_annotations, "data.train_annotations")?;
     Config::require(&cfg.data.train_images, "data.train_images")?;
-    CocoDataset::load(&cfg.data.train_annotations)
+    CocoDataset::load_field(&cfg.data.train_annotations, &cfg.data.keypoint_field)
 }
 
 /// Trains the person detector `cfg` describes (`model.task: "detect"`) on `device`, with box AP
@@ -77,8 +77,8 @@ pub fn run_detector(
     let train_set = check_run_files(cfg, opts)?;
     // The detector needs no keypoint set; its checkpoints still name the data's, when it has one,
     // so that every checkpoint opens the same way.
-    let spec = KeypointSpec::for_training(cfg.data.keypoints.as_deref(), &train_set, cfg.data.category_id)
-        .unwrap_or_else(|_| KeypointSpec::coco17());
+    let spec = crate::coco::training_set(&train_set, cfg.data.category_id, cfg.data.keypoints.as_deref())
+        .map_or_else(|_| KeypointSpec::coco17(), |found| found.spec);
     let val = if cfg.train.val_every > 0 {
         Config::require(&cfg.data.val_annotations, "data.val_annotations")?;
         Config::require(&cfg.data.val_images, "data.val_images")?;
@@ -109,8 +109,12 @@ pub fn run(
         "a detector config (model.task \"detect\") trains through run_detector"
     );
     let train_set = check_run_files(cfg, opts)?;
-    let spec = KeypointSpec::for_training(cfg.data.keypoints.as_deref(), &train_set, cfg.data.category_id)?;
+    let spec =
+        super::announced(crate::coco::training_set(&train_set, cfg.data.category_id, cfg.data.keypoints.as_deref())?);
     let val = if cfg.train.val_every > 0 { Some(ValSet::load(cfg, &spec)?) } else { None };
+    if let Some(note) = val.as_ref().and_then(|v| Reference::for_gt(&v.gt).note(&v.gt)) {
+        eprintln!("{note}");
+    }
     crate::with_device!(device, |dev: D| {
         crate::train::train(dev, cfg, &spec, &train_set, opts, |net| {
             let val = val.as_ref().context("a validation without a validation set")?;

@@ -1,11 +1,17 @@
 //! A loaded COCO annotation file with the indexes the rest of the pipeline needs.
 
-use super::json::{parse_json, read_with, split_object, try_array_par};
-use super::keypoints::KeypointSpec;
+use super::json::{parse_json, split_array, split_object, try_array_par, without_bom};
 use super::schema::{AnnotationFile, AnnotationRecord, CategoryRecord, Id, ImageRecord};
-use anyhow::{anyhow, bail, ensure, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use rayon::prelude::*;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// The annotation array that holds the joints unless a data set keeps another set beside it
+/// (Human-Art's `keypoints_21`, COCO-WholeBody's `foot_kpts`): config key `data.keypoint_field`,
+/// flag `--keypoint-field`.
+pub const KEYPOINTS_FIELD: &str = "keypoints";
 
 #[derive(Debug, Clone)]
 pub struct CocoDataset {
@@ -14,6 +20,8 @@ pub struct CocoDataset {
     pub images: Vec<ImageRecord>,
     pub annotations: Vec<AnnotationRecord>,
     pub categories: Vec<CategoryRecord>,
+    /// The annotation field `keypoints` was read from ([`KEYPOINTS_FIELD`] unless told otherwise).
+    pub keypoint_field: String,
     image_pos: HashMap<Id, usize>,
     /// Annotation positions per image id, in file order (annotations of unknown images included).
     anns_of_image: HashMap<Id, Vec<usize>>,
@@ -21,12 +29,28 @@ pub struct CocoDataset {
 
 impl CocoDataset {
     pub fn load(path: &Path) -> Result<Self> {
-        let file = read_with(path, parse_annotation_file)?;
-        Self::from_file(file, path.to_path_buf())
+        Self::load_field(path, KEYPOINTS_FIELD)
+    }
+
+    /// Loads a file whose joints are in the annotations' `field` array instead of `keypoints`
+    /// (which is then passed over); `num_keypoints` is counted from that array's v flags.
+    pub fn load_field(path: &Path, field: &str) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+        let bytes = without_bom(&bytes);
+        let named = |e: String| anyhow!("{}: {e}", path.display());
+        let mut file = parse_annotation_file(bytes).map_err(named)?;
+        if field != KEYPOINTS_FIELD {
+            take_keypoint_field(bytes, &mut file, field).map_err(named)?;
+        }
+        Self::from_parsed(file, path.to_path_buf(), field)
     }
 
     /// Validates and indexes a parsed file; errors name `source` and the record.
     pub fn from_file(file: AnnotationFile, source: PathBuf) -> Result<Self> {
+        Self::from_parsed(file, source, KEYPOINTS_FIELD)
+    }
+
+    fn from_parsed(file: AnnotationFile, source: PathBuf, field: &str) -> Result<Self> {
         let AnnotationFile { images, annotations, categories } = file;
         let name = source.display().to_string();
         let mut image_pos = HashMap::with_capacity(images.len());
@@ -42,17 +66,21 @@ impl CocoDataset {
             if let Some(first) = ann_ids.insert(ann.id, i) {
                 bail!("{}: annotation id already used by annotations[{first}]", at());
             }
-            ensure!(ann.area.is_finite(), "{}: area {} is not a finite number", at(), ann.area);
-            ensure!(ann.bbox.iter().all(|v| v.is_finite()), "{}: bbox {:?} has a non-finite number", at(), ann.bbox);
+            if let Some(area) = ann.area {
+                ensure!(area.is_finite(), "{}: area {area} is not a finite number", at());
+            }
+            if let Some(b) = ann.bbox {
+                ensure!(b.iter().all(|v| v.is_finite()), "{}: bbox {b:?} has a non-finite number", at());
+            }
             if let Some(kps) = &ann.keypoints {
                 ensure!(
                     kps.len() % 3 == 0,
-                    "{}: keypoints has {} numbers, not a multiple of 3 (x, y, v)",
+                    "{}: {field} has {} numbers, not a multiple of 3 (x, y, v)",
                     at(),
                     kps.len()
                 );
                 if let Some(j) = kps.iter().position(|v| !v.is_finite()) {
-                    bail!("{}: keypoints[{j}] is {}, not a finite number", at(), kps[j]);
+                    bail!("{}: {field}[{j}] is {}, not a finite number", at(), kps[j]);
                 }
             }
             anns_of_image.entry(ann.image_id).or_default().push(i);
@@ -63,7 +91,13 @@ impl CocoDataset {
                 bail!("{name}: categories[{i}]: category id {} already used by categories[{first}]", cat.id);
             }
         }
-        Ok(CocoDataset { source, images, annotations, categories, image_pos, anns_of_image })
+        let keypoint_field = field.to_string();
+        Ok(CocoDataset { source, images, annotations, categories, keypoint_field, image_pos, anns_of_image })
+    }
+
+    /// How many annotations carry no `area` (xtcocotools then scales OKS by the box).
+    pub fn annotations_without_area(&self) -> usize {
+        self.annotations.iter().filter(|a| a.area.is_none()).count()
     }
 
     pub fn image(&self, id: Id) -> Option<&ImageRecord> {
@@ -94,14 +128,6 @@ impl CocoDataset {
     pub fn category(&self, id: Id) -> Option<&CategoryRecord> {
         self.categories.iter().find(|c| c.id == id)
     }
-
-    /// The keypoint set a category declares (OKS sigmas only for COCO's 17 names).
-    pub fn keypoint_spec(&self, category_id: Id) -> Result<KeypointSpec> {
-        let cat = self
-            .category(category_id)
-            .ok_or_else(|| anyhow!("{}: no category with id {category_id}", self.source.display()))?;
-        KeypointSpec::from_category(cat).map_err(|e| anyhow!("{}: {e:#}", self.source.display()))
-    }
 }
 
 /// Parses an annotation file with the `images` and `annotations` records spread over threads
@@ -114,6 +140,67 @@ pub fn parse_annotation_file(bytes: &[u8]) -> std::result::Result<AnnotationFile
             e
         }
     })
+}
+
+/// Puts each annotation's `field` array in place of its `keypoints` (absent or `null`: none) and
+/// drops its `num_keypoints`, which counts the other set. A field no annotation has is an error
+/// that lists the first annotation's fields, since it is most likely a typo.
+fn take_keypoint_field(bytes: &[u8], file: &mut AnnotationFile, field: &str) -> std::result::Result<(), String> {
+    let members = split_object(bytes).ok_or("the annotation file is not one JSON object with unique keys")?;
+    let range = members.iter().find(|(k, _)| k == "annotations").map(|(_, r)| r.clone()).unwrap_or(0..0);
+    let elems = split_array(bytes, range).ok_or("`annotations` is not a list")?;
+    let values: Vec<std::result::Result<Option<Vec<f64>>, String>> = elems
+        .par_iter()
+        .map(|r| {
+            let mut de = serde_json::Deserializer::from_slice(&bytes[r.clone()]);
+            FieldSeed(field).deserialize(&mut de).map_err(|e| e.to_string())
+        })
+        .collect();
+    let mut found = 0;
+    for (i, (ann, value)) in file.annotations.iter_mut().zip(values).enumerate() {
+        let value = value.map_err(|e| format!("annotations[{i}] (id {}).{field}: {e}", ann.id))?;
+        found += value.is_some() as usize;
+        ann.keypoints = value;
+        ann.num_keypoints = None;
+    }
+    if found == 0 && !file.annotations.is_empty() {
+        let first: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes[elems[0].clone()]).map_err(|e| e.to_string())?;
+        let keys: Vec<&str> = first.keys().map(String::as_str).collect();
+        return Err(format!(
+            "no annotation has a `{field}` field (the keypoint field asked for); annotations[0] has: {}",
+            keys.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Reads one key of an annotation object as a list of numbers, passing over the others.
+struct FieldSeed<'a>(&'a str);
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Option<Vec<f64>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = Option<Vec<f64>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an annotation object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+        let mut value = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == self.0 {
+                value = map.next_value::<Option<Vec<f64>>>()?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(value)
+    }
 }
 
 fn parse_annotation_file_par(bytes: &[u8]) -> Option<AnnotationFile> {
@@ -139,6 +226,7 @@ fn parse_annotation_file_par(bytes: &[u8]) -> Option<AnnotationFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coco::json::read_with;
 
     fn sample() -> CocoDataset {
         CocoDataset::load(Path::new(concat!(
@@ -156,7 +244,6 @@ mod tests {
         let total: usize = ds.images.iter().map(|i| ds.annotations_of(i.id).count()).sum();
         assert_eq!(total, ds.annotations.len());
         assert!(ds.annotations_of(785).all(|a| a.image_id == 785));
-        assert_eq!(ds.keypoint_spec(1).unwrap().len(), 17);
     }
 
     #[test]

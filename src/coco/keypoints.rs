@@ -4,7 +4,6 @@
 //! predictions, the metric and the drawings as one value.
 
 use super::schema::CategoryRecord;
-use super::CocoDataset;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -135,11 +134,11 @@ impl KeypointSpec {
 
     /// A spec from an annotation file's category: names and skeleton from the category, flip
     /// pairs from left/right names (`left_x`/`right_x`, `l_x`/`r_x`, `x_left`/`x_right`,
-    /// `leftX`/`rightX`), COCO's sigmas and upper body when the names are COCO's 17 (else none).
+    /// `leftX`/`rightX`, `Left X`/`Right X`); no sigmas or upper body: an annotation file does
+    /// not give them ([`super::find_keypoint_set`] adds those of a shipped spec).
     pub fn from_category(cat: &CategoryRecord) -> Result<Self> {
         let names = &cat.keypoints;
         ensure!(!names.is_empty(), "category {} ({}) lists no keypoint names", cat.id, cat.name);
-        let coco = names.iter().map(String::as_str).eq(COCO_NAMES);
         let mut limbs = Vec::with_capacity(cat.skeleton.len());
         for &[a, b] in &cat.skeleton {
             let ok = |v: i64| v >= 1 && v as usize <= names.len();
@@ -155,49 +154,11 @@ impl KeypointSpec {
             name: cat.name.clone(),
             keypoints: names.clone(),
             flip_pairs: flip_pairs_from_names(names),
-            sigmas: coco.then(|| Self::coco17().sigmas).flatten(),
+            sigmas: None,
             limbs,
-            upper_body: if coco { Self::coco17().upper_body } else { Vec::new() },
+            upper_body: Vec::new(),
         };
         spec.validate().with_context(|| format!("category {} ({})", cat.id, cat.name))?;
-        Ok(spec)
-    }
-
-    /// The set a model trains on: the spec file when one is given (it must have sigmas and as
-    /// many keypoints as the annotations), else the annotation file's category, which must then
-    /// be COCO's 17 joints (the only names whose sigmas are known).
-    pub fn for_training(spec_file: Option<&Path>, ds: &CocoDataset, category_id: i64) -> Result<Self> {
-        let source = ds.source.display();
-        let cat = ds.category(category_id);
-        let spec = match spec_file {
-            Some(path) => {
-                let spec = Self::from_json_file(path)?;
-                if let Some(n) = cat.map(|c| c.keypoints.len()).filter(|&n| n > 0) {
-                    ensure!(
-                        n == spec.len(),
-                        "{}: {} keypoints, but category {category_id} of {source} has {n}",
-                        path.display(),
-                        spec.len()
-                    );
-                }
-                spec.sigmas().with_context(|| path.display().to_string())?;
-                spec
-            }
-            None => {
-                let cat = cat.ok_or_else(|| anyhow!("{source}: no category with id {category_id}"))?;
-                let spec = Self::from_category(cat).with_context(|| source.to_string())?;
-                if spec.sigmas.is_none() {
-                    bail!(
-                        "{source}: category {} ({}) has keypoints other than COCO's 17 ({}), whose OKS sigmas are not known: \
-                         give a keypoint spec file with `sigmas` (config key data.keypoints; see configs/keypoints/)",
-                        cat.id,
-                        cat.name,
-                        names_preview(&spec.keypoints)
-                    );
-                }
-                spec
-            }
-        };
         Ok(spec)
     }
 
@@ -255,16 +216,6 @@ impl KeypointSpec {
     }
 }
 
-/// "a, b, c, … (n in all)".
-fn names_preview(names: &[String]) -> String {
-    let shown: Vec<&str> = names.iter().take(4).map(String::as_str).collect();
-    if names.len() > shown.len() {
-        format!("{}, … ({} in all)", shown.join(", "), names.len())
-    } else {
-        shown.join(", ")
-    }
-}
-
 /// The side a name declares and the rest of the name: `left_wrist`, `l_wrist`, `wrist_left`,
 /// `wrist_l`, `leftWrist` (any case; `_`, `-`, `.` or a space as the separator).
 fn split_side(name: &str) -> Option<(Side, String)> {
@@ -307,6 +258,7 @@ pub fn flip_pairs_from_names(names: &[String]) -> Vec<[usize; 2]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coco::CocoDataset;
 
     fn category(names: &[&str], skeleton: Vec<[i64; 2]>) -> CategoryRecord {
         CategoryRecord {
@@ -325,11 +277,15 @@ mod tests {
             "/data/coco-sample/annotations/person_keypoints_sample.json"
         )))
         .unwrap();
-        let from_file = KeypointSpec::from_category(&file.categories[0]).unwrap();
+        let ds = CocoDataset::from_file(file, "sample.json".into()).unwrap();
+        let found = super::super::find_keypoint_set(&ds, None, None).unwrap();
+        assert!(found.notes.is_empty(), "COCO's own file needs no note: {:?}", found.notes);
+        let from_file = found.spec;
         let coco = KeypointSpec::coco17();
         assert_eq!(from_file.keypoints, coco.keypoints);
         assert_eq!(from_file.flip_pairs, coco.flip_pairs);
         assert_eq!(from_file.sigmas, coco.sigmas);
+        assert_eq!(from_file.upper_body, coco.upper_body);
         let mut a = from_file.limbs.clone();
         let mut b = coco.limbs.clone();
         a.sort();
@@ -382,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn other_keypoint_sets_need_sigmas_for_training_but_not_for_drawing() {
+    fn a_category_gives_names_limbs_and_pairs_but_no_sigmas() {
         let cat = category(&["l_tip", "r_tip", "palm"], vec![[1, 3], [2, 3]]);
         let spec = KeypointSpec::from_category(&cat).unwrap();
         assert_eq!(spec.flip_pairs, vec![[0, 1]]);
@@ -391,28 +347,6 @@ mod tests {
         assert!(spec.upper_body.is_empty());
         let e = spec.sigmas().unwrap_err().to_string();
         assert!(e.contains("'thing'") && e.contains("no OKS sigmas"), "{e}");
-
-        let file = super::super::schema::AnnotationFile { categories: vec![cat], ..Default::default() };
-        let ds = CocoDataset::from_file(file, "hands.json".into()).unwrap();
-        let e = format!("{:#}", KeypointSpec::for_training(None, &ds, 3).unwrap_err());
-        assert!(e.starts_with("hands.json: category 3 (thing)") && e.contains("data.keypoints"), "{e}");
-        let dir = tempfile::tempdir().unwrap();
-        let write = |text: &str| {
-            let p = dir.path().join("spec.json");
-            std::fs::write(&p, text).unwrap();
-            p
-        };
-        let good = write(
-            r#"{"name": "tips", "keypoints": ["l_tip", "r_tip", "palm"], "flip_pairs": [[0, 1]], "sigmas": [0.1, 0.1, 0.2]}"#,
-        );
-        let spec = KeypointSpec::for_training(Some(&good), &ds, 3).unwrap();
-        assert_eq!(spec.sigmas().unwrap(), &[0.1, 0.1, 0.2]);
-        let two = write(r#"{"name": "tips", "keypoints": ["a", "b"], "sigmas": [0.1, 0.1]}"#);
-        let e = format!("{:#}", KeypointSpec::for_training(Some(&two), &ds, 3).unwrap_err());
-        assert!(e.contains("2 keypoints, but category 3 of hands.json has 3"), "{e}");
-        let unscored = write(r#"{"name": "tips", "keypoints": ["a", "b", "c"]}"#);
-        let e = format!("{:#}", KeypointSpec::for_training(Some(&unscored), &ds, 3).unwrap_err());
-        assert!(e.contains("spec.json") && e.contains("no OKS sigmas"), "{e}");
     }
 
     #[test]

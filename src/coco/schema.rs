@@ -33,6 +33,9 @@ pub struct ImageRecord {
     pub width: Option<Id>,
     #[serde(default, deserialize_with = "de_opt_id")]
     pub height: Option<Id>,
+    /// CrowdPose's crowding of the image (0 = nobody overlaps): its easy / medium / hard split.
+    #[serde(default, rename = "crowdIndex", skip_serializing_if = "Option::is_none")]
+    pub crowd_index: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -45,8 +48,13 @@ pub struct AnnotationRecord {
     pub category_id: Id,
     #[serde(default, deserialize_with = "de_flag")]
     pub iscrowd: bool,
-    pub area: f64,
-    pub bbox: [f64; 4],
+    /// Absent in several public data sets (CrowdPose, AI Challenger, PoseTrack18, ExLPose):
+    /// xtcocotools then scales OKS by the box, see [`AnnotationRecord::area_or_box`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<f64>,
+    /// `[x, y, w, h]`; absent or `[]` in PoseTrack18's release for persons without labelled joints.
+    #[serde(default, deserialize_with = "de_opt_box", skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<[f64; 4]>,
     #[serde(default)]
     pub keypoints: Option<Vec<f64>>,
     /// When absent it is derived from the v flags (pycocotools would fail with a KeyError).
@@ -60,6 +68,24 @@ impl AnnotationRecord {
         self.num_keypoints.unwrap_or_else(|| {
             self.keypoints.as_deref().map_or(0, |k| k.chunks_exact(3).filter(|p| p[2] > 0.0).count() as Id)
         })
+    }
+
+    /// The box's stand-in for a missing area: w·h·0.53, as xtcocotools (`use_area=False`) and
+    /// mmpose compute it for files without `area`.
+    pub fn box_area(&self) -> f64 {
+        let [_, _, w, h] = self.bbox_or_zero();
+        w * h * 0.53
+    }
+
+    /// The box, or `[0, 0, 0, 0]` when the record has none (as openpifpaf reads PoseTrack18's
+    /// box-less persons, which have no labelled joints: an ignored GT that nothing matches).
+    pub fn bbox_or_zero(&self) -> [f64; 4] {
+        self.bbox.unwrap_or([0.0; 4])
+    }
+
+    /// The `area` field, or [`AnnotationRecord::box_area`] when the file gives none.
+    pub fn area_or_box(&self) -> f64 {
+        self.area.unwrap_or_else(|| self.box_area())
     }
 }
 
@@ -154,6 +180,18 @@ fn de_opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Id>, D::Error> {
     d.deserialize_option(OptId)
 }
 
+/// A box `[x, y, w, h]`, or none for `[]` and `null`.
+fn de_opt_box<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[f64; 4]>, D::Error> {
+    let v: Option<Vec<f64>> = Option::deserialize(d)?;
+    match v.as_deref() {
+        None | Some([]) => Ok(None),
+        Some(&[x, y, w, h]) => Ok(Some([x, y, w, h])),
+        Some(other) => {
+            Err(de::Error::custom(format!("bbox has {} numbers, expected 4 ([x, y, w, h]) or none", other.len())))
+        }
+    }
+}
+
 /// `iscrowd` as `0`/`1`, `0.0`/`1.0` or `false`/`true`; Python truthiness decides.
 fn de_flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     struct Flag;
@@ -203,7 +241,7 @@ mod tests {
         let a = &file.annotations;
         assert!(a[0].iscrowd && !a[1].iscrowd);
         assert_eq!(a[0].category_id, 1);
-        assert_eq!(a[0].bbox, [1.0, 2.0, 3.5, 4.0]);
+        assert_eq!(a[0].bbox, Some([1.0, 2.0, 3.5, 4.0]));
         assert_eq!(a[0].num_keypoints(), 1);
         assert_eq!(a[1].num_keypoints(), 1, "derived from the v flags when absent");
         assert_eq!(file.categories[0].skeleton, vec![[1, 2]]);

@@ -9,7 +9,7 @@ mod pretrain;
 mod types;
 
 pub use pretrain::{LrSchedule, PretrainConfig};
-pub use types::{Arch, Decoding, Device, HeadKind, ImageFormat, IouType, Size, Task};
+pub use types::{Arch, Decoding, Device, HeadKind, ImageFormat, IouType, KeypointMetric, Size, Task};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -348,8 +348,11 @@ pub struct DataConfig {
     pub val_boxes: Option<PathBuf>,
     pub category_id: i64,
     /// A keypoint spec file (names, flip pairs, OKS sigmas, limbs; `configs/keypoints/*.json`).
-    /// When absent, the training annotations' category names the joints.
+    /// When absent, the annotations' keypoint arrays and category decide (see `coco::keypoint_set`).
     pub keypoints: Option<PathBuf>,
+    /// The annotation array that holds the joints: `keypoints`, or another that a data set keeps
+    /// beside it (Human-Art's `keypoints_21`, COCO-WholeBody's `foot_kpts`).
+    pub keypoint_field: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -391,6 +394,7 @@ impl Default for DataConfig {
             val_boxes: None,
             category_id: 1,
             keypoints: None,
+            keypoint_field: "keypoints".into(),
         }
     }
 }
@@ -444,6 +448,7 @@ impl Config {
         );
         ensure!(self.sigma > 0.0 && self.sigma <= 64.0, "sigma must be in (0, 64]");
         ensure!(self.box_padding >= 1.0 && self.box_padding <= 10.0, "box_padding must be in [1, 10]");
+        ensure!(!self.data.keypoint_field.is_empty(), "data.keypoint_field must name an annotation field");
         let a = &self.augment;
         for (name, p) in [
             ("augment.flip_prob", a.flip_prob),

@@ -63,6 +63,17 @@ pub enum IouType {
     Bbox,
 }
 
+/// Which summary `dypose eval` prints for keypoint results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum KeypointMetric {
+    /// COCO's ten numbers (pycocotools; xtcocotools' `use_area=False` for files without `area`).
+    Coco,
+    /// CrowdPose's nine: AP, AP50, AP75, AR, AR50, AR75 without area ranges and the AP of the
+    /// easy / medium / hard images by `crowdIndex` (xtcocotools' `keypoints_crowd`).
+    Crowdpose,
+}
+
 /// How joints are read off a heatmap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

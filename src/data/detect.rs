@@ -69,12 +69,10 @@ pub fn detect_images(
         };
         let mut item = DetectImage { image_id: id, image_path, boxes: Vec::new(), crowds: Vec::new() };
         for ann in ds.annotations_of(id).filter(|a| a.category_id == category_id) {
-            if !(ann.bbox[2] > 0.0 && ann.bbox[3] > 0.0) {
-                report.empty_boxes += 1;
-            } else if ann.iscrowd {
-                item.crowds.push(ann.bbox);
-            } else {
-                item.boxes.push(ann.bbox);
+            match ann.bbox {
+                Some(b) if b[2] > 0.0 && b[3] > 0.0 && ann.iscrowd => item.crowds.push(b),
+                Some(b) if b[2] > 0.0 && b[3] > 0.0 => item.boxes.push(b),
+                _ => report.empty_boxes += 1,
             }
         }
         report.images += 1;

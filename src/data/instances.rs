@@ -20,7 +20,7 @@ pub struct FilterReport {
     pub kept: usize,
     pub crowd: usize,
     pub no_keypoints: usize,
-    /// Box empty after clipping to the image, or area ≤ 0.
+    /// No box, a box empty after clipping to the image, or area ≤ 0.
     pub bad_box: usize,
     pub other_category: usize,
     pub unknown_image: usize,
@@ -77,11 +77,14 @@ pub fn train_instances(
             continue;
         }
         let (w, h) = (img.width.unwrap_or(i64::MAX) as f64, img.height.unwrap_or(i64::MAX) as f64);
-        let [x, y, bw, bh] = ann.bbox;
+        let Some([x, y, bw, bh]) = ann.bbox else {
+            report.bad_box += 1;
+            continue;
+        };
         let (x1, y1) = (x.max(0.0), y.max(0.0));
         let x2 = (w - 1.0).min(x1 + (bw - 1.0).max(0.0));
         let y2 = (h - 1.0).min(y1 + (bh - 1.0).max(0.0));
-        if !(ann.area > 0.0 && x2 >= x1 && y2 >= y1) {
+        if !(ann.area_or_box() > 0.0 && x2 >= x1 && y2 >= y1) {
             report.bad_box += 1;
             continue;
         }

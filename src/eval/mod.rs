@@ -3,6 +3,7 @@
 //! Plain Rust over the parsed files, parallel over images.
 
 pub mod analyze;
+pub mod crowd;
 pub mod image;
 pub mod iou;
 pub mod oks;
@@ -11,9 +12,10 @@ pub mod summary;
 
 use crate::coco::{BoxResult, CocoDataset, Id, KeypointResult};
 use anyhow::{ensure, Result};
+pub use crowd::{evaluate_crowdpose, CrowdPoseStats};
 use image::{evaluate_image, GtRef, ImageEval};
 use oks::{oks, GtShape};
-pub use params::{EvalParams, IouType};
+pub use params::{EvalParams, IouType, Reference};
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -29,6 +31,10 @@ pub trait Detection: Sync {
     fn area(&self) -> f64;
     /// The number of keypoint coordinates it carries (`None` for a box).
     fn keypoint_numbers(&self) -> Option<usize>;
+    /// Whether some joint has a score above 0 (always, for a box).
+    fn has_scored_joint(&self) -> bool {
+        true
+    }
     /// OKS or IoU with one GT; `variances` are the keypoint set's (2σ)² (empty for boxes).
     fn similarity(&self, gt: &GtRef, shape: &GtShape, variances: &[f64]) -> f64;
 }
@@ -49,6 +55,9 @@ impl Detection for KeypointResult {
     }
     fn keypoint_numbers(&self) -> Option<usize> {
         Some(self.keypoints.len())
+    }
+    fn has_scored_joint(&self) -> bool {
+        self.keypoints.chunks_exact(3).any(|p| p[2] > 0.0)
     }
     fn similarity(&self, _: &GtRef, shape: &GtShape, variances: &[f64]) -> f64 {
         oks(&self.keypoints, shape, variances)
@@ -112,13 +121,18 @@ pub struct Accumulation {
 }
 
 impl<'a, D: Detection> CocoEval<'a, D> {
-    /// Groups GTs and results per (image, category). For keypoints, GT keypoints of evaluated
-    /// categories must have `3 × params.sigmas.len()` numbers.
+    /// Groups GTs and results per (image, category), over every image of `gt`. For keypoints,
+    /// GT keypoints of evaluated categories must have `3 × params.sigmas.len()` numbers.
     pub fn new(gt: &'a CocoDataset, results: &'a [D], params: EvalParams) -> Result<Self> {
+        Self::on_images(gt, results, params, gt.image_ids_sorted())
+    }
+
+    /// As [`CocoEval::new`] over the sorted `image_ids` only (pycocotools' `params.imgIds`).
+    pub fn on_images(gt: &'a CocoDataset, results: &'a [D], params: EvalParams, image_ids: Vec<Id>) -> Result<Self> {
         ensure!(params.thresholds.len() <= 64, "at most 64 thresholds are supported");
         ensure!(params.iou_type == D::IOU_TYPE, "{:?} results need {:?} parameters", D::IOU_TYPE, params.iou_type);
         let keypoints = params.iou_type == IouType::Keypoints;
-        let image_ids = gt.image_ids_sorted();
+        let reference = params.reference;
         let category_ids = gt.category_ids_sorted();
         let k_len = category_ids.len();
         let img_pos: HashMap<Id, usize> = image_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
@@ -129,25 +143,42 @@ impl<'a, D: Detection> CocoEval<'a, D> {
             let (Some(&i), Some(&k)) = (img_pos.get(&ann.image_id), cat_pos.get(&ann.category_id)) else {
                 continue;
             };
+            let at = || format!("{}: annotations[{n}] (id {})", gt.source.display(), ann.id);
+            // A GT without joints (none, or `[]` as in PoseTrack18's release) has none labelled.
             let coords = if keypoints { ann.keypoints.as_deref().unwrap_or(&[]) } else { &[] };
             ensure!(
-                !keypoints || coords.len() == num_coords,
-                "{}: annotations[{n}] (id {}): keypoints has {} numbers, expected {num_coords} ({} keypoints × 3)",
-                gt.source.display(),
-                ann.id,
+                !keypoints || coords.is_empty() || coords.len() == num_coords,
+                "{}: {} has {} numbers, expected {num_coords} ({} keypoints × 3)",
+                at(),
+                gt.keypoint_field,
                 coords.len(),
                 params.sigmas.len()
             );
-            let gref = GtRef {
-                id: ann.id,
-                area: ann.area,
-                iscrowd: ann.iscrowd,
-                ignore: ann.iscrowd || (keypoints && ann.num_keypoints() == 0),
+            let Some(area) = reference.gt_area(ann) else {
+                anyhow::bail!("{}: no `area` (pycocotools' rules need one on every annotation)", at());
             };
-            let target = GtShape { keypoints: coords, bbox: ann.bbox, area: ann.area };
+            let labelled = coords.chunks_exact(3).any(|p| p[2] > 0.0);
+            // OKS needs the box only without labelled joints, where a box-less PoseTrack18
+            // person is an ignored GT at [0, 0, 0, 0] that nothing matches.
+            if ann.bbox.is_none() && (labelled || !keypoints) {
+                anyhow::bail!(
+                    "{}: record annotations[{n}]: missing field `bbox`, which the metric needs for annotation {}",
+                    gt.source.display(),
+                    ann.id
+                );
+            }
+            let unlabelled = match reference {
+                Reference::Pycocotools | Reference::XtcocotoolsCrowd => ann.num_keypoints() == 0,
+                Reference::XtcocotoolsNoArea => !labelled,
+            };
+            let gref =
+                GtRef { id: ann.id, area, iscrowd: ann.iscrowd, ignore: ann.iscrowd || (keypoints && unlabelled) };
+            let target = GtShape { keypoints: coords, bbox: ann.bbox_or_zero(), area };
             cells[i * k_len + k].gts.push((gref, target));
         }
         let mut results_outside_categories = 0;
+        // xtcocotools drops keypoint results without a joint scored above 0 before anything else.
+        let drops_unscored = keypoints && reference != Reference::Pycocotools;
         for (n, r) in results.iter().enumerate() {
             if let Some(len) = r.keypoint_numbers() {
                 ensure!(
@@ -156,9 +187,11 @@ impl<'a, D: Detection> CocoEval<'a, D> {
                     r.image_id()
                 );
             }
-            match (img_pos.get(&r.image_id()), cat_pos.get(&r.category_id())) {
-                (Some(&i), Some(&k)) => cells[i * k_len + k].dts.push(n),
-                _ => results_outside_categories += 1,
+            let Some(&i) = img_pos.get(&r.image_id()) else { continue };
+            match cat_pos.get(&r.category_id()) {
+                Some(_) if drops_unscored && !r.has_scored_joint() => {}
+                Some(&k) => cells[i * k_len + k].dts.push(n),
+                None => results_outside_categories += 1,
             }
         }
         Ok(CocoEval { params, image_ids, category_ids, cells, results, results_outside_categories })
@@ -344,32 +377,55 @@ pub struct EvalReport<S = Stats> {
     pub num_gt: usize,
     pub num_results: usize,
     pub results_outside_categories: usize,
+    /// What the caller should tell the user about how the file was scored (one line each).
+    pub notes: Vec<String>,
+}
+
+impl<S> EvalReport<S> {
+    fn of<D: Detection>(eval: &CocoEval<D>, stats: S, gt: &CocoDataset) -> Self {
+        EvalReport {
+            stats,
+            num_images: eval.image_ids.len(),
+            num_gt: gt.annotations.len(),
+            num_results: eval.results.len(),
+            results_outside_categories: eval.results_outside_categories,
+            notes: eval.params.reference.note(gt).into_iter().collect(),
+        }
+    }
+}
+
+/// The summary of keypoint results: COCO's ten numbers or CrowdPose's nine.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum KeypointStats {
+    Coco(Stats),
+    CrowdPose(CrowdPoseStats),
+}
+
+impl std::fmt::Display for KeypointStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            KeypointStats::Coco(s) => s.fmt(f),
+            KeypointStats::CrowdPose(s) => s.fmt(f),
+        }
+    }
 }
 
 /// Scores `results` against `gt` with the keypoint set's OKS `sigmas`: the one evaluation behind
-/// `dypose eval`, validation during training and `dypose eval --checkpoint`.
+/// `dypose eval`, validation during training and `dypose eval --checkpoint`. pycocotools' rules
+/// for a file with areas, xtcocotools' `use_area=False` for one without.
 pub fn evaluate(gt: &CocoDataset, results: &[KeypointResult], sigmas: &[f64]) -> Result<EvalReport> {
-    let eval = CocoEval::new(gt, results, EvalParams::keypoints(sigmas.to_vec()))?;
-    Ok(EvalReport {
-        stats: eval.run(),
-        num_images: eval.image_ids.len(),
-        num_gt: gt.annotations.len(),
-        num_results: results.len(),
-        results_outside_categories: eval.results_outside_categories,
-    })
+    let params = EvalParams::keypoints(sigmas.to_vec()).with_reference(Reference::for_gt(gt));
+    let eval = CocoEval::new(gt, results, params)?;
+    Ok(EvalReport::of(&eval, eval.run(), gt))
 }
 
 /// Scores box `results` against `gt` as `COCOeval(iouType="bbox")`: the one box evaluation
-/// behind `dypose eval --iou-type bbox`, detector validation and `dypose eval --detector`.
+/// behind `dypose eval --iou-type bbox`, detector validation and `dypose eval --detector`. A file
+/// without areas places its GTs in area ranges by w·h·0.53, as xtcocotools does.
 pub fn evaluate_boxes(gt: &CocoDataset, results: &[BoxResult]) -> Result<EvalReport<BoxStats>> {
-    let eval = CocoEval::new(gt, results, EvalParams::bbox())?;
-    Ok(EvalReport {
-        stats: eval.run(),
-        num_images: eval.image_ids.len(),
-        num_gt: gt.annotations.len(),
-        num_results: results.len(),
-        results_outside_categories: eval.results_outside_categories,
-    })
+    let eval = CocoEval::new(gt, results, EvalParams::bbox().with_reference(Reference::for_gt(gt)))?;
+    Ok(EvalReport::of(&eval, eval.run(), gt))
 }
 
 /// Loads a GT file and a box results file (in parallel) and scores the boxes.
@@ -384,8 +440,7 @@ pub fn evaluate_box_files(gt_path: &std::path::Path, results_path: &std::path::P
 
 /// Loads a GT file and a results file (in parallel) and scores them with the OKS `sigmas` of a
 /// keypoint set (results must have one `[x, y, score]` per sigma), or with the GT file's own set
-/// when `None`: COCO's sigmas for COCO's 17 joints (or a file whose categories name none, as
-/// pycocotools assumes), an error asking for a spec for other joints.
+/// when `None` ([`crate::coco::find_keypoint_set`]; its notes join the report's).
 pub fn evaluate_files(
     gt_path: &std::path::Path,
     results_path: &std::path::Path,
@@ -394,26 +449,20 @@ pub fn evaluate_files(
     use crate::coco::results::{read_result_records, results_from_records};
     let (gt, records) = rayon::join(|| CocoDataset::load(gt_path), || read_result_records(results_path));
     let gt = gt?;
-    let own;
-    let sigmas = match sigmas {
-        Some(s) => s,
+    let (found, mut notes) = match sigmas {
+        Some(s) => (s.to_vec(), Vec::new()),
         None => {
-            own = gt_keypoint_set(&gt)?;
-            own.sigmas().map_err(|e| anyhow::anyhow!("{}: {e:#} (pass --spec)", gt.source.display()))?
+            let found = crate::coco::find_keypoint_set(&gt, None, None)?;
+            let sigmas =
+                found.spec.sigmas().map_err(|e| anyhow::anyhow!("{}: {e:#} (pass --spec)", gt.source.display()))?;
+            (sigmas.to_vec(), found.notes)
         }
     };
-    let results = results_from_records(records?, &results_path.display().to_string(), &gt, sigmas.len())?;
-    evaluate(&gt, &results, sigmas)
-}
-
-/// The keypoint set a GT file declares: that of its first category with keypoint names, COCO's
-/// 17 joints when none names any.
-pub fn gt_keypoint_set(gt: &CocoDataset) -> Result<crate::coco::KeypointSpec> {
-    let coco = crate::coco::KeypointSpec::coco17();
-    match gt.categories.iter().find(|c| !c.keypoints.is_empty()) {
-        Some(c) if c.keypoints != coco.keypoints => gt.keypoint_spec(c.id),
-        _ => Ok(coco),
-    }
+    let results = results_from_records(records?, &results_path.display().to_string(), &gt, found.len())?;
+    let mut report = evaluate(&gt, &results, &found)?;
+    notes.append(&mut report.notes);
+    report.notes = notes;
+    Ok(report)
 }
 
 #[cfg(test)]

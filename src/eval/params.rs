@@ -15,7 +15,55 @@ impl AreaRange {
     }
 }
 
+use crate::coco::CocoDataset;
 pub use crate::config::IouType;
+
+/// Whose rules decide where pycocotools and xtcocotools (mmpose's evaluator) differ. Both agree
+/// on COCO's files; they part on files without `area` and on CrowdPose's benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    /// pycocotools' `COCOeval`: the GT `area` scales OKS and places the GT in an area range; a GT
+    /// whose `num_keypoints` is 0 is ignored.
+    Pycocotools,
+    /// xtcocotools' `COCOeval(use_area=False)`, for files without `area`: the GT box's
+    /// w·h·0.53 takes the area's two roles; a GT with no joint of v > 0 is ignored; a result with
+    /// no joint score above 0 is dropped.
+    XtcocotoolsNoArea,
+    /// xtcocotools' `keypoints_crowd` with `use_area=False` (CrowdPose's benchmark): as
+    /// `XtcocotoolsNoArea`, but a GT is ignored by its `num_keypoints` field.
+    XtcocotoolsCrowd,
+}
+
+impl Reference {
+    /// pycocotools for a file whose every annotation has an `area`, else xtcocotools'
+    /// `use_area=False` (pycocotools cannot score such a file).
+    pub fn for_gt(gt: &CocoDataset) -> Reference {
+        match gt.annotations_without_area() {
+            0 => Reference::Pycocotools,
+            _ => Reference::XtcocotoolsNoArea,
+        }
+    }
+
+    /// The note that says why a file is scored by the box rather than by its areas.
+    pub fn note(self, gt: &CocoDataset) -> Option<String> {
+        let missing = gt.annotations_without_area();
+        (self == Reference::XtcocotoolsNoArea).then(|| {
+            format!(
+                "note: {}: {missing} of {} annotations have no `area`: every GT is scored with its box w·h·0.53 as OKS scale and for the area ranges, as xtcocotools does with use_area=False",
+                gt.source.display(),
+                gt.annotations.len()
+            )
+        })
+    }
+
+    /// The GT area that scales OKS and picks the area range (`None`: the file has none).
+    pub fn gt_area(self, ann: &crate::coco::schema::AnnotationRecord) -> Option<f64> {
+        match self {
+            Reference::Pycocotools => ann.area,
+            Reference::XtcocotoolsNoArea | Reference::XtcocotoolsCrowd => Some(ann.box_area()),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct EvalParams {
@@ -30,6 +78,7 @@ pub struct EvalParams {
     pub area_ranges: Vec<AreaRange>,
     /// Per-joint OKS sigmas (empty for boxes).
     pub sigmas: Vec<f64>,
+    pub reference: Reference,
 }
 
 impl EvalParams {
@@ -45,7 +94,13 @@ impl EvalParams {
                 AreaRange { label: "large", lo: 9216.0, hi: 1e10 },
             ],
             sigmas,
+            reference: Reference::Pycocotools,
         }
+    }
+
+    /// The same parameters under `reference`'s rules.
+    pub fn with_reference(self, reference: Reference) -> Self {
+        EvalParams { reference, ..self }
     }
 
     pub fn bbox() -> Self {
@@ -61,6 +116,7 @@ impl EvalParams {
                 AreaRange { label: "large", lo: 9216.0, hi: 1e10 },
             ],
             sigmas: Vec::new(),
+            reference: Reference::Pycocotools,
         }
     }
 

@@ -32,14 +32,14 @@ pub struct Stats {
 
 /// One summary number: average precision (or recall), at one threshold or averaged over all,
 /// in one area range, with at most `max_dets` detections per image.
-struct StatSpec {
+pub(super) struct StatSpec {
     ap: bool,
     threshold: Option<f64>,
     area: &'static str,
     max_dets: usize,
 }
 
-const fn stat(ap: bool, threshold: Option<f64>, area: &'static str, max_dets: usize) -> StatSpec {
+pub(super) const fn stat(ap: bool, threshold: Option<f64>, area: &'static str, max_dets: usize) -> StatSpec {
     StatSpec { ap, threshold, area, max_dets }
 }
 
@@ -104,7 +104,7 @@ impl Stats {
 /// Mean of the defined (> −1) entries at the selected thresholds, area range and maximum number
 /// of detections; −1 if none. Thresholds are selected with `==` as pycocotools does; values are
 /// visited in numpy's C order.
-fn summarize_one(acc: &Accumulation, p: &EvalParams, s: &StatSpec) -> f64 {
+pub(super) fn summarize_one(acc: &Accumulation, p: &EvalParams, s: &StatSpec) -> f64 {
     let [t_len, r_len, k_len, a_len, m_len] = acc.dims;
     let Some(a) = p.area_ranges.iter().position(|r| r.label == s.area) else { return -1.0 };
     let Some(m) = p.max_dets.iter().position(|&v| v == s.max_dets) else { return -1.0 };
@@ -132,7 +132,7 @@ fn summarize_one(acc: &Accumulation, p: &EvalParams, s: &StatSpec) -> f64 {
 }
 
 /// pycocotools' summary lines.
-fn write_lines(f: &mut fmt::Formatter, layout: &[StatSpec], values: &[f64]) -> fmt::Result {
+pub(super) fn write_lines(f: &mut fmt::Formatter, layout: &[StatSpec], values: &[f64]) -> fmt::Result {
     for (s, v) in layout.iter().zip(values) {
         let (title, kind) = if s.ap { ("Average Precision", "(AP)") } else { ("Average Recall", "(AR)") };
         let iou = s.threshold.map_or("0.50:0.95".to_string(), |t| format!("{t:.2}"));

@@ -34,7 +34,7 @@ impl ValSet {
         images: &Path,
         detections: Option<&Path>,
     ) -> Result<ValSet> {
-        let gt = CocoDataset::load(annotations)?;
+        let gt = CocoDataset::load_field(annotations, &cfg.data.keypoint_field)?;
         let gt_jobs = jobs(&gt, images, gt_boxes(&gt, cfg.data.category_id, spec.len()))?;
         let det_jobs = match detections {
             Some(p) => {

@@ -50,7 +50,7 @@ pub struct Person<'a> {
 
 impl Person<'_> {
     fn joint(&self, j: usize) -> Option<[f64; 2]> {
-        let p = &self.keypoints[3 * j..3 * j + 3];
+        let p = self.keypoints.get(3 * j..3 * j + 3)?;
         (p[2] > 0.0).then_some([p[0], p[1]])
     }
 }

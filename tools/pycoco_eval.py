@@ -37,6 +37,22 @@ def pycocotools_stats(gt_path, res_path, quiet=True, sigmas=None):
     return [float(s) for s in ev.stats]
 
 
+def xtcocotools_stats(gt_path, res_path, sigmas, iou_type="keypoints", use_area=False):
+    """xtcocotools' (mmpose's evaluator) stats: `iou_type` "keypoints" (10 numbers) or
+    "keypoints_crowd" (CrowdPose's 9), with `use_area` as mmpose's configs set it."""
+    import numpy as np
+    from xtcocotools.coco import COCO
+    from xtcocotools.cocoeval import COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(gt_path)
+        dt = gt.loadRes(res_path)
+        ev = COCOeval(gt, dt, iou_type, np.array(sigmas), use_area=use_area)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return [float(s) for s in ev.stats]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("gt")

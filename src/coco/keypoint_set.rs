@@ -12,13 +12,16 @@ use super::CocoDataset;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
 
+/// A joint's name in a shipped spec, and another name a data set's release gives it.
+type ReleaseName = (&'static str, &'static str);
+
 /// The specs of `configs/keypoints/`, built into the binary, each with the other names that data
-/// set releases give its joints (spec name, release name).
-const SHIPPED: [(&str, &str, &[(&str, &str)]); 5] = [
+/// set releases give its joints.
+const SHIPPED: [(&str, &str, &[ReleaseName]); 5] = [
     ("coco17.json", include_str!("../../configs/keypoints/coco17.json"), &[]),
     // The CrowdPose release calls the head `head`; mmpose calls it `top_head`.
     ("crowdpose14.json", include_str!("../../configs/keypoints/crowdpose14.json"), &[("top_head", "head")]),
-    ("aic14.json", include_str!("../../configs/keypoints/aic14.json"), &[("head_top", "top_head")]),
+    ("aic14.json", include_str!("../../configs/keypoints/aic14.json"), &[]),
     ("humanart21.json", include_str!("../../configs/keypoints/humanart21.json"), &[]),
     ("hand21.json", include_str!("../../configs/keypoints/hand21.json"), &[]),
 ];
@@ -27,7 +30,7 @@ const SHIPPED: [(&str, &str, &[(&str, &str)]); 5] = [
 pub struct ShippedSpec {
     pub file: &'static str,
     pub spec: KeypointSpec,
-    aliases: &'static [(&'static str, &'static str)],
+    aliases: &'static [ReleaseName],
 }
 
 /// Every shipped spec, in the order above.
@@ -93,7 +96,25 @@ pub fn find_keypoint_set(gt: &CocoDataset, category: Option<Id>, given: Option<&
     let shipped = shipped_specs();
     let mut notes = Vec::new();
     let mut spec = match cat.filter(|c| c.keypoints.len() == k) {
-        Some(cat) => with_known_sigmas(KeypointSpec::from_category(cat).with_context(|| file.to_string())?, &shipped),
+        Some(cat) => {
+            // CrowdPose's release carries COCO's skeleton, ExLPose's is 0-based: such a skeleton
+            // draws nonsense, so it gives way to the shipped spec's limbs (or none).
+            let mut cat = cat.clone();
+            let outside = cat.skeleton.iter().find(|pair| pair.iter().any(|&j| j < 1 || j > k as i64)).copied();
+            if outside.is_some() {
+                cat.skeleton.clear();
+            }
+            let (spec, known) =
+                with_known_sigmas(KeypointSpec::from_category(&cat).with_context(|| file.to_string())?, &shipped);
+            if let Some([a, b]) = outside {
+                notes.push(format!(
+                    "warning: {file}: category {}'s skeleton pair [{a}, {b}] is outside joints 1..={k} (a skeleton of another set, or 0-based): {}",
+                    cat.id,
+                    known.map_or("drawn without limbs".to_string(), |f| format!("drawn with the limbs of {f}"))
+                ));
+            }
+            spec
+        }
         None => {
             let of_count: Vec<&ShippedSpec> = shipped.iter().filter(|s| s.spec.len() == k).collect();
             let why = match names.len() {
@@ -137,9 +158,10 @@ pub fn find_keypoint_set(gt: &CocoDataset, category: Option<Id>, given: Option<&
 }
 
 /// The category's spec with the sigmas and upper body of the shipped spec its names are, and
-/// that spec's limbs and flip pairs where the category has none.
-fn with_known_sigmas(mut spec: KeypointSpec, shipped: &[ShippedSpec]) -> KeypointSpec {
-    if let Some(known) = shipped.iter().find(|s| s.names_match(&spec.keypoints)) {
+/// that spec's limbs and flip pairs where the category has none; and that spec's file.
+fn with_known_sigmas(mut spec: KeypointSpec, shipped: &[ShippedSpec]) -> (KeypointSpec, Option<&'static str>) {
+    let known = shipped.iter().find(|s| s.names_match(&spec.keypoints));
+    if let Some(known) = known {
         spec.sigmas = known.spec.sigmas.clone();
         spec.upper_body = known.spec.upper_body.clone();
         if spec.limbs.is_empty() {
@@ -149,7 +171,7 @@ fn with_known_sigmas(mut spec: KeypointSpec, shipped: &[ShippedSpec]) -> Keypoin
             spec.flip_pairs = known.spec.flip_pairs.clone();
         }
     }
-    spec
+    (spec, known.map(|k| k.file))
 }
 
 /// `joint_1` … `joint_k`, no limbs, no pairs, no sigmas: a set known only by its size.
@@ -226,10 +248,12 @@ pub fn names_preview(names: &[String]) -> String {
 /// The set a model trains on: [`find_keypoint_set`] for `category`, which must give sigmas
 /// (the loss does not need them, but validation, OKS-NMS and every score do).
 pub fn training_set(gt: &CocoDataset, category: Id, given: Option<&Path>) -> Result<FoundSet> {
+    let source = gt.source.display();
+    let cat = gt.category(category).ok_or_else(|| anyhow!("{source}: no category with id {category}"))?;
     let found = find_keypoint_set(gt, Some(category), given)?;
-    if found.spec.sigmas.is_none() {
-        let source = gt.source.display();
-        let cat = gt.category(category).ok_or_else(|| anyhow!("{source}: no category with id {category}"))?;
+    if let Some(path) = given {
+        found.spec.sigmas().with_context(|| path.display().to_string())?;
+    } else if found.spec.sigmas.is_none() {
         bail!(
             "{source}: category {} ({}) has keypoints other than COCO's 17 ({}), whose OKS sigmas are not known: \
              give a keypoint spec file with `sigmas` (config key data.keypoints; see configs/keypoints/)",
@@ -239,4 +263,198 @@ pub fn training_set(gt: &CocoDataset, category: Id, given: Option<&Path>) -> Res
         );
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CROWDPOSE_RELEASE: [&str; 14] = [
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+        "head",
+        "neck",
+    ];
+
+    /// COCO's 1-based skeleton, as PoseTrack18 and CrowdPose's release carry it.
+    fn coco_skeleton() -> Vec<[i64; 2]> {
+        KeypointSpec::coco17().coco_skeleton().iter().map(|&[a, b]| [a as i64, b as i64]).collect()
+    }
+
+    /// A file whose one category names `names` with `skeleton`, and one annotation per entry of
+    /// `joint_counts` with that many joints (2 labelled).
+    fn file(names: &[&str], skeleton: Vec<[i64; 2]>, joint_counts: &[usize]) -> CocoDataset {
+        let anns: Vec<_> = joint_counts
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| {
+                let kps: Vec<f64> = (0..k).flat_map(|j| [j as f64, 1.0, if j < 2 { 2.0 } else { 0.0 }]).collect();
+                json!({"id": i + 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "keypoints": kps})
+            })
+            .collect();
+        let text = json!({
+            "images": [{"id": 1, "file_name": "a.jpg"}],
+            "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": names, "skeleton": skeleton}],
+        });
+        CocoDataset::from_file(serde_json::from_value(text).unwrap(), "f.json".into()).unwrap()
+    }
+
+    fn shipped(file: &str) -> KeypointSpec {
+        shipped_specs().into_iter().find(|s| s.file == file).unwrap().spec
+    }
+
+    #[test]
+    fn shipped_specs_load_and_crowdpose_sigmas_are_xtcocotools_arithmetic() {
+        let all = shipped_specs();
+        assert_eq!(all.len(), 5);
+        assert_eq!(shipped("coco17.json"), KeypointSpec::coco17());
+        // CrowdPose's evaluator: np.array([.79, .79, .72, …]) / 10.0; 1.07 / 10.0 is
+        // 0.10700000000000001, one ulp above the decimal 0.107.
+        let x10 = [0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89, 0.79, 0.79];
+        let want: Vec<f64> = x10.iter().map(|s| s / 10.0).collect();
+        assert_eq!(shipped("crowdpose14.json").sigmas.unwrap(), want);
+        assert_ne!(want[6], 0.107);
+        // mmpose's AI Challenger sigmas, digit for digit.
+        assert_eq!(shipped("aic14.json").sigmas.unwrap()[13], 0.01236173);
+        for s in &all {
+            assert!(s.spec.sigmas.is_some() && s.names_match(&s.spec.keypoints), "{}", s.file);
+            let mut mirrored = s.spec.clone();
+            mirrored.flip_pairs = crate::coco::keypoints::flip_pairs_from_names(&s.spec.keypoints);
+            assert_eq!(mirrored.flip_pairs.len(), s.spec.flip_pairs.len(), "{}: pairs follow the names", s.file);
+        }
+    }
+
+    #[test]
+    fn a_crowdpose_release_file_needs_no_flag() {
+        // The release names the head `head` and carries COCO's skeleton (joints up to 17).
+        let found = find_keypoint_set(&file(&CROWDPOSE_RELEASE, coco_skeleton(), &[14, 14]), None, None).unwrap();
+        let cp = shipped("crowdpose14.json");
+        assert_eq!(found.spec.sigmas, cp.sigmas);
+        assert_eq!(found.spec.limbs, cp.limbs, "the skeleton that does not fit gives way to CrowdPose's limbs");
+        assert_eq!(found.spec.flip_pairs, cp.flip_pairs);
+        assert_eq!(found.notes.len(), 1, "{:?}", found.notes);
+        assert!(
+            found.notes[0].contains("[16, 14]") && found.notes[0].contains("crowdpose14.json"),
+            "{:?}",
+            found.notes
+        );
+        // mmpose's names (`top_head`) and any case or separator name the same joints.
+        let mut names: Vec<String> = cp.keypoints.iter().map(|n| n.replace('_', " ").to_uppercase()).collect();
+        names[12] = "Top-Head".into();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let found = find_keypoint_set(&file(&refs, vec![[13, 14]], &[14]), None, None).unwrap();
+        assert_eq!((found.spec.sigmas, found.notes.len()), (cp.sigmas, 0));
+    }
+
+    #[test]
+    fn seventeen_joints_of_other_names_get_cocos_sigmas_with_a_note() {
+        let coco = KeypointSpec::coco17();
+        let mut names: Vec<&str> = coco.keypoints.iter().map(String::as_str).collect();
+        names[1] = "head_bottom";
+        names[2] = "head_top";
+        let found = find_keypoint_set(&file(&names, coco_skeleton(), &[17, 17]), None, None).unwrap();
+        assert_eq!(found.spec.keypoints[1], "head_bottom", "names from the category");
+        assert_eq!(found.spec.limbs.len(), 19);
+        assert_eq!((found.spec.sigmas, found.spec.upper_body), (coco.sigmas, coco.upper_body));
+        assert_eq!(found.notes.len(), 1);
+        assert!(
+            found.notes[0].starts_with("note: f.json") && found.notes[0].contains("COCO's OKS sigmas"),
+            "{:?}",
+            found.notes
+        );
+        assert!(found.spec.flip_pairs.contains(&[3, 4]) && !found.spec.flip_pairs.contains(&[1, 2]));
+    }
+
+    #[test]
+    fn the_arrays_decide_the_count_and_the_names_follow_when_they_fit() {
+        // Human-Art: 21 names, 17-joint arrays: COCO's names and limbs, with one warning.
+        let coco = KeypointSpec::coco17();
+        let mut names: Vec<&str> = coco.keypoints.iter().map(String::as_str).collect();
+        names.extend(["left_finger", "right_finger", "left_toe", "right_toe"]);
+        let found = find_keypoint_set(&file(&names, vec![[20, 16]], &[17]), None, None).unwrap();
+        assert_eq!(found.spec, KeypointSpec::coco17());
+        assert_eq!(found.notes.len(), 1);
+        assert!(found.notes[0].contains("names 21 joints") && found.notes[0].contains("hold 17"), "{:?}", found.notes);
+        // The same names over 21-joint arrays are Human-Art's 21, sigmas included.
+        let found = find_keypoint_set(&file(&names, vec![[20, 16]], &[21]), None, None).unwrap();
+        assert_eq!((found.spec.len(), found.spec.sigmas.clone()), (21, shipped("humanart21.json").sigmas));
+        // 14 joints under 17 names: two shipped specs have 14, so the joints are numbered.
+        let found = find_keypoint_set(&file(&names[..17], vec![], &[14]), None, None).unwrap();
+        assert_eq!(found.spec.keypoints[13], "joint_14");
+        assert!(found.spec.sigmas.is_none() && found.spec.limbs.is_empty());
+        assert!(found.notes[0].contains("crowdpose14.json or aic14.json"), "{:?}", found.notes);
+        // No annotation with joints: the category's names count.
+        let found = find_keypoint_set(&file(&CROWDPOSE_RELEASE, vec![], &[]), None, None).unwrap();
+        assert_eq!(found.spec.len(), 14);
+    }
+
+    #[test]
+    fn arrays_that_disagree_are_an_error_naming_both() {
+        let e = find_keypoint_set(&file(&CROWDPOSE_RELEASE, vec![], &[14, 14, 17]), None, None).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.starts_with("f.json: annotations[2] (id 3) has 51 `keypoints` numbers (17 joints)"), "{e}");
+        assert!(e.contains("annotations[0] (id 1) has 42 (14 joints)"), "{e}");
+    }
+
+    #[test]
+    fn ai_challenger_names_pair_and_score() {
+        let names = [
+            "Right Shoulder",
+            "Right Elbow",
+            "Right Wrist",
+            "Left Shoulder",
+            "Left Elbow",
+            "Left Wrist",
+            "Right Hip",
+            "Right Knee",
+            "Right Ankle",
+            "Left Hip",
+            "Left Knee",
+            "Left Ankle",
+            "Head top",
+            "Neck",
+        ];
+        let found = find_keypoint_set(&file(&names, vec![[3, 2], [13, 14]], &[14]), None, None).unwrap();
+        let aic = shipped("aic14.json");
+        assert_eq!(found.spec.sigmas, aic.sigmas);
+        assert_eq!(found.spec.flip_pairs, aic.flip_pairs, "title case with spaces pairs left and right");
+        assert_eq!(found.spec.limbs, vec![[2, 1], [12, 13]], "limbs from the category's skeleton");
+        assert!(found.notes.is_empty());
+    }
+
+    #[test]
+    fn other_sets_need_a_spec_to_train_and_a_spec_must_fit() {
+        let ds = file(&["l_tip", "r_tip", "palm"], vec![[1, 3], [2, 3]], &[3]);
+        let found = find_keypoint_set(&ds, None, None).unwrap();
+        assert_eq!((found.spec.flip_pairs.clone(), found.spec.limbs.clone()), (vec![[0, 1]], vec![[0, 2], [1, 2]]));
+        assert!(found.spec.sigmas.is_none(), "drawing needs no sigmas");
+        let e = format!("{:#}", training_set(&ds, 1, None).unwrap_err());
+        assert!(e.starts_with("f.json: category 1 (person)") && e.contains("data.keypoints"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| {
+            let p = dir.path().join("spec.json");
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let good = write(r#"{"name": "tips", "keypoints": ["a", "b", "c"], "sigmas": [0.1, 0.1, 0.2]}"#);
+        assert_eq!(training_set(&ds, 1, Some(&good)).unwrap().spec.sigmas.unwrap(), vec![0.1, 0.1, 0.2]);
+        let two = write(r#"{"name": "tips", "keypoints": ["a", "b"], "sigmas": [0.1, 0.1]}"#);
+        let e = format!("{:#}", training_set(&ds, 1, Some(&two)).unwrap_err());
+        assert!(e.contains("spec.json: 2 keypoints, but the annotations' `keypoints` arrays of f.json hold 3"), "{e}");
+        let unscored = write(r#"{"name": "tips", "keypoints": ["a", "b", "c"]}"#);
+        let e = format!("{:#}", training_set(&ds, 1, Some(&unscored)).unwrap_err());
+        assert!(e.contains("spec.json") && e.contains("no OKS sigmas"), "{e}");
+    }
 }

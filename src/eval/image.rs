@@ -41,6 +41,9 @@ pub fn evaluate_image(
     let gt_ignore: Vec<bool> = gts.iter().map(|g| g.ignore || !area.contains(g.area)).collect();
     let order = match_order(&gt_ignore);
     let t_len = params.thresholds.len();
+    // pycocotools marks "unmatched" with the id 0, so a match to a GT with id 0 is lost;
+    // xtcocotools marks it with −1.
+    let counts_as_matched_id = |id| params.reference != super::Reference::Pycocotools || id != 0;
     let mut dt_matched = vec![false; t_len * d_len];
     let mut dt_ignore = vec![false; t_len * d_len];
     if g_len > 0 && d_len > 0 {
@@ -50,14 +53,15 @@ pub fn evaluate_image(
             greedy_match(gts, &gt_ignore, &order, oks, thr, &mut gt_taken, &mut taken_by);
             for (d, m) in taken_by.iter().enumerate() {
                 if let Some(g) = *m {
+                    let counts_as_matched = counts_as_matched_id(gts[g].id);
                     dt_ignore[t * d_len + d] = gt_ignore[g];
-                    dt_matched[t * d_len + d] = gts[g].id != 0;
+                    dt_matched[t * d_len + d] = counts_as_matched;
                 }
             }
         }
     }
     // Unmatched detections outside the area range are ignored; "unmatched" is pycocotools'
-    // `dtm == 0`, which also holds for a match to a GT with id 0.
+    // `dtm == 0`, which also holds for a match to a GT with id 0 (xtcocotools: `dtm < 0`).
     for t in 0..t_len {
         for (d, &(_, d_area)) in dts.iter().enumerate() {
             let i = t * d_len + d;

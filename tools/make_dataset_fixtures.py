@@ -31,6 +31,8 @@ configs/keypoints/*.json otherwise, CrowdPose's computed as np.array([.79, …])
     pip install numpy pillow pycocotools xtcocotools
     python3 tools/make_dataset_fixtures.py           # (re)write every fixture
     python3 tools/make_dataset_fixtures.py --check   # recompute the stats, compare with fixture.json
+    python3 tools/make_dataset_fixtures.py --fuzz 200 # random files without area: xtcocotools vs
+                                                      # target/release/dypose, both metrics
 """
 import argparse
 import json
@@ -447,6 +449,68 @@ def train_config(fixture, field):
             "train": {"epochs": 1, "lr": 0.001, "warmup_iters": 1, "val_every": 1, "log_every": 1}}
 
 
+def fuzz_case(seed):
+    """A random file without `area` in CrowdPose's or COCO's joints, with xtcocotools' quirks in
+    reach: ids from 0, `num_keypoints` that disagree with the flags, crowds, persons with few or
+    no labelled joints, results whose joints all score 0, duplicated and tied results."""
+    r = random.Random(seed)
+    k = r.choice([14, 17])
+    scene = Scene(seed, CROWDPOSE_POSE if k == 14 else COCO_POSE)
+    first = r.choice([0, 1, 10 ** 10])
+    ids = [first + i for i in range(r.randint(1, 5))]
+    images = [{"file_name": "%d.jpg" % i, "id": i, "width": 320, "height": 240,
+               "crowdIndex": r.choice([0, 0.2, 0.5, 0.8, round(r.random(), 2)])} for i in ids]
+    anns, people = [], []
+    next_id = r.choice([0, 1])
+    for image_id in ids:
+        for _ in range(r.randint(0, 6)):
+            kps, bbox = scene.person(hidden=r.choice([0.1, 0.5, 0.97]))
+            crowd = r.random() < 0.1
+            count = labelled(kps)
+            if r.random() < 0.2:
+                count = r.choice([0, count + 1, 15])
+            anns.append({"id": next_id, "image_id": image_id, "category_id": 1, "bbox": bbox,
+                         "keypoints": [0] * (3 * k) if crowd else kps, "iscrowd": int(crowd), "num_keypoints": count})
+            if not crowd:
+                people.append({"image_id": image_id, "kps": kps, "bbox": bbox})
+            next_id += 1
+    results = scene.results(people, k, ids, zero_scored=min(len(people), r.choice([0, 1, 2])))
+    for res in list(results):
+        if r.random() < 0.15:
+            results.append(dict(res, score=res["score"] if r.random() < 0.5 else round(r.random(), 1)))
+    names = CROWDPOSE_RELEASE if k == 14 else COCO_NAMES
+    gt = {"images": images, "annotations": anns, "categories": [category(names, [])]}
+    sigmas = crowdpose_sigmas() if k == 14 else [s / 10.0 for s in [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62,
+                                                                    .62, 1.07, 1.07, .87, .87, .89, .89]]
+    return gt, results, sigmas
+
+
+def fuzz(n, seed, dypose):
+    """Compares dypose's `eval` (both metrics) with xtcocotools on `n` random files."""
+    import subprocess
+    differ = 0
+    for case in range(n):
+        gt, results, sigmas = fuzz_case(seed + case)
+        with tempfile.TemporaryDirectory() as tmp:
+            gt_path, res_path = os.path.join(tmp, "gt.json"), os.path.join(tmp, "results.json")
+            json.dump(gt, open(gt_path, "w"))
+            json.dump(results, open(res_path, "w"))
+            for metric, iou_type in [("coco", "keypoints"), ("crowdpose", "keypoints_crowd")]:
+                want = xtcocotools_stats(gt_path, res_path, sigmas, iou_type=iou_type, use_area=False)
+                out = os.path.join(tmp, metric + ".json")
+                p = subprocess.run([dypose, "eval", "--gt", gt_path, "--results", res_path, "--metric", metric,
+                                    "--json", out], capture_output=True, text=True)
+                got = list(json.load(open(out)).values()) if p.returncode == 0 else None
+                if got is None or any(abs(a - b) > 1e-9 for a, b in zip(got, want)):
+                    differ += 1
+                    keep = os.path.join(ROOT, "fuzz_failure_%d_%s" % (seed + case, metric))
+                    shutil.copytree(tmp, keep, dirs_exist_ok=True)
+                    print("DIFFER case %d %s: dypose %s, xtcocotools %s (%s); kept in %s"
+                          % (seed + case, metric, got, want, p.stderr.strip(), keep))
+    print("%d random files, %d differ" % (n, differ))
+    return 1 if differ else 0
+
+
 def versions():
     from importlib.metadata import version
     return {"pycocotools": version("pycocotools"), "xtcocotools": version("xtcocotools")}
@@ -455,7 +519,12 @@ def versions():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="recompute the stats and compare with fixture.json")
+    ap.add_argument("--fuzz", type=int, metavar="N", help="compare N random files with xtcocotools instead")
+    ap.add_argument("--seed", type=int, default=5000)
+    ap.add_argument("--dypose", default=os.path.join(ROOT, "target", "release", "dypose"))
     a = ap.parse_args()
+    if a.fuzz:
+        return fuzz(a.fuzz, a.seed, a.dypose)
     bad = 0
     if not a.check:
         shutil.rmtree(OUT, ignore_errors=True)

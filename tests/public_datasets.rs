@@ -304,4 +304,49 @@ fn predict_tells_same_named_frames_apart() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("would both be drawn to") && err.contains("000522_mpii_test"), "{err}");
     assert!(!drawn.join("results.json").exists(), "refused before any work");
+    // GT boxes of a file with other joints than the model's would silently be none: refused.
+    let crowdpose = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/public_sets/crowdpose");
+    let other = crowdpose.join("json/crowdpose_test.json");
+    let frame = crowdpose.join("images/100000.jpg");
+    let o = dypose(&[
+        "predict",
+        "--checkpoint",
+        s(&ck),
+        "--ann",
+        s(&other),
+        "--out",
+        s(&tmp.path().join("x")),
+        "--images",
+        s(&frame),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("hold 14 joints") && err.contains("has 17"), "{err}");
+}
+
+/// `eval --analyze` and `data show` read the public layouts by the same rule: the analysis of a
+/// file without `area` starts from xtcocotools' stats, and the training crops of Human-Art's 21
+/// joints are drawn.
+#[test]
+fn analyze_and_data_show_take_public_layouts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/public_sets");
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["crowdpose", "aic", "posetrack18"] {
+        let dir = root.join(name);
+        let f = read_json(&dir.join("fixture.json"));
+        let e = f["expected"].as_array().unwrap().iter().find(|e| e["metric"] == "coco").unwrap();
+        let out = tmp.path().join(format!("analysis_{name}"));
+        let gt = dir.join(f["gt"].as_str().unwrap());
+        ok(&["eval", "--gt", s(&gt), "--results", s(&dir.join("results.json")), "--analyze", s(&out)]);
+        let a = read_json(&out.join("analysis.json"));
+        let original: Vec<f64> = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
+            .iter()
+            .map(|k| a["original"][k].as_f64().unwrap())
+            .collect();
+        let want: Vec<f64> = e["stats"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_close(&original, &want, name);
+    }
+    let shown = tmp.path().join("shown");
+    let config = root.join("humanart/train_keypoints_21.json");
+    ok(&["data", "show", "--config", s(&config), "--count", "3", "--out", s(&shown)]);
+    assert_eq!(walk(&shown).len(), 3);
 }

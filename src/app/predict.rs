@@ -172,7 +172,19 @@ fn jobs(images: &[PathBuf], source: &BoxSource, device: Device, cfg: &Config, jo
     };
     let ids = image_ids(images, gt.as_ref())?;
     let boxes: Vec<PersonBox> = match source {
-        BoxSource::Gt(_) => gt_boxes(gt.as_ref().expect("loaded above"), category_id, joints),
+        BoxSource::Gt(_) => {
+            let gt = gt.as_ref().expect("loaded above");
+            // GT persons are those with labelled joints of the model's set: a file of another
+            // set would silently give no boxes.
+            if let Some(k) = crate::coco::keypoint_set::joint_count(gt, Some(category_id))?.filter(|&k| k != joints) {
+                bail!(
+                    "{}: the annotations' `{}` arrays hold {k} joints, but the checkpoint's keypoint set has {joints} (a config's data.keypoint_field picks another array)",
+                    gt.source.display(),
+                    gt.keypoint_field
+                );
+            }
+            gt_boxes(gt, category_id, joints)
+        }
         BoxSource::Detections { path, .. } => detection_boxes(path, category_id, score_threshold, gt.as_ref())?,
         BoxSource::Detector { checkpoint, .. } => {
             let jobs: Vec<DetectJob> =

@@ -189,7 +189,7 @@ fn numbered(k: usize) -> KeypointSpec {
 /// The joint count of the annotations' keypoint arrays (of `category`, or all), `None` when
 /// no annotation has a non-empty one; an annotation that disagrees with the first is an error
 /// naming both.
-fn joint_count(gt: &CocoDataset, category: Option<Id>) -> Result<Option<usize>> {
+pub fn joint_count(gt: &CocoDataset, category: Option<Id>) -> Result<Option<usize>> {
     let mut first: Option<(usize, usize)> = None;
     for (i, a) in gt.annotations.iter().enumerate() {
         let Some(k) = a.keypoints.as_deref().filter(|k| !k.is_empty()) else { continue };

@@ -30,7 +30,7 @@ pub struct MatchedDetection {
 /// Analyses `results` against `gt` with the keypoint set `spec` (its sigmas and flip pairs).
 pub fn analyze(gt: &CocoDataset, results: &[KeypointResult], spec: &KeypointSpec) -> Result<Analysis> {
     let sigmas = spec.sigmas()?.to_vec();
-    let params = EvalParams::keypoints(sigmas);
+    let params = EvalParams::keypoints(sigmas).with_reference(super::Reference::for_gt(gt));
     let eval = CocoEval::new(gt, results, params.clone())?;
     let acc = eval.accumulate(&eval.evaluate());
     let original = eval.summarize(&acc);

@@ -84,9 +84,27 @@ pub fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &[PathBuf]) -> Res
 /// Refuses an output folder that is the folder of one of `inputs` (the next run over that folder
 /// would take the outputs for inputs).
 pub fn refuse_output_in_input_folder(out: &Path, inputs: &[PathBuf]) -> Result<()> {
-    let out_dir = canonical(out);
-    if let Some(p) = inputs.iter().find(|p| p.parent().is_some_and(|d| canonical(d) == out_dir)) {
-        bail!("{}: the output folder holds the input {}; choose another --out", out.display(), p.display());
+    refuse_outputs_in_input_folders(out, std::slice::from_ref(&out.to_path_buf()), inputs)
+}
+
+/// [`refuse_output_in_input_folder`] for outputs spread over several `folders` inside `out`
+/// (drawings that keep their images' sub-folders); each input's folder is resolved once.
+pub fn refuse_outputs_in_input_folders(out: &Path, folders: &[PathBuf], inputs: &[PathBuf]) -> Result<()> {
+    let mut input_dirs: std::collections::HashMap<PathBuf, &PathBuf> = std::collections::HashMap::new();
+    for p in inputs {
+        if let Some(d) = p.parent() {
+            input_dirs.entry(canonical(d)).or_insert(p);
+        }
+    }
+    for folder in folders {
+        if let Some(p) = input_dirs.get(&canonical(folder)) {
+            let inside = if folder == out { String::new() } else { format!(" (in {})", out.display()) };
+            bail!(
+                "{}{inside}: the output folder holds the input {}; choose another --out",
+                folder.display(),
+                p.display()
+            );
+        }
     }
     Ok(())
 }

@@ -85,9 +85,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     app::eval::eval_checkpoint(&req, &out)?.to_string()
                 }
                 (None, Some(results)) if a.iou_type == IouType::Bbox => {
+                    let keypoint_flags = a.analyze.is_some()
+                        || a.spec.is_some()
+                        || a.metric != KeypointMetric::Coco
+                        || a.keypoint_field != dypose::coco::dataset::KEYPOINTS_FIELD;
                     anyhow::ensure!(
-                        a.analyze.is_none() && a.spec.is_none() && a.metric == KeypointMetric::Coco,
-                        "--analyze, --spec and --metric are for keypoint results, not --iou-type bbox"
+                        !keypoint_flags,
+                        "--analyze, --spec, --metric and --keypoint-field are for keypoint results, not --iou-type bbox"
                     );
                     app::eval::eval_box_results(&a.gt, &results, &out)?.to_string()
                 }

@@ -262,6 +262,18 @@ fn posetrack18_as_released_loads_scores_and_draws() {
     let drawn = tmp.path().join("drawn");
     ok(&["draw", "--ann", s(&released), "--images", s(&dir), "--out", s(&drawn)]);
     assert_eq!(walk(&drawn).len(), 4, "the four frames, two of each video, all named 00000N.jpg");
+    // Drawings keep the videos' folders, so an --out at the data set's root would put them
+    // beside the frames: refused before any work.
+    let copy = tmp.path().join("copy");
+    for rel in walk(&dir.join("images")) {
+        let to = copy.join(rel.strip_prefix(&dir).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&rel, &to).unwrap();
+    }
+    let o = dypose(&["draw", "--ann", s(&released), "--images", s(&copy), "--out", s(&copy), "--format", "png"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("the output folder holds the input"), "{err}");
+    assert_eq!(walk(&copy).len(), 4, "nothing written beside the frames");
 }
 
 /// `predict --ann` finds each image's record by the end of its path, so frames of the same name
@@ -319,6 +331,10 @@ fn predict_tells_same_named_frames_apart() {
         "--images",
         s(&frame),
     ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("hold 14 joints") && err.contains("has 17"), "{err}");
+    let images = crowdpose.join("images");
+    let o = dypose(&["eval", "--checkpoint", s(&ck), "--gt", s(&other), "--images", s(&images)]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("hold 14 joints") && err.contains("has 17"), "{err}");
 }

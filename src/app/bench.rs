@@ -1,6 +1,6 @@
 //! `dypose bench …`: measurements printed as a table, with a JSON line last for scripts.
 
-use crate::coco::{CocoDataset, KeypointSpec};
+use crate::coco::CocoDataset;
 use crate::config::{Config, Device};
 use crate::data::instances::train_instances;
 use crate::data::loader::{Loader, LoaderConfig};
@@ -58,24 +58,21 @@ pub fn bench_coco_load(ann: &Path, repeat: usize) -> Result<String> {
 /// Times plain evaluation (read both files, the metric) against the analysis (read both files,
 /// the metric, the joint taxonomy and every fix), alternating which goes first.
 pub fn bench_eval(gt: &Path, results: &Path, spec: Option<&Path>, repeats: usize) -> Result<String> {
-    let sigmas = match spec {
-        Some(p) => Some(KeypointSpec::from_json_file(p)?.sigmas()?.to_vec()),
-        None => None,
+    let scored = super::eval::ResultsEval {
+        gt,
+        results,
+        spec,
+        keypoint_field: crate::coco::dataset::KEYPOINTS_FIELD,
+        metric: crate::config::KeypointMetric::Coco,
     };
     let plain = || -> Result<f64> {
         let start = Instant::now();
-        crate::eval::evaluate_files(gt, results, sigmas.as_deref())?;
+        let (gt, results, spec) = scored.load()?;
+        crate::eval::evaluate(&gt, &results, spec.sigmas()?)?;
         Ok(start.elapsed().as_secs_f64())
     };
     let analysed = || -> Result<f64> {
         let start = Instant::now();
-        let scored = super::eval::ResultsEval {
-            gt,
-            results,
-            spec,
-            keypoint_field: crate::coco::dataset::KEYPOINTS_FIELD,
-            metric: crate::config::KeypointMetric::Coco,
-        };
         let (gt, results, spec) = scored.load()?;
         crate::eval::analyze::analyze(&gt, &results, &spec)?;
         Ok(start.elapsed().as_secs_f64())
@@ -138,7 +135,8 @@ pub fn bench_data(ann: &Path, images: &Path, samples: usize, workers: usize, bat
     let ds = CocoDataset::load(ann)?;
     // The reference recipe (192×256 input, 48×64 heatmaps, the default augmentation) for the
     // file's own keypoint set.
-    let cat = ds.categories.iter().find(|c| !c.keypoints.is_empty()).map_or(1, |c| c.id);
+    let with_joints = ds.annotations.iter().find(|a| a.keypoints.as_ref().is_some_and(|k| !k.is_empty()));
+    let cat = with_joints.map_or(1, |a| a.category_id);
     let kspec = super::announced(crate::coco::find_keypoint_set(&ds, Some(cat), None)?);
     let (base, report) = train_instances(&ds, images, cat, kspec.len());
     anyhow::ensure!(!base.is_empty(), "{}: no person instances to load ({report})", ann.display());

@@ -50,6 +50,13 @@ pub fn draw(req: &DrawRequest) -> Result<usize> {
                 let kps = k.chunks_exact(3).map(|k| [k[0], k[1], if k[2] > 0.0 { 1.0 } else { 0.0 }]).collect();
                 poses.entry(a.image_id).or_default().push((kps, a.bbox, None));
             }
+            if poses.is_empty() {
+                bail!(
+                    "{}: no person has a non-empty `{}` array: nothing to draw (--keypoint-field reads another array)",
+                    gt.source.display(),
+                    gt.keypoint_field
+                );
+            }
         }
     }
     // What will be written, checked before any work: never over an input, nor over an earlier
@@ -70,7 +77,11 @@ pub fn draw(req: &DrawRequest) -> Result<usize> {
     let mut inputs: Vec<PathBuf> = plan.iter().map(|(src, _, _)| src.clone()).collect();
     inputs.extend([req.ann.clone()].into_iter().chain(req.results.clone()));
     crate::fsutil::refuse_shared_outputs(&outputs, &inputs)?;
-    crate::fsutil::refuse_output_in_input_folder(&req.out, &inputs)?;
+    let mut folders: Vec<PathBuf> = outputs.iter().filter_map(|p| p.parent()).map(Path::to_path_buf).collect();
+    folders.push(req.out.clone());
+    folders.sort();
+    folders.dedup();
+    crate::fsutil::refuse_outputs_in_input_folders(&req.out, &folders, &inputs)?;
     crate::fsutil::refuse_overwriting_inputs(&outputs, &inputs)?;
     crate::fsutil::refuse_existing(&outputs, req.force)?;
     let mut written = 0;

@@ -174,15 +174,7 @@ fn jobs(images: &[PathBuf], source: &BoxSource, device: Device, cfg: &Config, jo
     let boxes: Vec<PersonBox> = match source {
         BoxSource::Gt(_) => {
             let gt = gt.as_ref().expect("loaded above");
-            // GT persons are those with labelled joints of the model's set: a file of another
-            // set would silently give no boxes.
-            if let Some(k) = crate::coco::keypoint_set::joint_count(gt, Some(category_id))?.filter(|&k| k != joints) {
-                bail!(
-                    "{}: the annotations' `{}` arrays hold {k} joints, but the checkpoint's keypoint set has {joints} (a config's data.keypoint_field picks another array)",
-                    gt.source.display(),
-                    gt.keypoint_field
-                );
-            }
+            crate::coco::keypoint_set::ensure_model_joints(gt, category_id, joints)?;
             gt_boxes(gt, category_id, joints)
         }
         BoxSource::Detections { path, .. } => detection_boxes(path, category_id, score_threshold, gt.as_ref())?,

@@ -153,7 +153,11 @@ fn take_keypoint_field(bytes: &[u8], file: &mut AnnotationFile, field: &str) -> 
         .par_iter()
         .map(|r| {
             let mut de = serde_json::Deserializer::from_slice(&bytes[r.clone()]);
-            FieldSeed(field).deserialize(&mut de).map_err(|e| e.to_string())
+            // serde's position would count from the record, not the file: the record names it.
+            FieldSeed(field).deserialize(&mut de).map_err(|e| {
+                let text = e.to_string();
+                text.rfind(" at line ").map_or(text.clone(), |at| text[..at].to_string())
+            })
         })
         .collect();
     let mut found = 0;
@@ -259,6 +263,30 @@ mod tests {
         assert!(err.contains("record annotations[2].area"), "{err}");
         let bad_info = text.replacen("\"info\": {", "\"info\": {1", 1);
         assert!(parse_annotation_file(bad_info.as_bytes()).is_err(), "unread members are still validated");
+    }
+
+    #[test]
+    fn another_keypoint_field_replaces_keypoints_and_its_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("art.json");
+        let write = |k21: &str| {
+            let text = format!(
+                r#"{{"images": [], "annotations": [
+                  {{"id": 7, "image_id": 1, "category_id": 1, "keypoints": [1, 2, 2], "num_keypoints": 1,
+                   "keypoints_21": {k21}, "bbox": [0, 0, 1, 1]}}], "categories": []}}"#
+            );
+            std::fs::write(&path, text).unwrap();
+        };
+        write("[3, 4, 2, 5, 6, 1]");
+        let ds = CocoDataset::load_field(&path, "keypoints_21").unwrap();
+        assert_eq!(ds.annotations[0].keypoints, Some(vec![3.0, 4.0, 2.0, 5.0, 6.0, 1.0]));
+        assert_eq!(ds.annotations[0].num_keypoints(), 2, "counted from the array read, not the file's 1");
+        assert_eq!(CocoDataset::load(&path).unwrap().annotations[0].num_keypoints(), 1);
+        write(r#"[3, "x", 2]"#);
+        let e = format!("{:#}", CocoDataset::load_field(&path, "keypoints_21").unwrap_err());
+        assert!(e.contains("art.json: annotations[0] (id 7).keypoints_21: invalid type") && !e.contains("line"), "{e}");
+        let e = format!("{:#}", CocoDataset::load_field(&path, "keypoint_21").unwrap_err());
+        assert!(e.contains("no annotation has a `keypoint_21` field") && e.contains("keypoints_21"), "{e}");
     }
 
     #[test]

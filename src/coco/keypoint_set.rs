@@ -84,70 +84,31 @@ pub fn find_keypoint_set(gt: &CocoDataset, category: Option<Id>, given: Option<&
     let counted = joint_count(gt, category)?;
     let cat = pick_category(gt, category);
     let names = cat.map_or(&[][..], |c| c.keypoints.as_slice());
+    let k = counted.or((!names.is_empty()).then_some(names.len()));
     if let Some(path) = given {
         let spec = KeypointSpec::from_json_file(path)?;
-        let k = counted.or((!names.is_empty()).then_some(names.len())).unwrap_or(spec.len());
-        if spec.len() != k {
-            bail!("{}: {} keypoints, but {}", path.display(), spec.len(), describe_count(gt, cat, counted, k));
+        if let Some(k) = k.filter(|&k| k != spec.len()) {
+            bail!("{}: {} keypoints, but {}", path.display(), spec.len(), count_source(gt, cat, counted, k));
         }
         return Ok(FoundSet { spec, notes: Vec::new() });
     }
-    let k = counted.or((!names.is_empty()).then_some(names.len())).unwrap_or(17);
-    let shipped = shipped_specs();
     let mut notes = Vec::new();
+    let Some(k) = k else {
+        notes.push(format!(
+            "note: {file}: no annotation has a `{}` array and no category names joints: COCO's 17 joints are assumed, as pycocotools assumes them",
+            gt.keypoint_field
+        ));
+        return Ok(FoundSet { spec: KeypointSpec::coco17(), notes });
+    };
+    let shipped = shipped_specs();
     let mut spec = match cat.filter(|c| c.keypoints.len() == k) {
-        Some(cat) => {
-            // CrowdPose's release carries COCO's skeleton, ExLPose's is 0-based: such a skeleton
-            // draws nonsense, so it gives way to the shipped spec's limbs (or none).
-            let mut cat = cat.clone();
-            let outside = cat.skeleton.iter().find(|pair| pair.iter().any(|&j| j < 1 || j > k as i64)).copied();
-            if outside.is_some() {
-                cat.skeleton.clear();
-            }
-            let (spec, known) =
-                with_known_sigmas(KeypointSpec::from_category(&cat).with_context(|| file.to_string())?, &shipped);
-            if let Some([a, b]) = outside {
-                notes.push(format!(
-                    "warning: {file}: category {}'s skeleton pair [{a}, {b}] is outside joints 1..={k} (a skeleton of another set, or 0-based): {}",
-                    cat.id,
-                    known.map_or("drawn without limbs".to_string(), |f| format!("drawn with the limbs of {f}"))
-                ));
-            }
-            spec
-        }
-        None => {
-            let of_count: Vec<&ShippedSpec> = shipped.iter().filter(|s| s.spec.len() == k).collect();
-            let why = match names.len() {
-                0 => "the category lists no joint names".to_string(),
-                n => format!("the category names {n} joints ({})", names_preview(names)),
-            };
-            match of_count.as_slice() {
-                [one] => {
-                    notes.push(format!(
-                        "warning: {file}: {why}, but the annotations' `{}` arrays hold {k}: drawn and named as {}",
-                        gt.keypoint_field, one.file
-                    ));
-                    one.spec.clone()
-                }
-                several => {
-                    let files: Vec<&str> = several.iter().map(|s| s.file).collect();
-                    notes.push(format!(
-                        "warning: {file}: {why}, but the annotations' `{}` arrays hold {k}: joints are numbered, without limbs{}",
-                        gt.keypoint_field,
-                        match files.len() {
-                            0 => String::new(),
-                            _ => format!(" (a spec names them: configs/keypoints/{})", files.join(" or ")),
-                        }
-                    ));
-                    numbered(k)
-                }
-            }
-        }
+        Some(cat) => named_by_category(gt, cat, &shipped, &mut notes)?,
+        None => named_by_count(gt, cat, k, &shipped, &mut notes),
     };
     if spec.sigmas.is_none() && k == 17 {
         let coco = KeypointSpec::coco17();
         notes.push(format!(
-            "note: {file}: the 17 joints ({}) are not COCO's names; scored with COCO's OKS sigmas, as pycocotools scores every 17-joint file (--spec or data.keypoints gives others)",
+            "note: {file}: the 17 joints ({}) are not COCO's names; COCO's OKS sigmas are used for them, as pycocotools uses them for every 17-joint file (--spec or data.keypoints gives others)",
             names_preview(&spec.keypoints)
         ));
         spec.sigmas = coco.sigmas;
@@ -157,9 +118,74 @@ pub fn find_keypoint_set(gt: &CocoDataset, category: Option<Id>, given: Option<&
     Ok(FoundSet { spec, notes })
 }
 
+/// The set a category names whose names fit the joint count: its names, its skeleton when that
+/// fits the joints, flip pairs by name, and what the shipped spec of those names adds.
+fn named_by_category(
+    gt: &CocoDataset,
+    cat: &CategoryRecord,
+    shipped: &[ShippedSpec],
+    notes: &mut Vec<String>,
+) -> Result<KeypointSpec> {
+    let k = cat.keypoints.len();
+    // CrowdPose's release carries COCO's skeleton, ExLPose's is 0-based: such a skeleton
+    // draws nonsense, so it gives way to the shipped spec's limbs (or none).
+    let mut cat = cat.clone();
+    let outside = cat.skeleton.iter().find(|pair| pair.iter().any(|&j| j < 1 || j > k as i64)).copied();
+    if outside.is_some() {
+        cat.skeleton.clear();
+    }
+    let from_category = KeypointSpec::from_category(&cat).with_context(|| gt.source.display().to_string())?;
+    let (spec, known) = completed_by_shipped(from_category, shipped);
+    if let Some([a, b]) = outside {
+        notes.push(format!(
+            "warning: {}: category {}'s skeleton pair [{a}, {b}] is outside joints 1..={k} (a skeleton of another set, or 0-based): {}",
+            gt.source.display(),
+            cat.id,
+            known.map_or("the joints have no limbs".to_string(), |f| format!("the limbs of {f} are used instead"))
+        ));
+    }
+    Ok(spec)
+}
+
+/// The set of `k` joints whose category does not name them: the one shipped spec of that count,
+/// else joints known by number only; with a warning either way.
+fn named_by_count(
+    gt: &CocoDataset,
+    cat: Option<&CategoryRecord>,
+    k: usize,
+    shipped: &[ShippedSpec],
+    notes: &mut Vec<String>,
+) -> KeypointSpec {
+    let names = cat.map_or(&[][..], |c| c.keypoints.as_slice());
+    let why = match (cat, names.len()) {
+        (None, _) => "no category describes them".to_string(),
+        (Some(c), 0) => format!("category {} lists no joint names", c.id),
+        (Some(c), n) => format!("category {} names {n} joints ({})", c.id, names_preview(names)),
+    };
+    let head = format!(
+        "warning: {}: {why}, but the annotations' `{}` arrays hold {k}",
+        gt.source.display(),
+        gt.keypoint_field
+    );
+    let of_count: Vec<&ShippedSpec> = shipped.iter().filter(|s| s.spec.len() == k).collect();
+    if let [one] = of_count.as_slice() {
+        notes.push(format!("{head}: the joints are named and drawn as in {}", one.file));
+        return one.spec.clone();
+    }
+    let files: Vec<&str> = of_count.iter().map(|s| s.file).collect();
+    notes.push(match files.len() {
+        0 => format!("{head}: the joints are numbered, without limbs"),
+        _ => format!(
+            "{head}: the joints are numbered, without limbs (configs/keypoints/{} names them)",
+            files.join(" or ")
+        ),
+    });
+    numbered(k)
+}
+
 /// The category's spec with the sigmas and upper body of the shipped spec its names are, and
 /// that spec's limbs and flip pairs where the category has none; and that spec's file.
-fn with_known_sigmas(mut spec: KeypointSpec, shipped: &[ShippedSpec]) -> (KeypointSpec, Option<&'static str>) {
+fn completed_by_shipped(mut spec: KeypointSpec, shipped: &[ShippedSpec]) -> (KeypointSpec, Option<&'static str>) {
     let known = shipped.iter().find(|s| s.names_match(&spec.keypoints));
     if let Some(known) = known {
         spec.sigmas = known.spec.sigmas.clone();
@@ -189,7 +215,7 @@ fn numbered(k: usize) -> KeypointSpec {
 /// The joint count of the annotations' keypoint arrays (of `category`, or all), `None` when
 /// no annotation has a non-empty one; an annotation that disagrees with the first is an error
 /// naming both.
-pub fn joint_count(gt: &CocoDataset, category: Option<Id>) -> Result<Option<usize>> {
+fn joint_count(gt: &CocoDataset, category: Option<Id>) -> Result<Option<usize>> {
     let mut first: Option<(usize, usize)> = None;
     for (i, a) in gt.annotations.iter().enumerate() {
         let Some(k) = a.keypoints.as_deref().filter(|k| !k.is_empty()) else { continue };
@@ -214,20 +240,35 @@ pub fn joint_count(gt: &CocoDataset, category: Option<Id>) -> Result<Option<usiz
     Ok(first.map(|(_, len)| len / 3))
 }
 
-/// The category that names the joints: `category` when given, else that of the first annotation
-/// with keypoints, else the first category listing keypoint names.
+/// Refuses a file whose annotations of `category` hold other joints than a model's `joints`:
+/// its persons would silently be left out of GT boxes and scoring.
+pub fn ensure_model_joints(gt: &CocoDataset, category: Id, joints: usize) -> Result<()> {
+    if let Some(k) = joint_count(gt, Some(category))?.filter(|&k| k != joints) {
+        bail!(
+            "{}: the annotations' `{}` arrays hold {k} joints, but the checkpoint's keypoint set has {joints} (a config's data.keypoint_field picks another array)",
+            gt.source.display(),
+            gt.keypoint_field
+        );
+    }
+    Ok(())
+}
+
+/// The category that names the joints: `category` when given, else that of the first
+/// annotation with keypoints (names or not), else, with no such annotation, the first category
+/// listing keypoint names.
 fn pick_category(gt: &CocoDataset, category: Option<Id>) -> Option<&CategoryRecord> {
     if let Some(id) = category {
         return gt.category(id);
     }
-    let with_keypoints = gt.annotations.iter().find(|a| a.keypoints.as_ref().is_some_and(|k| !k.is_empty()));
-    with_keypoints
-        .and_then(|a| gt.category(a.category_id).filter(|c| !c.keypoints.is_empty()))
-        .or_else(|| gt.categories.iter().find(|c| !c.keypoints.is_empty()))
+    match gt.annotations.iter().find(|a| a.keypoints.as_ref().is_some_and(|k| !k.is_empty())) {
+        Some(a) => gt.category(a.category_id),
+        None => gt.categories.iter().find(|c| !c.keypoints.is_empty()),
+    }
 }
 
-/// "the annotations of F hold K joints" or "category C of F names K joints".
-fn describe_count(gt: &CocoDataset, cat: Option<&CategoryRecord>, counted: Option<usize>, k: usize) -> String {
+/// Where a joint count came from: "the annotations' `keypoints` arrays of F hold K" or
+/// "category C of F has K".
+fn count_source(gt: &CocoDataset, cat: Option<&CategoryRecord>, counted: Option<usize>, k: usize) -> String {
     let file = gt.source.display();
     match (counted, cat) {
         (Some(_), _) | (None, None) => format!("the annotations' `{}` arrays of {file} hold {k}", gt.keypoint_field),
@@ -330,9 +371,8 @@ mod tests {
         assert_eq!(shipped("aic14.json").sigmas.unwrap()[13], 0.01236173);
         for s in &all {
             assert!(s.spec.sigmas.is_some() && s.names_match(&s.spec.keypoints), "{}", s.file);
-            let mut mirrored = s.spec.clone();
-            mirrored.flip_pairs = crate::coco::keypoints::flip_pairs_from_names(&s.spec.keypoints);
-            assert_eq!(mirrored.flip_pairs.len(), s.spec.flip_pairs.len(), "{}: pairs follow the names", s.file);
+            let by_name = crate::coco::keypoints::flip_pairs_from_names(&s.spec.keypoints);
+            assert_eq!(by_name, s.spec.flip_pairs, "{}: the pairs are the left/right names", s.file);
         }
     }
 
@@ -398,6 +438,29 @@ mod tests {
         // No annotation with joints: the category's names count.
         let found = find_keypoint_set(&file(&CROWDPOSE_RELEASE, vec![], &[]), None, None).unwrap();
         assert_eq!(found.spec.len(), 14);
+    }
+
+    #[test]
+    fn a_file_without_arrays_or_names_is_cocos_and_the_annotations_category_is_the_one_named() {
+        let text = json!({
+            "images": [{"id": 1, "file_name": "a.jpg"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]}],
+            "categories": [{"id": 1, "name": "person"}],
+        });
+        let ds = CocoDataset::from_file(serde_json::from_value(text).unwrap(), "boxes.json".into()).unwrap();
+        let found = find_keypoint_set(&ds, None, None).unwrap();
+        assert_eq!(found.spec, KeypointSpec::coco17());
+        assert!(found.notes[0].contains("no annotation has a `keypoints` array"), "{:?}", found.notes);
+        // Persons of category 2, which names nothing, beside category 1, which names 3 joints.
+        let text = json!({
+            "images": [{"id": 1, "file_name": "a.jpg"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [0, 0, 5, 5], "keypoints": vec![1.0; 51]}],
+            "categories": [{"id": 1, "name": "tool", "keypoints": ["a", "b", "c"]}, {"id": 2, "name": "person"}],
+        });
+        let ds = CocoDataset::from_file(serde_json::from_value(text).unwrap(), "two.json".into()).unwrap();
+        let found = find_keypoint_set(&ds, None, None).unwrap();
+        assert_eq!(found.spec, KeypointSpec::coco17());
+        assert!(found.notes[0].contains("category 2 lists no joint names"), "{:?}", found.notes);
     }
 
     #[test]

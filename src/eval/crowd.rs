@@ -24,7 +24,8 @@ pub struct CrowdPoseStats {
     pub ar50: f64,
     #[serde(rename = "AR75")]
     pub ar75: f64,
-    /// Images with `crowdIndex` below 0.2; rounded to 4 decimals, as xtcocotools rounds them.
+    /// Images with `crowdIndex` below 0.2; rounded to 4 decimals, as xtcocotools rounds them
+    /// (numpy's `round`).
     #[serde(rename = "AP_easy")]
     pub ap_easy: f64,
     /// `crowdIndex` from 0.2 to below 0.8.
@@ -105,22 +106,15 @@ pub fn evaluate_crowdpose(
         ids.sort_unstable();
         ids.dedup();
         let band = CocoEval::on_images(gt, results, params.clone(), ids)?;
-        *slot = round4(mean_over_all_areas_first(&band.evaluate_and_accumulate()));
+        *slot = numpy_round4(mean_precision_area_all(&band.evaluate_and_accumulate()));
     }
-    Ok(EvalReport {
-        stats: CrowdPoseStats::from_array(v),
-        num_images: eval.image_ids.len(),
-        num_gt: gt.annotations.len(),
-        num_results: results.len(),
-        results_outside_categories: eval.results_outside_categories,
-        notes: Vec::new(),
-    })
+    Ok(EvalReport::of(&eval, CrowdPoseStats::from_array(v), gt))
 }
 
 /// `np.mean(precision[:, :, :, 0, :])`: every threshold, recall sample, category and
 /// max-detections entry of the first area range, in C order, the −1 of categories without GT
 /// included (xtcocotools' `get_type_result` does not leave them out).
-fn mean_over_all_areas_first(acc: &Accumulation) -> f64 {
+fn mean_precision_area_all(acc: &Accumulation) -> f64 {
     let [t_len, r_len, k_len, a_len, m_len] = acc.dims;
     let mut vals = Vec::with_capacity(t_len * r_len * k_len * m_len);
     for t in 0..t_len {
@@ -135,10 +129,10 @@ fn mean_over_all_areas_first(acc: &Accumulation) -> f64 {
     numpy_mean(&vals)
 }
 
-/// Python's `round(x, 4)`: the decimal rounding of the exact binary value, ties to even (Rust's
-/// fixed-precision formatting rounds the same way), read back as the nearest f64.
-fn round4(x: f64) -> f64 {
-    format!("{x:.4}").parse().expect("a formatted float parses")
+/// `round(x, 4)` of the `np.float64` that `np.mean` returns: numpy's `rint(x * 1e4) / 1e4`
+/// (ties to even after the rounded product), not Python's decimal rounding of a `float`.
+fn numpy_round4(x: f64) -> f64 {
+    (x * 1e4).round_ties_even() / 1e4
 }
 
 #[cfg(test)]
@@ -146,12 +140,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round4_is_pythons_round() {
-        // Values from CPython 3.11: round(x, 4).
-        assert_eq!(round4(0.03125), 0.0312, "a tie goes to the even digit");
-        assert_eq!(round4(0.15625), 0.1562);
-        assert_eq!(round4(0.00005), 0.0001, "0.00005 is slightly above the tie in binary");
-        assert_eq!(round4(0.123456), 0.1235);
-        assert_eq!(round4(-1.0), -1.0);
+    fn rounding_is_numpys() {
+        // numpy 1.26: float(round(np.float64(x), 4)); Python's round(x, 4) differs on the first two.
+        assert_eq!(numpy_round4(0.00005), 0.0, "Python's round gives 0.0001");
+        assert_eq!(numpy_round4(0.61395), 0.614, "Python's round gives 0.6139");
+        assert_eq!(numpy_round4(0.03125), 0.0312, "a tie goes to the even digit");
+        assert_eq!(numpy_round4(0.15625), 0.1562);
+        assert_eq!(numpy_round4(0.123456), 0.1235);
+        assert_eq!(numpy_round4(0.99995), 1.0);
+        assert_eq!(numpy_round4(-1.0), -1.0);
     }
 }

@@ -9,7 +9,8 @@ pub struct GtRef {
     pub id: Id,
     pub area: f64,
     pub iscrowd: bool,
-    /// `iscrowd` or `num_keypoints == 0` (a GT's own `ignore` field is overwritten, as in pycocotools).
+    /// `iscrowd`, or no labelled joints by the reference's rule (`num_keypoints == 0`, or no v > 0
+    /// under xtcocotools' `use_area=False`); a GT's own `ignore` field is overwritten, as both do.
     pub ignore: bool,
 }
 
@@ -18,7 +19,8 @@ pub struct GtRef {
 pub struct ImageEval {
     /// Scores of the kept detections, highest first (stable).
     pub dt_scores: Vec<f64>,
-    /// `[t * D + d]`: matched to a GT whose id is not 0 (pycocotools stores the GT id and tests it for truth).
+    /// `[t * D + d]`: matched to a GT (pycocotools stores the GT id and tests it for truth, so a
+    /// match to id 0 does not count there; xtcocotools' −1 marker counts it).
     pub dt_matched: Vec<bool>,
     /// `[t * D + d]`: matched to an ignored GT, or unmatched and outside the area range.
     pub dt_ignore: Vec<bool>,

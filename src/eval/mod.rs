@@ -1,5 +1,6 @@
-//! COCO evaluation, equal to pycocotools' `COCOeval` for `iouType="keypoints"` and `"bbox"`:
-//! `CocoEval::new` (prepare) → `evaluate` → `accumulate` → `summarize`.
+//! COCO evaluation, equal to pycocotools' `COCOeval` for `iouType="keypoints"` and `"bbox"`, or to
+//! xtcocotools' where the rules differ ([`Reference`]: files without `area`, CrowdPose's
+//! benchmark): `CocoEval::new` (prepare) → `evaluate` → `accumulate` → `summarize`.
 //! Plain Rust over the parsed files, parallel over images.
 
 pub mod analyze;
@@ -122,7 +123,7 @@ pub struct Accumulation {
 
 impl<'a, D: Detection> CocoEval<'a, D> {
     /// Groups GTs and results per (image, category), over every image of `gt`. For keypoints,
-    /// GT keypoints of evaluated categories must have `3 × params.sigmas.len()` numbers.
+    /// GT keypoints of evaluated categories must have `3 × params.sigmas.len()` numbers (or none).
     pub fn new(gt: &'a CocoDataset, results: &'a [D], params: EvalParams) -> Result<Self> {
         Self::on_images(gt, results, params, gt.image_ids_sorted())
     }
@@ -132,7 +133,6 @@ impl<'a, D: Detection> CocoEval<'a, D> {
         ensure!(params.thresholds.len() <= 64, "at most 64 thresholds are supported");
         ensure!(params.iou_type == D::IOU_TYPE, "{:?} results need {:?} parameters", D::IOU_TYPE, params.iou_type);
         let keypoints = params.iou_type == IouType::Keypoints;
-        let reference = params.reference;
         let category_ids = gt.category_ids_sorted();
         let k_len = category_ids.len();
         let img_pos: HashMap<Id, usize> = image_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
@@ -143,42 +143,11 @@ impl<'a, D: Detection> CocoEval<'a, D> {
             let (Some(&i), Some(&k)) = (img_pos.get(&ann.image_id), cat_pos.get(&ann.category_id)) else {
                 continue;
             };
-            let at = || format!("{}: annotations[{n}] (id {})", gt.source.display(), ann.id);
-            // A GT without joints (none, or `[]` as in PoseTrack18's release) has none labelled.
-            let coords = if keypoints { ann.keypoints.as_deref().unwrap_or(&[]) } else { &[] };
-            ensure!(
-                !keypoints || coords.is_empty() || coords.len() == num_coords,
-                "{}: {} has {} numbers, expected {num_coords} ({} keypoints × 3)",
-                at(),
-                gt.keypoint_field,
-                coords.len(),
-                params.sigmas.len()
-            );
-            let Some(area) = reference.gt_area(ann) else {
-                anyhow::bail!("{}: no `area` (pycocotools' rules need one on every annotation)", at());
-            };
-            let labelled = coords.chunks_exact(3).any(|p| p[2] > 0.0);
-            // OKS needs the box only without labelled joints, where a box-less PoseTrack18
-            // person is an ignored GT at [0, 0, 0, 0] that nothing matches.
-            if ann.bbox.is_none() && (labelled || !keypoints) {
-                anyhow::bail!(
-                    "{}: record annotations[{n}]: missing field `bbox`, which the metric needs for annotation {}",
-                    gt.source.display(),
-                    ann.id
-                );
-            }
-            let unlabelled = match reference {
-                Reference::Pycocotools | Reference::XtcocotoolsCrowd => ann.num_keypoints() == 0,
-                Reference::XtcocotoolsNoArea => !labelled,
-            };
-            let gref =
-                GtRef { id: ann.id, area, iscrowd: ann.iscrowd, ignore: ann.iscrowd || (keypoints && unlabelled) };
-            let target = GtShape { keypoints: coords, bbox: ann.bbox_or_zero(), area };
-            cells[i * k_len + k].gts.push((gref, target));
+            cells[i * k_len + k].gts.push(gt_entry(gt, n, &params)?);
         }
         let mut results_outside_categories = 0;
         // xtcocotools drops keypoint results without a joint scored above 0 before anything else.
-        let drops_unscored = keypoints && reference != Reference::Pycocotools;
+        let drops_unscored = keypoints && params.reference != Reference::Pycocotools;
         for (n, r) in results.iter().enumerate() {
             if let Some(len) = r.keypoint_numbers() {
                 ensure!(
@@ -291,6 +260,43 @@ impl CocoEval<'_, BoxResult> {
     pub fn run(&self) -> BoxStats {
         BoxStats::from_accumulation(&self.evaluate_and_accumulate(), &self.params)
     }
+}
+
+/// Annotation `n` of `gt` as the matcher sees it, under `params`' reference rules: its area
+/// (the file's, or the box's w·h·0.53), whether it is ignored, and what OKS or IoU compare.
+fn gt_entry<'a>(gt: &'a CocoDataset, n: usize, params: &EvalParams) -> Result<(GtRef, GtShape<'a>)> {
+    let ann = &gt.annotations[n];
+    let at = || format!("{}: annotations[{n}] (id {})", gt.source.display(), ann.id);
+    let keypoints = params.iou_type == IouType::Keypoints;
+    let num_coords = 3 * params.sigmas.len();
+    // A GT without joints (none, or `[]` as in PoseTrack18's release) has none labelled.
+    let coords = if keypoints { ann.keypoints.as_deref().unwrap_or(&[]) } else { &[] };
+    ensure!(
+        !keypoints || coords.is_empty() || coords.len() == num_coords,
+        "{}: {} has {} numbers, expected {num_coords} ({} keypoints × 3)",
+        at(),
+        gt.keypoint_field,
+        coords.len(),
+        params.sigmas.len()
+    );
+    let Some(area) = params.reference.gt_area(ann) else {
+        anyhow::bail!("{}: no `area` (pycocotools' rules need one on every annotation)", at());
+    };
+    let unlabelled = match params.reference {
+        Reference::Pycocotools | Reference::XtcocotoolsCrowd => ann.num_keypoints() == 0,
+        Reference::XtcocotoolsNoArea => !coords.chunks_exact(3).any(|p| p[2] > 0.0),
+    };
+    let ignore = ann.iscrowd || (keypoints && unlabelled);
+    // Only an ignored GT may lack a box (PoseTrack18's unlabelled persons): at [0, 0, 0, 0],
+    // nothing matches it. A regular one without a box would silently lower recall.
+    ensure!(
+        ann.bbox.is_some() || ignore,
+        "{}: record annotations[{n}]: missing field `bbox`, which the metric needs for annotation {} (it is not ignored)",
+        gt.source.display(),
+        ann.id
+    );
+    let gref = GtRef { id: ann.id, area, iscrowd: ann.iscrowd, ignore };
+    Ok((gref, GtShape { keypoints: coords, bbox: ann.bbox_or_zero(), area }))
 }
 
 /// Stable descending order by score (numpy's mergesort on negated scores; ±0 compare equal).
@@ -439,30 +445,14 @@ pub fn evaluate_box_files(gt_path: &std::path::Path, results_path: &std::path::P
 }
 
 /// Loads a GT file and a results file (in parallel) and scores them with the OKS `sigmas` of a
-/// keypoint set (results must have one `[x, y, score]` per sigma), or with the GT file's own set
-/// when `None` ([`crate::coco::find_keypoint_set`]; its notes join the report's).
-pub fn evaluate_files(
-    gt_path: &std::path::Path,
-    results_path: &std::path::Path,
-    sigmas: Option<&[f64]>,
-) -> Result<EvalReport> {
+/// keypoint set (results must have one `[x, y, score]` per sigma). `dypose eval` finds the GT
+/// file's own set instead when it is given no spec (`app::eval::ResultsEval`).
+pub fn evaluate_files(gt_path: &std::path::Path, results_path: &std::path::Path, sigmas: &[f64]) -> Result<EvalReport> {
     use crate::coco::results::{read_result_records, results_from_records};
     let (gt, records) = rayon::join(|| CocoDataset::load(gt_path), || read_result_records(results_path));
     let gt = gt?;
-    let (found, mut notes) = match sigmas {
-        Some(s) => (s.to_vec(), Vec::new()),
-        None => {
-            let found = crate::coco::find_keypoint_set(&gt, None, None)?;
-            let sigmas =
-                found.spec.sigmas().map_err(|e| anyhow::anyhow!("{}: {e:#} (pass --spec)", gt.source.display()))?;
-            (sigmas.to_vec(), found.notes)
-        }
-    };
-    let results = results_from_records(records?, &results_path.display().to_string(), &gt, found.len())?;
-    let mut report = evaluate(&gt, &results, &found)?;
-    notes.append(&mut report.notes);
-    report.notes = notes;
-    Ok(report)
+    let results = results_from_records(records?, &results_path.display().to_string(), &gt, sigmas.len())?;
+    evaluate(&gt, &results, sigmas)
 }
 
 #[cfg(test)]
@@ -476,6 +466,31 @@ mod tests {
             dt_ignore: vec![false; t_len * scores.len()],
             num_gt_regular: gts,
         }
+    }
+
+    #[test]
+    fn only_an_ignored_gt_may_lack_a_box() {
+        let gt = |num_keypoints: i64| {
+            let text = serde_json::json!({
+                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "annotations": [
+                    {"id": 1, "image_id": 1, "category_id": 1, "area": 100, "bbox": [0, 0, 10, 10], "keypoints": [5, 5, 2]},
+                    {"id": 2, "image_id": 1, "category_id": 1, "area": 100, "bbox": [], "keypoints": [],
+                     "num_keypoints": num_keypoints}
+                ],
+                "categories": [{"id": 1, "name": "person"}],
+            });
+            CocoDataset::from_file(serde_json::from_value(text).unwrap(), "gt.json".into()).unwrap()
+        };
+        let res =
+            [KeypointResult { image_id: 1, category_id: 1, keypoints: vec![5.0, 5.0, 1.0], score: 1.0, area: 1.0 }];
+        let ignored = gt(0);
+        let eval = CocoEval::new(&ignored, &res, EvalParams::keypoints(vec![0.1])).unwrap();
+        assert!((eval.run().ap - 1.0).abs() < 1e-12, "the box-less GT is ignored and matches nothing");
+        // Its `num_keypoints` makes it a regular GT, which no box could ever match.
+        let regular = gt(4);
+        let e = CocoEval::new(&regular, &res, EvalParams::keypoints(vec![0.1])).err().unwrap().to_string();
+        assert!(e.starts_with("gt.json: record annotations[1]: missing field `bbox`"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Evaluation parameters, built exactly as pycocotools builds them (`Params.setKpParams`,
 //! `Params.setDetParams`).
 
+use crate::coco::CocoDataset;
+
 /// An object-area range; both ends are inclusive.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AreaRange {
@@ -15,7 +17,6 @@ impl AreaRange {
     }
 }
 
-use crate::coco::CocoDataset;
 pub use crate::config::IouType;
 
 /// Whose rules decide where pycocotools and xtcocotools (mmpose's evaluator) differ. Both agree

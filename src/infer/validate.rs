@@ -35,6 +35,7 @@ impl ValSet {
         detections: Option<&Path>,
     ) -> Result<ValSet> {
         let gt = CocoDataset::load_field(annotations, &cfg.data.keypoint_field)?;
+        crate::coco::keypoint_set::ensure_model_joints(&gt, cfg.data.category_id, spec.len())?;
         let gt_jobs = jobs(&gt, images, gt_boxes(&gt, cfg.data.category_id, spec.len()))?;
         let det_jobs = match detections {
             Some(p) => {

@@ -487,6 +487,14 @@ pub enum BenchCommand {
         /// Where the network runs (cuda needs a build with --features cuda).
         #[arg(long, value_enum, default_value_t = Device::Cpu)]
         device: Device,
+        /// Time the CPU side alone (decode, crop, flip, heatmap decoding, NMS): fixed heatmaps
+        /// stand in for the network, as a GPU host's CPUs would see it.
+        #[arg(long)]
+        no_network: bool,
+        /// With --no-network: milliseconds each network call waits without using the CPUs, as a
+        /// GPU's time would (the CPU work of the next chunk overlaps it).
+        #[arg(long, default_value_t = 0.0, requires = "no_network")]
+        device_ms: f64,
     },
     /// Time `eval` against `eval --analyze` on one GT and results file, alternating, in one
     /// process (files read each time; nothing written).

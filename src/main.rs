@@ -243,7 +243,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = Config::load(&config, &set)?;
             app::bench::bench_model(device, &cfg, &app::bench::ModelBench { batch, iters, generic })?
         }
-        Command::Bench(BenchCommand::Predict { config, checkpoint, set, ann, images, crops, repeats, device }) => {
+        Command::Bench(BenchCommand::Predict {
+            config,
+            checkpoint,
+            set,
+            ann,
+            images,
+            crops,
+            repeats,
+            device,
+            no_network,
+            device_ms,
+        }) => {
             let model = match (checkpoint, config) {
                 (Some(ck), _) => app::bench::ModelSource::Checkpoint(ck),
                 (None, config) => {
@@ -251,7 +262,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     app::bench::ModelSource::Fresh(Box::new(Config::load(&path, &set)?))
                 }
             };
-            app::bench::bench_predict(device, &app::bench::PredictBench { model, ann, images, crops, repeats })?
+            let req = app::bench::PredictBench { model, ann, images, crops, repeats, no_network, device_ms };
+            app::bench::bench_predict(device, &req)?
         }
         Command::Bench(BenchCommand::Data { ann, images, samples, workers, batch }) => {
             app::bench::bench_data(&ann, &images, samples, workers, batch)?

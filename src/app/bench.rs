@@ -336,6 +336,43 @@ pub struct PredictBench {
     pub images: std::path::PathBuf,
     pub crops: usize,
     pub repeats: usize,
+    /// Time the CPU side alone: fixed heatmaps stand in for the network's.
+    pub no_network: bool,
+    /// With `no_network`: milliseconds each network call takes without using the CPUs, as a
+    /// GPU's time would, to see the CPU work overlap it.
+    pub device_ms: f64,
+}
+
+/// The CPU side of prediction with the network taken out: every crop gets the same heatmaps,
+/// one Gaussian peak per joint at a different place, made once.
+struct FixedHeatmaps {
+    one_crop: Vec<f32>,
+    device_time: std::time::Duration,
+}
+
+impl FixedHeatmaps {
+    fn new(joints: usize, size: crate::config::Size, device_ms: f64) -> Self {
+        let (w, h) = (size.width, size.height);
+        let mut one_crop = vec![0.0f32; joints * w * h];
+        for (j, map) in one_crop.chunks_mut(w * h).enumerate() {
+            let (cx, cy) = ((j * 7 % w) as f32 + 0.3, (j * 5 % h) as f32 + 0.6);
+            for (i, v) in map.iter_mut().enumerate() {
+                let (dx, dy) = ((i % w) as f32 - cx, (i / w) as f32 - cy);
+                *v = (-(dx * dx + dy * dy) / 8.0).exp();
+            }
+        }
+        FixedHeatmaps { one_crop, device_time: std::time::Duration::from_secs_f64(device_ms.max(0.0) / 1e3) }
+    }
+}
+
+impl crate::infer::HeatmapModel for FixedHeatmaps {
+    fn heatmaps(&mut self, _: &[f32], n: usize, _: crate::config::Size) -> Result<Vec<f32>> {
+        std::thread::sleep(self.device_time);
+        Ok(self.one_crop.repeat(n))
+    }
+    fn last_attention(&self) -> Vec<(String, Vec<f32>)> {
+        Vec::new()
+    }
 }
 
 /// A trained checkpoint, or a config's network with fresh weights.
@@ -364,7 +401,11 @@ pub fn bench_predict(device: Device, req: &PredictBench) -> Result<String> {
     let per_pass: usize = val.gt_jobs.iter().map(|j| j.boxes.as_ref().map_or(1, Vec::len)).sum();
     anyhow::ensure!(per_pass > 0, "{}: no images", ann.display());
     let jobs: Vec<_> = val.gt_jobs.iter().cycle().take(val.gt_jobs.len() * crops.div_ceil(per_pass)).cloned().collect();
-    let mut predictor = Predictor::for_config(trained.model, cfg, spec)?;
+    let model: Box<dyn crate::infer::HeatmapModel> = match req.no_network {
+        true => Box::new(FixedHeatmaps::new(spec.len(), cfg.heatmap_size, req.device_ms)),
+        false => trained.model,
+    };
+    let mut predictor = Predictor::for_config(model, cfg, spec)?;
     let mut rates = Vec::new();
     let mut n = 0;
     for flip in [true, false] {
@@ -379,21 +420,26 @@ pub fn bench_predict(device: Device, req: &PredictBench) -> Result<String> {
         times.remove(0); // warm-up
         rates.push(n as f64 / median(times));
     }
+    let threads = rayon::current_num_threads();
     let mut s = format!(
-        "{} at {} (h×w), batch {}, {} decoding, {device}, {} threads; {n} crops of {} per pass, median of {repeats}\n",
+        "{} at {} (h×w), batch {}, {} decoding, {}, {threads} threads; {n} crops of {} per pass, median of {repeats}\n",
         cfg.model.arch,
         cfg.input_size,
         cfg.val.batch_size,
         cfg.val.decoding,
-        rayon::current_num_threads(),
+        match (req.no_network, req.device_ms > 0.0) {
+            (false, _) => device.to_string(),
+            (true, false) => "no network (the CPU side alone)".to_string(),
+            (true, true) => format!("no network, {} ms of idle 'device' time per call", req.device_ms),
+        },
         images.display()
     );
-    s += &format!("{:<28} {:>10}\n", "", "crops/s");
-    s += &format!("{:<28} {:>10.1}\n", "with flip test (2 passes)", rates[0]);
-    s += &format!("{:<28} {:>10.1}\n", "without flip test", rates[1]);
+    s += &format!("{:<28} {:>10} {:>14}\n", "", "crops/s", "crops/s/core");
+    s += &format!("{:<28} {:>10.1} {:>14.1}\n", "with flip test (2 passes)", rates[0], rates[0] / threads as f64);
+    s += &format!("{:<28} {:>10.1} {:>14.1}\n", "without flip test", rates[1], rates[1] / threads as f64);
     s += &serde_json::json!({
-        "device": device.to_string(), "crops": n, "crops_per_s_flip": rates[0], "crops_per_s_no_flip": rates[1],
-        "batch": cfg.val.batch_size, "threads": rayon::current_num_threads(),
+        "device": device.to_string(), "network": !req.no_network, "crops": n, "crops_per_s_flip": rates[0],
+        "crops_per_s_no_flip": rates[1], "batch": cfg.val.batch_size, "threads": threads,
     })
     .to_string();
     Ok(s)

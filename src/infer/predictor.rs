@@ -227,73 +227,170 @@ impl<M: HeatmapModel> Predictor<M> {
         })
     }
 
-    /// Predicts every job; `each` sees every readable image with its final persons (for drawing).
+    /// Predicts every job; `each` sees every readable image with its final persons (for drawing),
+    /// in job order.
+    ///
+    /// Three stages overlap so that a GPU never waits for the CPUs: one thread reads the images
+    /// of the next chunk and cuts their crops (and their mirror images for the flip test) into
+    /// network inputs, over all cores; this thread runs the network only; a third decodes the
+    /// heatmaps of the previous chunk, suppresses duplicates and calls `each` (drawing). Each
+    /// stage hands on one chunk at a time, so at most a few chunks are in memory.
     pub fn run(
         &mut self,
         jobs: &[ImageJob],
-        mut each: impl FnMut(&ImageJob, &RgbImage, &[Person]) -> Result<()>,
+        each: impl FnMut(&ImageJob, &RgbImage, &[Person]) -> Result<()> + Send,
     ) -> Result<Predictions> {
         let bar = crate::progress::bar(jobs.len() as u64, "predict", "images");
-        let mut out = Predictions::default();
-        // Chunks of images small enough to keep in memory, big enough to fill a few batches.
+        // Chunks of images small enough to keep a few in memory, big enough to fill a few batches.
         let per_chunk = (self.options.batch_size * 2).max(rayon::current_num_threads());
-        for chunk in jobs.chunks(per_chunk) {
-            let loaded: Vec<std::result::Result<RgbImage, String>> =
-                chunk.par_iter().map(|j| crate::data::loader::load_rgb(&j.path)).collect();
-            let mut crops: Vec<(usize, PersonBox)> = Vec::new();
-            for (i, (job, img)) in chunk.iter().zip(&loaded).enumerate() {
-                match img {
-                    Ok(img) => match &job.boxes {
-                        None => crops.push((i, whole_image_box(job.image_id, img.width(), img.height()))),
-                        Some(boxes) => crops.extend(boxes.iter().map(|b| (i, b.clone()))),
-                    },
-                    Err(e) => out.failed.push((job.path.clone(), e.clone())),
+        let Predictor { model, codec, options, flip_permutation, sigmas } = self;
+        let (codec, options, sigmas) = (&*codec, &*options, &sigmas[..]);
+        let flip = options.flip.then_some(flip_permutation.as_slice());
+        let out = std::thread::scope(|scope| -> Result<Predictions> {
+            let (to_network, prepared) = std::sync::mpsc::sync_channel::<PreparedChunk>(1);
+            let (to_decoding, computed) = std::sync::mpsc::sync_channel::<ComputedChunk>(1);
+            scope.spawn(move || {
+                for chunk in jobs.chunks(per_chunk) {
+                    // A closed channel means a later stage stopped on an error.
+                    if to_network.send(PreparedChunk::new(chunk, codec, options, flip.is_some())).is_err() {
+                        break;
+                    }
                 }
-            }
-            let persons = self.predict_crops(&loaded, &crops)?;
-            out.crops += crops.len();
-            let mut per_image: Vec<Vec<Person>> = vec![Vec::new(); chunk.len()];
-            for ((i, _), p) in crops.iter().zip(persons) {
-                per_image[*i].push(p);
-            }
-            for ((job, img), persons) in chunk.iter().zip(&loaded).zip(per_image) {
-                let kept = suppress(persons, &self.sigmas, self.options.nms_threshold);
-                if let Ok(img) = img {
-                    each(job, img, &kept)?;
+            });
+            let bar = &bar;
+            let decoding = scope.spawn(move || -> Result<Predictions> {
+                let mut finish = Finish { codec, options, flip, sigmas, each, out: Predictions::default() };
+                let mut start = 0;
+                for chunk in computed {
+                    let end = start + chunk.images.len();
+                    finish.chunk(&jobs[start..end], chunk, bar)?;
+                    start = end;
                 }
-                out.persons.extend(kept);
-                bar.inc(1);
-            }
-        }
+                Ok(finish.out)
+            });
+            let network = prepared.into_iter().try_for_each(|chunk| {
+                let computed = chunk.run_network(model, codec, options)?;
+                // Stop quietly when decoding stopped: its error is the one to report.
+                let _ = to_decoding.send(computed);
+                Ok::<(), anyhow::Error>(())
+            });
+            drop(to_decoding);
+            let out = decoding.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            network.map(|()| out)
+        })?;
         bar.finish_and_clear();
         Ok(out)
     }
+}
 
-    /// Crops, runs the network in batches and decodes, in the order of `crops`.
-    fn predict_crops(
-        &mut self,
-        images: &[std::result::Result<RgbImage, String>],
-        crops: &[(usize, PersonBox)],
-    ) -> Result<Vec<Person>> {
-        let codec = &self.codec;
-        let per_crop = 3 * codec.input.area();
-        let mut persons = Vec::with_capacity(crops.len());
-        for batch in crops.chunks(self.options.batch_size.max(1)) {
-            let mut inputs = vec![0.0f32; batch.len() * per_crop];
-            inputs.par_chunks_mut(per_crop).zip(batch).for_each(|(dst, (i, pb))| {
-                let img = images[*i].as_ref().expect("only readable images get crops");
-                let (_, m) = crop_of(pb.bbox, codec, self.options.padding);
-                normalize_chw(&warp_rgb(img, &m, codec.input), dst);
-            });
-            let perm = self.options.flip.then_some(self.flip_permutation.as_slice());
-            let maps = heatmaps_with_flip(&mut self.model, &inputs, batch.len(), codec, perm)?;
-            let per = maps.len() / batch.len();
-            let opts = &self.options;
-            persons.par_extend(
-                maps.par_chunks(per).zip(batch).map(|(m, (_, pb))| person_from_heatmaps(m, pb, codec, opts)),
-            );
+/// A chunk of jobs read and cut into network inputs: its images (or why one could not be
+/// read), its crops as (image index, box), their normalised inputs in order and, for the flip
+/// test, the inputs' mirror images.
+struct PreparedChunk {
+    images: Vec<std::result::Result<RgbImage, String>>,
+    crops: Vec<(usize, PersonBox)>,
+    inputs: Vec<f32>,
+    mirrored: Option<Vec<f32>>,
+}
+
+impl PreparedChunk {
+    /// Reads the chunk's images and warps every box's crop (parallel over images and crops).
+    fn new(chunk: &[ImageJob], codec: &HeatmapCodec, options: &PredictOptions, flip: bool) -> Self {
+        let images: Vec<std::result::Result<RgbImage, String>> =
+            chunk.par_iter().map(|j| crate::data::loader::load_rgb(&j.path)).collect();
+        let mut crops: Vec<(usize, PersonBox)> = Vec::new();
+        for (i, (job, img)) in chunk.iter().zip(&images).enumerate() {
+            if let Ok(img) = img {
+                match &job.boxes {
+                    None => crops.push((i, whole_image_box(job.image_id, img.width(), img.height()))),
+                    Some(boxes) => crops.extend(boxes.iter().map(|b| (i, b.clone()))),
+                }
+            }
         }
-        Ok(persons)
+        let per_crop = 3 * codec.input.area();
+        let mut inputs = vec![0.0f32; crops.len() * per_crop];
+        inputs.par_chunks_mut(per_crop).zip(&crops).for_each(|(dst, (i, pb))| {
+            let img = images[*i].as_ref().expect("only readable images get crops");
+            let (_, m) = crop_of(pb.bbox, codec, options.padding);
+            normalize_chw(&warp_rgb(img, &m, codec.input), dst);
+        });
+        let mirrored = flip.then(|| mirror_inputs(&inputs, codec.input));
+        PreparedChunk { images, crops, inputs, mirrored }
+    }
+
+    /// The network's heatmaps for every crop (and its mirror image), in batches.
+    fn run_network(
+        self,
+        model: &mut impl HeatmapModel,
+        codec: &HeatmapCodec,
+        options: &PredictOptions,
+    ) -> Result<ComputedChunk> {
+        let per_batch = options.batch_size.max(1) * 3 * codec.input.area();
+        let mut run = |inputs: &[f32]| -> Result<Vec<f32>> {
+            let mut maps = Vec::new();
+            for batch in inputs.chunks(per_batch) {
+                maps.extend(model.heatmaps(batch, batch.len() / (3 * codec.input.area()), codec.input)?);
+            }
+            Ok(maps)
+        };
+        let maps = run(&self.inputs)?;
+        let mirrored_maps = self.mirrored.as_deref().map(&mut run).transpose()?;
+        Ok(ComputedChunk { images: self.images, crops: self.crops, maps, mirrored_maps })
+    }
+}
+
+/// A chunk after the network: its images, crops and their heatmaps (`J × h × w` each), and the
+/// heatmaps of the mirrored crops for the flip test.
+struct ComputedChunk {
+    images: Vec<std::result::Result<RgbImage, String>>,
+    crops: Vec<(usize, PersonBox)>,
+    maps: Vec<f32>,
+    mirrored_maps: Option<Vec<f32>>,
+}
+
+/// The last stage: decoding, suppression and `each`, chunk after chunk, into `out`.
+struct Finish<'a, F> {
+    codec: &'a HeatmapCodec,
+    options: &'a PredictOptions,
+    flip: Option<&'a [usize]>,
+    sigmas: &'a [f64],
+    each: F,
+    out: Predictions,
+}
+
+impl<F: FnMut(&ImageJob, &RgbImage, &[Person]) -> Result<()>> Finish<'_, F> {
+    fn chunk(&mut self, jobs: &[ImageJob], c: ComputedChunk, bar: &indicatif::ProgressBar) -> Result<()> {
+        let (codec, options) = (self.codec, self.options);
+        // J × h × w numbers per crop.
+        let per = c.maps.len().checked_div(c.crops.len()).unwrap_or(0);
+        let mut maps = c.maps;
+        if let (Some(perm), Some(mirrored)) = (self.flip, &c.mirrored_maps) {
+            maps.par_chunks_mut(per)
+                .zip(mirrored.par_chunks(per))
+                .for_each(|(a, b)| merge_flipped(a, b, perm, codec.heatmap));
+        }
+        let mut per_image: Vec<Vec<Person>> = vec![Vec::new(); jobs.len()];
+        if per > 0 {
+            let persons: Vec<Person> = maps
+                .par_chunks(per)
+                .zip(&c.crops)
+                .map(|(m, (_, pb))| person_from_heatmaps(m, pb, codec, options))
+                .collect();
+            for ((i, _), p) in c.crops.iter().zip(persons) {
+                per_image[*i].push(p);
+            }
+        }
+        self.out.crops += c.crops.len();
+        for ((job, img), persons) in jobs.iter().zip(&c.images).zip(per_image) {
+            let kept = suppress(persons, self.sigmas, options.nms_threshold);
+            match img {
+                Ok(img) => (self.each)(job, img, &kept)?,
+                Err(e) => self.out.failed.push((job.path.clone(), e.clone())),
+            }
+            self.out.persons.extend(kept);
+            bar.inc(1);
+        }
+        Ok(())
     }
 }
 
@@ -302,6 +399,111 @@ mod tests {
     use super::*;
     use crate::model::blueprint::Blueprint;
     use crate::model::posenet::PoseNet;
+
+    /// Heatmaps that depend on each crop's pixels: one peak per joint, placed by the crop's mean,
+    /// so that a crop paired with another crop's maps would show.
+    struct PixelMeans;
+
+    impl HeatmapModel for PixelMeans {
+        fn heatmaps(&mut self, inputs: &[f32], n: usize, size: Size) -> Result<Vec<f32>> {
+            let (j, w, h) = (3, size.width / 4, size.height / 4);
+            let mut out = vec![0.0; n * j * w * h];
+            for (crop, maps) in inputs.chunks(inputs.len() / n).zip(out.chunks_mut(j * w * h)) {
+                let mean = crop.iter().map(|v| v.abs()).sum::<f32>() / crop.len() as f32;
+                for (k, map) in maps.chunks_mut(w * h).enumerate() {
+                    let at = ((mean * 997.0) as usize + 13 * k) % (w * h);
+                    map[at] = 1.0;
+                }
+            }
+            Ok(out)
+        }
+        fn last_attention(&self) -> Vec<(String, Vec<f32>)> {
+            Vec::new()
+        }
+    }
+
+    /// The overlapping stages give what one image after another would: the same persons, in job
+    /// order, whatever the chunk size, with unreadable images reported in order and `each`
+    /// called once per readable image, in order.
+    #[test]
+    fn the_pipeline_keeps_job_order_and_pairs_each_crop_with_its_maps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut jobs = Vec::new();
+        for i in 0..11u32 {
+            let path = dir.path().join(format!("{i}.png"));
+            match i % 5 {
+                3 => std::fs::write(&path, b"not an image").unwrap(),
+                _ => image::RgbImage::from_fn(40 + i, 30, |x, y| image::Rgb([(x * i) as u8, (y * 7) as u8, i as u8]))
+                    .save(&path)
+                    .unwrap(),
+            }
+            let boxes = (i % 4 != 1).then(|| {
+                (0..(i % 3 + 1))
+                    .map(|b| PersonBox { image_id: i as i64, bbox: [b as f64 * 3.0, 2.0, 20.0, 15.0], score: 0.9 })
+                    .collect()
+            });
+            jobs.push(ImageJob { image_id: i as i64, path, boxes });
+        }
+        let spec = KeypointSpec {
+            name: "three".into(),
+            keypoints: vec!["l".into(), "r".into(), "c".into()],
+            flip_pairs: vec![[0, 1]],
+            sigmas: Some(vec![0.1; 3]),
+            limbs: vec![],
+            upper_body: vec![],
+        };
+        let run = |batch_size: usize, flip: bool| {
+            let mut p = Predictor {
+                model: PixelMeans,
+                codec: HeatmapCodec::new(Size::new(32, 32), Size::new(8, 8), 2.0),
+                options: PredictOptions { batch_size, flip, ..Default::default() },
+                flip_permutation: spec.flip_permutation(),
+                sigmas: spec.sigmas().unwrap().to_vec(),
+            };
+            let mut seen = Vec::new();
+            let out = p
+                .run(&jobs, |job, _, persons| {
+                    seen.push((job.image_id, persons.len()));
+                    Ok(())
+                })
+                .unwrap();
+            (out.persons, out.failed, out.crops, seen)
+        };
+        // One crop at a time, without the stages: the reference.
+        let one_by_one = |flip: bool| {
+            let codec = HeatmapCodec::new(Size::new(32, 32), Size::new(8, 8), 2.0);
+            let opts = PredictOptions { flip, ..Default::default() };
+            let mut persons = Vec::new();
+            for job in &jobs {
+                let Ok(img) = crate::data::loader::load_rgb(&job.path) else { continue };
+                let boxes =
+                    job.boxes.clone().unwrap_or_else(|| vec![whole_image_box(job.image_id, img.width(), img.height())]);
+                let mut found = Vec::new();
+                for pb in &boxes {
+                    let mut input = vec![0.0; 3 * 32 * 32];
+                    normalize_chw(&warp_rgb(&img, &crop_of(pb.bbox, &codec, opts.padding).1, codec.input), &mut input);
+                    let perm = spec.flip_permutation();
+                    let maps =
+                        heatmaps_with_flip(&mut PixelMeans, &input, 1, &codec, flip.then_some(&perm[..])).unwrap();
+                    found.push(person_from_heatmaps(&maps, pb, &codec, &opts));
+                }
+                persons.extend(suppress(found, spec.sigmas().unwrap(), opts.nms_threshold));
+            }
+            persons
+        };
+        for flip in [false, true] {
+            let (persons, failed, crops, seen) = run(64, flip);
+            assert_eq!(persons, one_by_one(flip), "flip {flip}");
+            assert_eq!(
+                failed.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
+                vec![jobs[3].path.clone(), jobs[8].path.clone()]
+            );
+            assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), vec![0, 1, 2, 4, 5, 6, 7, 9, 10]);
+            assert!(crops > 11 && persons.windows(2).all(|w| w[0].image_id <= w[1].image_id));
+            // Batches of one make a chunk of two images (the thread count at least): many chunks.
+            assert_eq!(run(1, flip), (persons, failed, crops, seen), "flip {flip}");
+        }
+    }
 
     /// With a mirror-symmetric crop, the flip-test maps of a left joint are the mirror of its
     /// right partner's (about W/2, the one-pixel shift included), for any network: so decoded

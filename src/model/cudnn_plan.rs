@@ -181,7 +181,9 @@ mod tests {
     fn aggregated(pi: &[f32], bank: &[f32], kernels: usize) -> Vec<f64> {
         let per = bank.len() / kernels;
         pi.chunks(kernels)
-            .flat_map(|a| (0..per).map(move |j| (0..kernels).map(|k| a[k] as f64 * bank[k * per + j] as f64).sum::<f64>()))
+            .flat_map(|a| {
+                (0..per).map(move |j| (0..kernels).map(|k| a[k] as f64 * bank[k * per + j] as f64).sum::<f64>())
+            })
             .collect()
     }
 
@@ -197,7 +199,8 @@ mod tests {
         let xv = random_values(&mut rng, batch * spec.cin * h * w);
         let wv = random_values(&mut rng, kernels * spec.kernel_params());
         let piv: Vec<f32> = random_values(&mut rng, batch * kernels).iter().map(|v| v.abs() + 0.1).collect();
-        let x: Tensor<(usize, usize, usize, usize), f32, Cpu> = dev.tensor_from_vec(xv.clone(), (batch, spec.cin, h, w));
+        let x: Tensor<(usize, usize, usize, usize), f32, Cpu> =
+            dev.tensor_from_vec(xv.clone(), (batch, spec.cin, h, w));
         let wt: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(wv.clone(), (wv.len(),));
         let pi: Tensor<(usize, usize), f32, Cpu> = dev.tensor_from_vec(piv.clone(), (batch, kernels));
         let y = if spec.dynamic {

@@ -8,6 +8,7 @@ use super::backend::ConvBackend;
 use super::blueprint::{Activation, ConvSpec};
 use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, T4};
 use super::dynamic::{attention, attention_head, dynamic_conv2d, AttentionWeights};
+use super::fast_check::{fast, ConvFamily, FastOp};
 use super::norm::{batch_norm_eval, batch_norm_train, inference_affine, update_running};
 use dfdx::prelude::*;
 use rand::Rng;
@@ -181,6 +182,8 @@ impl<D: ConvBackend> Conv<D> {
         Tp: Tape<f32, D> + Merge<Tp> + Default,
     {
         let s = &self.spec;
+        let fast_pool = !ctx.generic_ops && fast(x.device(), FastOp::GlobalAvgPool);
+        let fast_conv = !ctx.generic_ops && fast(x.device(), FastOp::Conv(ConvFamily::of(s)));
         let y = match &self.attention {
             Some([w1, b1, w2, b2]) => {
                 let hidden = w1.shape[0];
@@ -191,19 +194,19 @@ impl<D: ConvBackend> Conv<D> {
                     fc2_weight: w2.t2(k),
                     fc2_bias: b2.t1(),
                 };
-                let pi = if D::FAST && !ctx.generic_ops {
+                let pi = if fast_pool {
                     attention_head(D::fast_global_avg_pool(x.with_empty_tape()), a, ctx.temperature)
                 } else {
                     attention(x.with_empty_tape(), a, ctx.temperature)
                 };
                 *self.last_attention.lock().unwrap_or_else(|p| p.into_inner()) = Some(pi.as_vec());
-                if D::FAST && !ctx.generic_ops {
+                if fast_conv {
                     D::fast_dynamic_conv(x, pi, self.weight.t1(), s)
                 } else {
                     dynamic_conv2d(x, pi, self.weight.t2(k), s)
                 }
             }
-            None if D::FAST && !ctx.generic_ops => D::fast_conv(x, self.weight.t1(), s),
+            None if fast_conv => D::fast_conv(x, self.weight.t1(), s),
             None if s.transposed => conv_transpose2d(x, self.weight.t4::<Tp>(), s.stride, s.padding),
             None if s.groups == 1 => conv2d(x, self.weight.t4::<Tp>(), s.stride, s.padding),
             None if s.groups == s.cin && s.cin == s.cout => {
@@ -434,7 +437,8 @@ impl<D: ConvBackend> SqueezeExcite<D> {
         Tp: Tape<f32, D> + Merge<Tp> + Default,
     {
         let shape = *x.shape();
-        let pooled: Tensor<(usize, usize), f32, D, Tp> = if D::FAST && !ctx.generic_ops {
+        let pooled: Tensor<(usize, usize), f32, D, Tp> = if !ctx.generic_ops && fast(x.device(), FastOp::GlobalAvgPool)
+        {
             D::fast_global_avg_pool(x.with_empty_tape())
         } else {
             x.with_empty_tape().mean::<_, Axes2<2, 3>>()
@@ -496,7 +500,8 @@ impl<D: ConvBackend> ConvBn<D> {
         Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
         let untaped = std::any::TypeId::of::<Tp>() == std::any::TypeId::of::<NoneTape>();
-        if D::FAST && !ctx.train && !ctx.generic_ops && untaped {
+        let family = ConvFamily::of(&self.conv.spec);
+        if !ctx.train && !ctx.generic_ops && untaped && fast(x.device(), FastOp::FoldedConv(family)) {
             // Inference without a tape: BN folded into the conv, activation fused.
             let (x, tape) = x.split_tape();
             return self.act.after_fused(self.forward_folded(x, ctx)).put_tape(tape);
@@ -505,7 +510,7 @@ impl<D: ConvBackend> ConvBn<D> {
             *self.folded.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
         }
         let y = self.conv.forward(x, ctx);
-        if D::FAST && ctx.train && !ctx.generic_ops {
+        if ctx.train && !ctx.generic_ops && fast(y.device(), FastOp::BatchNormTrain) {
             // One parallel op for BN with batch statistics and the activation.
             let (b, _, h, w) = *y.shape();
             let (y, mean, var) =
@@ -530,7 +535,11 @@ impl<D: ConvBackend> ConvBn<D> {
                 fc2_weight: w2.t2(w2.shape[0]),
                 fc2_bias: b2.t1(),
             };
-            let pi = attention_head(D::fast_global_avg_pool(x.clone()), a, ctx.temperature).as_vec();
+            let pooled = match fast(x.device(), FastOp::GlobalAvgPool) {
+                true => D::fast_global_avg_pool(x.clone()),
+                false => x.clone().mean::<_, Axes2<2, 3>>(),
+            };
+            let pi = attention_head(pooled, a, ctx.temperature).as_vec();
             *self.conv.last_attention.lock().unwrap_or_else(|p| p.into_inner()) = Some(pi.clone());
             pi
         });

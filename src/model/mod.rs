@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod cudnn_plan;
 pub mod device;
 pub mod dynamic;
+pub mod fast_check;
 pub mod layers;
 pub mod norm;
 pub mod posenet;

@@ -4,6 +4,7 @@
 use super::backend::ConvBackend;
 use super::blueprint::{Block, Blueprint, ConvSpec, Head};
 use super::conv::{max_pool2d, upsample2x, T4};
+use super::fast_check::{fast, FastOp};
 use super::layers::{hardswish, init_rng, Act, Conv, ConvBn, Ctx, Init, Linear, Param, SqueezeExcite};
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
@@ -298,9 +299,9 @@ impl<D: ConvBackend> PoseNet<D> {
     {
         let PoseNet { layers, stem, stages, last, blueprint, .. } = self;
         let mut x = conv_bn(layers, *stem).forward(x, ctx);
-        let fast = D::FAST && !ctx.generic_ops;
+        let fast_op = |x: &T4<D, Tp>, op| !ctx.generic_ops && fast(x.device(), op);
         if blueprint.backbone.stem_pool {
-            x = if fast { D::fast_max_pool(x, 3, 2, 1) } else { max_pool2d(x, 3, 2, 1) };
+            x = if fast_op(&x, FastOp::MaxPool) { D::fast_max_pool(x, 3, 2, 1) } else { max_pool2d(x, 3, 2, 1) };
         }
         for block in stages.iter().flatten() {
             x = match *block {
@@ -311,7 +312,7 @@ impl<D: ConvBackend> PoseNet<D> {
                         Some(s) => conv_bn(layers, s).forward(x, ctx),
                         None => x,
                     };
-                    if fast {
+                    if fast_op(&main, FastOp::AddRelu) {
                         D::fast_add_relu(identity, main)
                     } else {
                         (identity + main).relu()

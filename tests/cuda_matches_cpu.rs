@@ -334,13 +334,81 @@ fn paper_models() -> [(&'static str, Blueprint); 2] {
     [("dy-resnet18", pose(Arch::DyResnet18, false)), ("dy-mobilenetv2", pose(Arch::DyMobilenetv2, true))]
 }
 
+/// The CUDA paths to compare: dfdx's generic ops, and with `--features cudnn` the fast path
+/// (cuDNN convolutions, NVRTC batch norm) as training runs it.
+fn cuda_paths() -> Vec<(&'static str, bool)> {
+    let mut paths = vec![("generic ops", true)];
+    if cfg!(feature = "cudnn") {
+        paths.push(("cuDNN fast path", false));
+    }
+    paths
+}
+
 #[test]
 fn a_training_step_of_both_paper_models_matches_the_cpu() {
     let cuda = dypose::model::device::cuda().expect("this test needs an NVIDIA GPU");
     let mut failures = vec![];
     for (arch, bp) in paper_models() {
         let s = spread(&bp);
-        failures.extend(compare(arch, &s, &training_step(&cuda, &bp, (1, 1.0), true)));
+        for (path, generic_ops) in cuda_paths() {
+            println!("{arch}, CUDA {path}:");
+            let label = format!("{arch} ({path})");
+            failures.extend(compare(&label, &s, &training_step(&cuda, &bp, (1, 1.0), generic_ops)));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every kind of fast CUDA op passes the check that guards it at first use (output and every
+/// gradient against dfdx's generic op on the GPU), so none falls back to the generic path.
+#[cfg(feature = "cudnn")]
+#[test]
+fn every_fast_cuda_op_passes_its_first_use_check() {
+    use dypose::model::fast_check::{ConvFamily, FastOp, Registry};
+    let cuda = dypose::model::device::cuda().expect("this test needs an NVIDIA GPU");
+    let registry = Registry::new(Vec::new());
+    let mut ops = vec![FastOp::BatchNormTrain, FastOp::MaxPool, FastOp::AddRelu, FastOp::GlobalAvgPool];
+    for stride in [1, 2] {
+        for dynamic in [false, true] {
+            for spec in [
+                ConvSpec::new(4, 6, 3, stride),
+                ConvSpec::new(4, 6, 1, stride),
+                ConvSpec { groups: 2, ..ConvSpec::new(4, 6, 3, stride) },
+                ConvSpec::depthwise(6, 3, stride),
+                ConvSpec::depthwise(6, 5, stride),
+                ConvSpec::new(3, 6, 7, 2).on_image(),
+                ConvSpec { transposed: true, padding: 1, ..ConvSpec::new(6, 4, 4, 2) },
+            ] {
+                ops.push(FastOp::Conv(ConvFamily::of(&spec.dynamic(dynamic))));
+            }
+        }
+    }
+    let failed: Vec<String> = ops.iter().filter(|op| !registry.allows(&cuda, **op)).map(|op| op.name()).collect();
+    assert!(failed.is_empty(), "fast CUDA ops that disagree with the generic ones: {failed:?}");
+}
+
+/// Inference of both paper models with the fast CUDA path at the attention temperatures of
+/// training's start (30) and end (1): the CPU's output to 1e-4.
+#[cfg(feature = "cudnn")]
+#[test]
+fn inference_at_both_temperatures_matches_the_cpu() {
+    let cuda = dypose::model::device::cuda().expect("this test needs an NVIDIA GPU");
+    for (arch, bp) in paper_models() {
+        for temperature in [30.0, 1.0] {
+            let run = |generic_cpu: bool| -> Vec<f32> {
+                let ctx = Ctx { temperature, generic_ops: generic_cpu, ..Ctx::INFERENCE };
+                let x = random_values(&mut init_rng(8), 2 * 3 * 128 * 96);
+                if generic_cpu {
+                    let mut net = PoseNet::new(&Cpu::default(), &bp, 5);
+                    net.forward(Cpu::default().tensor_from_vec(x, (2, 3, 128, 96)), ctx).as_vec()
+                } else {
+                    let mut net = PoseNet::new(&cuda, &bp, 5);
+                    net.forward(cuda.tensor_from_vec(x, (2, 3, 128, 96)), ctx).as_vec()
+                }
+            };
+            let e = rel(&run(false), &run(true));
+            println!("{arch} at τ = {temperature}: output {e:.1e}");
+            assert!(e < 1e-4, "{arch} at τ = {temperature}: the fast CUDA output differs by {e:.1e}");
+        }
+    }
 }

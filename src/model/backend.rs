@@ -1,8 +1,10 @@
-//! Which convolution implementation a device runs: the fast CPU ops on `Cpu`, the
-//! device-generic dfdx ops elsewhere (CUDA).
+//! Which convolution implementation a device runs: the fast CPU ops on `Cpu`, cuDNN and NVRTC
+//! kernels on `Cuda` with the `cudnn` feature, the device-generic dfdx ops otherwise. Every
+//! fast op kind is checked against the generic op at its first use (`fast_check`).
 
 use super::blueprint::ConvSpec;
 use super::conv::T4;
+use super::fast_check::FastOp;
 use dfdx::prelude::*;
 
 type Flat<D, Tp> = Tensor<(usize,), f32, D, Tp>;
@@ -10,6 +12,12 @@ type Flat<D, Tp> = Tensor<(usize,), f32, D, Tp>;
 pub trait ConvBackend: Device<f32> + 'static {
     /// Whether `fast_conv` / `fast_dynamic_conv` exist on this device.
     const FAST: bool = false;
+
+    /// Whether this device has a fast `op` at all (checked before `fast_check` compares it).
+    fn fast_available(&self, op: &FastOp) -> bool {
+        let _ = op;
+        Self::FAST
+    }
 
     fn fast_conv<Tp: Tape<f32, Self> + Merge<Tp>>(x: T4<Self, Tp>, w: Flat<Self, Tp>, spec: &ConvSpec) -> T4<Self, Tp> {
         let _ = (x, w, spec);
@@ -118,5 +126,53 @@ impl ConvBackend for Cpu {
     }
 }
 
-#[cfg(feature = "cuda")]
+#[cfg(all(feature = "cuda", not(feature = "cudnn")))]
 impl ConvBackend for Cuda {}
+
+#[cfg(feature = "cudnn")]
+impl ConvBackend for Cuda {
+    const FAST: bool = true;
+
+    /// No folded inference conv yet (its weights live on the host): inference runs the cuDNN
+    /// conv, then BN and the activation as dfdx ops. And nothing fast when this build cannot
+    /// read dfdx's buffers.
+    fn fast_available(&self, op: &FastOp) -> bool {
+        !matches!(op, FastOp::FoldedConv(_)) && super::cuda::ptr::reading_works(self)
+    }
+
+    fn fast_conv<Tp: Tape<f32, Cuda> + Merge<Tp>>(x: T4<Cuda, Tp>, w: Flat<Cuda, Tp>, spec: &ConvSpec) -> T4<Cuda, Tp> {
+        super::cuda::CudaOps::conv(x, w, spec)
+    }
+
+    fn fast_dynamic_conv<Tp: Tape<f32, Cuda> + Merge<Tp>>(
+        x: T4<Cuda, Tp>,
+        pi: Tensor<(usize, usize), f32, Cuda, Tp>,
+        kernels: Flat<Cuda, Tp>,
+        spec: &ConvSpec,
+    ) -> T4<Cuda, Tp> {
+        super::cuda::CudaOps::dynamic_conv(x, pi, kernels, spec)
+    }
+
+    fn fast_batch_norm_train<Tp: Tape<f32, Cuda> + Merge<Tp>>(
+        x: T4<Cuda, Tp>,
+        gamma: Flat<Cuda, Tp>,
+        beta: Flat<Cuda, Tp>,
+        eps: f32,
+        relu_cap: Option<f32>,
+    ) -> (T4<Cuda, Tp>, Vec<f32>, Vec<f32>) {
+        super::cuda::kernels::batch_norm_train(x, gamma, beta, eps, relu_cap)
+    }
+
+    /// dfdx's own max-pool (gather + max): one op of the stem, not worth a kernel yet.
+    fn fast_max_pool<Tp: Tape<f32, Cuda>>(x: T4<Cuda, Tp>, k: usize, stride: usize, padding: usize) -> T4<Cuda, Tp> {
+        super::conv::max_pool2d(x, k, stride, padding)
+    }
+
+    fn fast_add_relu<Tp: Tape<f32, Cuda> + Merge<Tp>>(a: T4<Cuda, Tp>, b: T4<Cuda, Tp>) -> T4<Cuda, Tp> {
+        super::cuda::kernels::add_relu(a, b)
+    }
+
+    fn fast_global_avg_pool<Tp: Tape<f32, Cuda>>(x: T4<Cuda, Tp>) -> Tensor<(usize, usize), f32, Cuda, Tp> {
+        super::cuda::kernels::global_avg_pool(x)
+    }
+}

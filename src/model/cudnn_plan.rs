@@ -19,7 +19,7 @@ use super::blueprint::ConvSpec;
 pub type Dims = [i32; 4];
 
 /// Which cuDNN call computes a layer's output from its input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ForwardCall {
     /// `cudnnConvolutionForward(x, w) → y`; the input gradient is `BackwardData(w, dy)` and the
     /// weight gradient `BackwardFilter(x, dy)`.
@@ -30,7 +30,7 @@ pub enum ForwardCall {
 }
 
 /// cuDNN's view of one conv layer on one batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConvPlan {
     pub call: ForwardCall,
     /// The regular convolution's input ("x" of cuDNN's descriptors): the layer's input for

@@ -142,14 +142,16 @@ impl Registry {
 
     /// Whether `D`'s fast `op` may run: checked on the first call (for `dev`), remembered after.
     pub fn allows<D: ConvBackend>(&self, dev: &D, op: FastOp) -> bool {
-        if !D::FAST {
+        if !D::FAST || !dev.fast_available(&op) {
             return false;
         }
         let key = (std::any::type_name::<D>(), op);
         // Held through the check, so that each op is checked (and warned about) once.
         let mut verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
         *verdicts.entry(key).or_insert_with(|| {
-            let ok = agrees(dev, op, self.perturbs(&op));
+            // A fast op that fails outright (a CUDA error) fails its check like a wrong one.
+            let check = std::panic::AssertUnwindSafe(|| agrees(dev, op, self.perturbs(&op)));
+            let ok = std::panic::catch_unwind(check).unwrap_or(false);
             if !ok {
                 eprintln!(
                     "warning: the fast {} on {} disagrees with the device-generic op on a check input; it is switched off for this run (the generic op is slower, not less exact)",

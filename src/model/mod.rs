@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod conv;
 pub mod cost;
 pub mod cpu;
+pub mod cuda;
 pub mod cudnn_plan;
 pub mod device;
 pub mod dynamic;

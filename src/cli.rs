@@ -457,7 +457,7 @@ pub enum BenchCommand {
         batch: usize,
         #[arg(long, default_value_t = 3)]
         iters: usize,
-        /// Use the device-generic ops (the CUDA path) instead of the fast CPU path.
+        /// Use dfdx's device-generic ops instead of the fast path (the CPU's, or with a cudnn build CUDA's).
         #[arg(long)]
         generic: bool,
         /// Where the network runs (cuda needs a build with --features cuda).

@@ -230,6 +230,24 @@ fn agrees<D: ConvBackend>(dev: &D, op: FastOp, perturb: bool) -> bool {
 
 type Results = (Vec<Vec<f32>>, Vec<Vec<f32>>);
 
+/// A static conv of `spec` by dfdx's generic ops, with flat weights in PyTorch's layout.
+fn generic_conv<D: ConvBackend, Tp: Tape<f32, D> + Merge<Tp>>(
+    x: T4<D, Tp>,
+    weights: Tensor<(usize,), f32, D, Tp>,
+    spec: &ConvSpec,
+) -> T4<D, Tp> {
+    let (k, s, p) = (spec.kernel, spec.stride, spec.padding);
+    if spec.transposed {
+        return conv_transpose2d(x, weights.reshape_like(&(spec.cin, spec.cout, k, k)), s, p);
+    }
+    let w4 = weights.reshape_like(&(spec.cout, spec.cin / spec.groups, k, k));
+    match ConvFamily::of(spec).grouping {
+        Grouping::Dense => conv2d(x, w4, s, p),
+        Grouping::Depthwise => depthwise_conv2d(x, w4, s, p),
+        Grouping::Grouped => grouped_conv2d(x, w4, s, p, spec.groups),
+    }
+}
+
 /// Output, input gradient, weight gradient (and attention gradient) of the fast and generic conv.
 fn conv_results<D: ConvBackend>(dev: &D, spec: &ConvSpec) -> Results {
     let (b, h, w) = if spec.transposed { (2, 4, 5) } else { (2, 9, 7) };
@@ -239,11 +257,6 @@ fn conv_results<D: ConvBackend>(dev: &D, spec: &ConvSpec) -> Results {
     let weights: Tensor<(usize,), f32, D> = dev.tensor_from_vec(random(dev, kernels * per, 2), (kernels * per,));
     let pi_values: Vec<f32> = random(dev, b * kernels, 3).iter().map(|v| v.abs() + 0.1).collect();
     let pi: Tensor<(usize, usize), f32, D> = dev.tensor_from_vec(pi_values, (b, kernels));
-    let wshape = if spec.transposed {
-        (spec.cin, spec.cout, spec.kernel, spec.kernel)
-    } else {
-        (spec.cout, spec.cin / spec.groups, spec.kernel, spec.kernel)
-    };
     let run = |fast: bool| {
         let xt = x.leaky_trace();
         let y = match (spec.dynamic, fast) {
@@ -252,15 +265,7 @@ fn conv_results<D: ConvBackend>(dev: &D, spec: &ConvSpec) -> Results {
             (true, false) => {
                 dynamic_conv2d(xt, pi.leaky_trace(), weights.leaky_trace().reshape_like(&(kernels, per)), spec)
             }
-            (false, false) => {
-                let w4 = weights.leaky_trace().reshape_like(&wshape);
-                match ConvFamily::of(spec).grouping {
-                    _ if spec.transposed => conv_transpose2d(xt, w4, spec.stride, spec.padding),
-                    Grouping::Dense => conv2d(xt, w4, spec.stride, spec.padding),
-                    Grouping::Depthwise => depthwise_conv2d(xt, w4, spec.stride, spec.padding),
-                    Grouping::Grouped => grouped_conv2d(xt, w4, spec.stride, spec.padding, spec.groups),
-                }
-            }
+            (false, false) => generic_conv(xt, weights.leaky_trace(), spec),
         };
         let shape = *y.shape();
         let out = y.as_vec();
@@ -294,18 +299,7 @@ fn folded_conv_results<D: ConvBackend>(dev: &D, spec: &ConvSpec) -> Results {
         let pi_t: Tensor<(usize, usize), f32, D> = dev.tensor_from_vec(pi, (b, kernels));
         dynamic_conv2d(x, pi_t, weights.reshape_like(&(kernels, per)), spec)
     } else {
-        let shape = if spec.transposed {
-            (spec.cin, spec.cout, spec.kernel, spec.kernel)
-        } else {
-            (spec.cout, spec.cin / spec.groups, spec.kernel, spec.kernel)
-        };
-        let w4 = weights.reshape_like(&shape);
-        match ConvFamily::of(spec).grouping {
-            _ if spec.transposed => conv_transpose2d(x, w4, spec.stride, spec.padding),
-            Grouping::Dense => conv2d(x, w4, spec.stride, spec.padding),
-            Grouping::Depthwise => depthwise_conv2d(x, w4, spec.stride, spec.padding),
-            Grouping::Grouped => grouped_conv2d(x, w4, spec.stride, spec.padding, spec.groups),
-        }
+        generic_conv(x, weights, spec)
     };
     let shape = *y.shape();
     let bias_t: Tensor<(usize,), f32, D> = dev.tensor_from_vec(bias, (spec.cout,));

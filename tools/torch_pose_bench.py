@@ -5,7 +5,7 @@ Builds the same network as `dypose` does from a config's `model` section (src/mo
 ResNet-10/18 or MobileNetV2 (width multiplier), static or dynamic (K kernels mixed per sample by
 an attention branch: global average pool -> FC(Cin -> max(1, Cin // 4)) -> ReLU -> FC(-> K) ->
 softmax(z / tau)); the SimpleBaseline deconv head or the light head; the final 1x1 conv static.
-Dynamic layers follow DESIGN.md 3/7: every conv except the stem (and MobileNetV2's 1x1 to 1280);
+Dynamic layers as dypose's blueprints make them: every conv except the stem (and MobileNetV2's 1x1 to 1280);
 ResNet shortcuts only with `dynamic_shortcut`.
 
 Then it times, like `dypose bench model`, the median over --iters of

@@ -18,7 +18,7 @@ use dypose::model::conv::{conv_transpose2d, depthwise_conv2d, grouped_conv2d, ma
 use dypose::model::dynamic::{attention, dynamic_conv2d, AttentionWeights};
 use dypose::model::layers::{init_rng, random_values, Ctx};
 use dypose::model::norm::batch_norm_train;
-use dypose::model::posenet::PoseNet;
+use dypose::model::network::Network;
 
 /// Largest absolute difference over the largest magnitude of the reference.
 fn rel(a: &[f32], b: &[f32]) -> f32 {
@@ -174,7 +174,7 @@ fn training_step<D: dypose::model::backend::ConvBackend>(
     nudge: (usize, f32),
     generic_ops: bool,
 ) -> Step {
-    let mut net = PoseNet::new(dev, bp, 5);
+    let mut net = Network::new(dev, bp, 5);
     let rng = &mut init_rng(8);
     let (h, w) = (128, 96);
     let mut x = random_values(rng, 2 * 3 * h * w);
@@ -399,10 +399,10 @@ fn inference_at_both_temperatures_matches_the_cpu() {
                 let ctx = Ctx { temperature, generic_ops: generic_cpu, ..Ctx::INFERENCE };
                 let x = random_values(&mut init_rng(8), 2 * 3 * 128 * 96);
                 if generic_cpu {
-                    let mut net = PoseNet::new(&Cpu::default(), &bp, 5);
+                    let mut net = Network::new(&Cpu::default(), &bp, 5);
                     net.forward(Cpu::default().tensor_from_vec(x, (2, 3, 128, 96)), ctx).as_vec()
                 } else {
-                    let mut net = PoseNet::new(&cuda, &bp, 5);
+                    let mut net = Network::new(&cuda, &bp, 5);
                     net.forward(cuda.tensor_from_vec(x, (2, 3, 128, 96)), ctx).as_vec()
                 }
             };

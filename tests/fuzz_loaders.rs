@@ -18,7 +18,7 @@ use dypose::coco::schema::ResultRecord;
 use dypose::coco::{CocoDataset, KeypointSpec};
 use dypose::config::{Arch, Config, Size};
 use dypose::model::blueprint::Blueprint;
-use dypose::model::posenet::PoseNet;
+use dypose::model::network::Network;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -113,7 +113,7 @@ fn tiny_blueprint() -> Blueprint {
 fn load_checkpoint(bytes: &[u8]) -> Result<(), String> {
     let meta = dypose::model::checkpoint::metadata_of(std::io::Cursor::new(bytes), bytes.len() as u64, "ck");
     let _ = meta;
-    let mut net = PoseNet::new(&Cpu::default(), &tiny_blueprint(), 0);
+    let mut net = Network::new(&Cpu::default(), &tiny_blueprint(), 0);
     ok_or_string(dypose::model::checkpoint::load_into(net.params_mut(), bytes, "ck"))
 }
 
@@ -171,7 +171,7 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 fn checkpoint_seed() -> Vec<u8> {
-    let net = PoseNet::new(&Cpu::default(), &tiny_blueprint(), 1);
+    let net = Network::new(&Cpu::default(), &tiny_blueprint(), 1);
     let meta = [("config".to_string(), "{}".to_string())].into_iter().collect();
     dypose::model::checkpoint::to_bytes(&net.params(), meta).unwrap()
 }

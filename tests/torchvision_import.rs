@@ -9,7 +9,7 @@ mod common;
 use common::{dypose, s};
 use dypose::config::{Arch, ClassifierModel, Size};
 use dypose::model::blueprint::Blueprint;
-use dypose::model::posenet::PoseNet;
+use dypose::model::network::Network;
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -68,7 +68,7 @@ fn write_state_dict(arch: Arch, path: &Path) -> BTreeSet<String> {
         class_names: vec![],
     };
     let bp = Blueprint::classifier(&model).unwrap();
-    let net = PoseNet::new(&dfdx::prelude::Cpu::default(), &bp, 0);
+    let net = Network::new(&dfdx::prelude::Cpu::default(), &bp, 0);
     let theirs: HashMap<String, String> = dypose::model::torchvision::layer_names(&bp).unwrap().into_iter().collect();
     let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for p in net.params() {

@@ -78,7 +78,7 @@ fn resumed_run_ends_where_an_uninterrupted_one_does() {
     }
     assert!(worst <= 1e-6, "largest difference {worst}");
     // The model part differs from its initial value (training did something).
-    let init = dypose::model::posenet::PoseNet::new(
+    let init = dypose::model::network::Network::new(
         &dfdx::prelude::Cpu::default(),
         &Blueprint::for_config(&cfg, 17).unwrap(),
         cfg.seed,
@@ -115,7 +115,7 @@ fn sigkill_never_leaves_an_unreadable_checkpoint_and_runs_are_not_overwritten() 
         let last = out.join("last.safetensors");
         if last.exists() {
             let dev = dfdx::prelude::Cpu::default();
-            let mut net = dypose::model::posenet::PoseNet::new(&dev, &Blueprint::for_config(&cfg, 17).unwrap(), 0);
+            let mut net = dypose::model::network::Network::new(&dev, &Blueprint::for_config(&cfg, 17).unwrap(), 0);
             let mut adam = dypose::train::adam::Adam::new(&net.params(), 0.0);
             dypose::train::state::load(&last, &mut net, &mut adam).unwrap();
             loaded += 1;

@@ -246,7 +246,7 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
 ) -> Result<String> {
     use crate::model::conv::T4;
     use crate::model::layers::{init_rng, random_values, Ctx};
-    use crate::model::posenet::PoseNet;
+    use crate::model::network::Network;
     use dfdx::prelude::*;
     let ModelBench { batch, iters, generic } = *how;
     anyhow::ensure!(batch >= 1 && iters >= 1, "--batch and --iters must be at least 1");
@@ -256,7 +256,7 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
     let joints = cfg.outputs(joints);
     let (h, w) = (cfg.input_size.height, cfg.input_size.width);
     let (cost, out) = crate::model::cost::blueprint_cost(&bp, cfg.input_size);
-    let mut net = PoseNet::new(&dev, &bp, cfg.seed);
+    let mut net = Network::new(&dev, &bp, cfg.seed);
     let rng = &mut init_rng(cfg.seed + 1);
     let x: T4<D> = dev.tensor_from_vec(random_values(rng, batch * 3 * h * w), (batch, 3, h, w));
     let target: T4<D> =

@@ -4,7 +4,7 @@
 use crate::config::{Arch, ClassifierModel, Device, Size, CLASSIFIER_KEY};
 use crate::infer::classify::{classify as logits_of, top_k};
 use crate::model::blueprint::Blueprint;
-use crate::model::posenet::PoseNet;
+use crate::model::network::Network;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -45,7 +45,7 @@ pub fn import_torchvision(req: &ImportRequest) -> Result<String> {
     let view = st.tensor(&weight).map_err(|_| anyhow::anyhow!("{source}: tensor '{weight}' is missing"))?;
     model.classes = view.shape()[0];
     let bp = Blueprint::classifier(&model)?;
-    let mut net = PoseNet::new(&dfdx::prelude::Cpu::default(), &bp, 0);
+    let mut net = Network::new(&dfdx::prelude::Cpu::default(), &bp, 0);
     let report = crate::model::torchvision::load_state_dict(&mut net, &bytes, &source)?;
     let meta = BTreeMap::from([
         (CLASSIFIER_KEY.to_string(), serde_json::to_string(&model)?),
@@ -117,7 +117,7 @@ pub fn classify(req: &ClassifyRequest) -> Result<String> {
         .map(|p| crate::data::loader::load_rgb(p).map_err(anyhow::Error::msg))
         .collect::<Result<Vec<_>>>()?;
     let logits = crate::with_device!(req.device, |dev: D| {
-        let mut net = PoseNet::<D>::new(&dev, &bp, 0);
+        let mut net = Network::<D>::new(&dev, &bp, 0);
         crate::model::checkpoint::load(&mut net, &req.checkpoint)?;
         logits_of(&mut net, &images, model.input_size, 32)
     })?;

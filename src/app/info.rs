@@ -3,7 +3,7 @@
 use crate::coco::KeypointSpec;
 use crate::config::{Arch, Config, HeadKind, ModelConfig, Size};
 use crate::model::blueprint::{backbone, Blueprint};
-use crate::model::posenet::PoseNet;
+use crate::model::network::Network;
 use anyhow::{ensure, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -102,7 +102,7 @@ pub fn init(src: &ArchSource, seed: u64, out: &Path, force: bool) -> Result<Stri
     }
     crate::fsutil::refuse_existing(&[out.to_path_buf()], force)?;
     let d = describe(src)?;
-    let net = PoseNet::new(&dfdx::prelude::Cpu::default(), &d.blueprint, seed);
+    let net = Network::new(&dfdx::prelude::Cpu::default(), &d.blueprint, seed);
     let mut meta = BTreeMap::from([("seed".to_string(), seed.to_string())]);
     meta.insert("arch".into(), d.blueprint.backbone.name.clone());
     if let Some((cfg, spec)) = &d.config {

@@ -21,7 +21,7 @@ use crate::coco::{CocoDataset, FoundSet, KeypointSpec};
 use crate::config::{Config, Device};
 use crate::infer::HeatmapModel;
 use crate::model::blueprint::Blueprint;
-use crate::model::posenet::PoseNet;
+use crate::model::network::Network;
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -91,7 +91,7 @@ pub fn build_model(
 ) -> Result<Box<dyn HeatmapModel>> {
     let bp = Blueprint::for_config(cfg, spec.len())?;
     crate::with_device!(device, |dev: D| {
-        let mut net = PoseNet::new(&dev, &bp, cfg.seed);
+        let mut net = Network::new(&dev, &bp, cfg.seed);
         if let Some(path) = checkpoint {
             crate::model::checkpoint::load(&mut net, path)?;
         }

@@ -1,5 +1,5 @@
 //! Image classification: the evaluation view of each image → logits → the top classes.
-//! Only `ImageClassifier` for `PoseNet` touches tensors.
+//! Only `ImageClassifier` for `Network` touches tensors.
 
 use crate::config::Size;
 use crate::data::classify::eval_input;
@@ -11,10 +11,10 @@ pub trait ImageClassifier {
     fn logits(&mut self, inputs: &[f32], n: usize, size: Size) -> Result<Vec<f32>>;
 }
 
-impl<D: crate::model::backend::ConvBackend> ImageClassifier for crate::model::posenet::PoseNet<D> {
+impl<D: crate::model::backend::ConvBackend> ImageClassifier for crate::model::network::Network<D> {
     fn logits(&mut self, inputs: &[f32], n: usize, size: Size) -> Result<Vec<f32>> {
         let x = self.device().tensor_from_vec(inputs.to_vec(), (n, 3, size.height, size.width));
-        Ok(crate::model::posenet::PoseNet::logits(self, x, crate::model::layers::Ctx::INFERENCE).as_vec())
+        Ok(crate::model::network::Network::logits(self, x, crate::model::layers::Ctx::INFERENCE).as_vec())
     }
 }
 

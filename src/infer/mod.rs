@@ -1,6 +1,6 @@
 //! Inference: person boxes → crops → heatmaps (with flip test) → joints in image coordinates →
 //! rescoring and OKS-NMS → COCO results; the person detector (`detect`). Only `HeatmapModel`
-//! for `PoseNet` touches tensors.
+//! for `Network` touches tensors.
 
 pub mod boxes;
 pub mod classify;

@@ -22,13 +22,13 @@ pub trait HeatmapModel {
     fn last_attention(&self) -> Vec<(String, Vec<f32>)>;
 }
 
-impl<D: crate::model::backend::ConvBackend> HeatmapModel for crate::model::posenet::PoseNet<D> {
+impl<D: crate::model::backend::ConvBackend> HeatmapModel for crate::model::network::Network<D> {
     fn heatmaps(&mut self, inputs: &[f32], n: usize, size: Size) -> Result<Vec<f32>> {
         let x = self.device().tensor_from_vec(inputs.to_vec(), (n, 3, size.height, size.width));
         Ok(self.forward(x, crate::model::layers::Ctx::INFERENCE).as_vec())
     }
     fn last_attention(&self) -> Vec<(String, Vec<f32>)> {
-        crate::model::posenet::PoseNet::last_attention(self)
+        crate::model::network::Network::last_attention(self)
     }
 }
 
@@ -398,7 +398,7 @@ impl<F: FnMut(&ImageJob, &RgbImage, &[Person]) -> Result<()>> Finish<'_, F> {
 mod tests {
     use super::*;
     use crate::model::blueprint::Blueprint;
-    use crate::model::posenet::PoseNet;
+    use crate::model::network::Network;
 
     /// Heatmaps that depend on each crop's pixels: one peak per joint, placed by the crop's mean,
     /// so that a crop paired with another crop's maps would show.
@@ -516,7 +516,7 @@ mod tests {
             head_channels: 16,
             ..Default::default()
         };
-        let mut net = PoseNet::new(&dfdx::prelude::Cpu::default(), &Blueprint::pose(&cfg, 17).unwrap(), 3);
+        let mut net = Network::new(&dfdx::prelude::Cpu::default(), &Blueprint::pose(&cfg, 17).unwrap(), 3);
         let codec = HeatmapCodec::new(Size::new(64, 64), Size::new(16, 16), 2.0);
         let mut rng = crate::model::layers::init_rng(9);
         let half = crate::model::layers::random_values(&mut rng, 3 * 64 * 32);

@@ -8,7 +8,7 @@ use crate::coco::{CocoDataset, KeypointSpec};
 use crate::config::Config;
 use crate::eval::Stats;
 use crate::model::backend::ConvBackend;
-use crate::model::posenet::PoseNet;
+use crate::model::network::Network;
 use anyhow::{bail, Result};
 use std::path::Path;
 
@@ -95,7 +95,7 @@ pub struct Validation {
 
 /// Scores `net` on `val` with GT boxes and, when there are some, detector boxes.
 pub fn validate<D: ConvBackend>(
-    net: &mut PoseNet<D>,
+    net: &mut Network<D>,
     cfg: &Config,
     spec: &KeypointSpec,
     val: &ValSet,

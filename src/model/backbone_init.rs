@@ -8,7 +8,7 @@
 //! trains its dynamic networks from scratch.
 
 use super::backend::ConvBackend;
-use super::posenet::PoseNet;
+use super::network::Network;
 use anyhow::{bail, ensure, Context, Result};
 use rand_distr::{Distribution, Normal};
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -59,7 +59,7 @@ impl BackboneReport {
 /// Copies the backbone tensors of the checkpoint at `path` into `net` (noise from `seed`).
 /// A tensor whose shape fits neither as is nor as a static kernel for a dynamic conv stops
 /// with both shapes named.
-pub fn load_backbone<D: ConvBackend>(net: &mut PoseNet<D>, path: &Path, seed: u64) -> Result<BackboneReport> {
+pub fn load_backbone<D: ConvBackend>(net: &mut Network<D>, path: &Path, seed: u64) -> Result<BackboneReport> {
     let source = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| format!("{source}: cannot read checkpoint"))?;
     let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{source}: not a safetensors file"))?;
@@ -124,7 +124,7 @@ mod tests {
         Blueprint { backbone: backbone(arch, 0.25, false).unwrap(), head: None, classifier: Some(10), kernels: 3 }
     }
 
-    fn values(net: &PoseNet<Cpu>, name: &str) -> Vec<f32> {
+    fn values(net: &Network<Cpu>, name: &str) -> Vec<f32> {
         net.params().into_iter().find(|p| p.name == name).unwrap().value.as_vec()
     }
 
@@ -133,9 +133,9 @@ mod tests {
         let dev: Cpu = Default::default();
         let dir = tempfile::tempdir().unwrap();
         let ck = dir.path().join("cls.safetensors");
-        let cls = PoseNet::new(&dev, &classifier(Arch::Resnet10), 1);
+        let cls = Network::new(&dev, &classifier(Arch::Resnet10), 1);
         crate::model::checkpoint::save(&cls, &ck, Default::default(), false).unwrap();
-        let mut pose_net = PoseNet::new(&dev, &pose(Arch::DyResnet10), 2);
+        let mut pose_net = Network::new(&dev, &pose(Arch::DyResnet10), 2);
         let head_before = values(&pose_net, "head.final_layer.weight");
         let report = load_backbone(&mut pose_net, &ck, 0).unwrap();
         // The stem is static in both: copied exactly.
@@ -163,9 +163,9 @@ mod tests {
         let dev: Cpu = Default::default();
         let dir = tempfile::tempdir().unwrap();
         let ck = dir.path().join("v2.safetensors");
-        let other = PoseNet::new(&dev, &classifier(Arch::Mobilenetv2), 1);
+        let other = Network::new(&dev, &classifier(Arch::Mobilenetv2), 1);
         crate::model::checkpoint::save(&other, &ck, Default::default(), false).unwrap();
-        let mut net = PoseNet::new(&dev, &pose(Arch::Mobilenetv3Small), 2);
+        let mut net = Network::new(&dev, &pose(Arch::Mobilenetv3Small), 2);
         let e = load_backbone(&mut net, &ck, 0).unwrap_err().to_string();
         // The stems agree at this width (8 channels); the first block that differs is named.
         assert!(e.contains("backbone.features.2.expand.weight") && e.contains("another architecture"), "{e}");

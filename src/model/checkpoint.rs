@@ -2,7 +2,7 @@
 //! written atomically, loaded with every tensor's presence and shape checked.
 
 use super::layers::Param;
-use super::posenet::PoseNet;
+use super::network::Network;
 use anyhow::{bail, Context, Result};
 use dfdx::prelude::*;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -29,7 +29,7 @@ pub fn to_bytes<D: Device<f32>>(params: &[&Param<D>], metadata: BTreeMap<String,
 /// Writes the network's weights to `path` atomically (temporary file + rename); an existing
 /// file is replaced only with `overwrite`.
 pub fn save<D: super::backend::ConvBackend>(
-    net: &PoseNet<D>,
+    net: &Network<D>,
     path: &Path,
     metadata: BTreeMap<String, String>,
     overwrite: bool,
@@ -118,7 +118,7 @@ pub fn metadata_of(mut stream: impl std::io::Read, len: u64, source: &str) -> Re
 }
 
 /// Loads a checkpoint file into `net`; returns its metadata.
-pub fn load<D: super::backend::ConvBackend>(net: &mut PoseNet<D>, path: &Path) -> Result<BTreeMap<String, String>> {
+pub fn load<D: super::backend::ConvBackend>(net: &mut Network<D>, path: &Path) -> Result<BTreeMap<String, String>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
     load_into(net.params_mut(), &bytes, &path.display().to_string())
 }
@@ -141,14 +141,14 @@ mod tests {
     fn round_trip_gives_bit_identical_outputs() {
         let dev: Cpu = Default::default();
         let bp = blueprint(Arch::DyResnet10);
-        let mut trained = PoseNet::new(&dev, &bp, 1);
+        let mut trained = Network::new(&dev, &bp, 1);
         let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(5), 2 * 3 * 64 * 32), (2, 3, 64, 32));
         // One training-mode pass moves the BN running statistics away from their initial values.
         let _ = trained.forward(x.clone(), Ctx::train(1.0));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
         save(&trained, &path, BTreeMap::from([("arch".to_string(), "dy-resnet10".to_string())]), false).unwrap();
-        let mut fresh = PoseNet::new(&dev, &bp, 2);
+        let mut fresh = Network::new(&dev, &bp, 2);
         let meta = load(&mut fresh, &path).unwrap();
         assert_eq!(meta["arch"], "dy-resnet10");
         assert_eq!(read_metadata(&path).unwrap(), meta, "the header alone gives the same metadata");
@@ -160,15 +160,15 @@ mod tests {
     #[test]
     fn missing_misshaped_and_foreign_tensors_are_named() {
         let dev: Cpu = Default::default();
-        let net = PoseNet::new(&dev, &blueprint(Arch::Resnet10), 1);
+        let net = Network::new(&dev, &blueprint(Arch::Resnet10), 1);
         let params = net.params();
-        let mut fresh = PoseNet::new(&dev, &blueprint(Arch::Resnet10), 1);
+        let mut fresh = Network::new(&dev, &blueprint(Arch::Resnet10), 1);
         // Missing: drop one tensor.
         let bytes = to_bytes(&params[1..], BTreeMap::new()).unwrap();
         let err = load_into(fresh.params_mut(), &bytes, "ck.safetensors").unwrap_err().to_string();
         assert!(err.contains("ck.safetensors: tensor 'backbone.conv1.weight' is missing"), "{err}");
         // Mis-shaped: a checkpoint of another head width.
-        let other = PoseNet::new(
+        let other = Network::new(
             &dev,
             &{
                 let mut bp = blueprint(Arch::Resnet10);
@@ -184,7 +184,7 @@ mod tests {
             "{err}"
         );
         // Foreign: a dynamic model's checkpoint has tensors a static one lacks.
-        let dy = PoseNet::new(&dev, &blueprint(Arch::DyResnet10), 1);
+        let dy = Network::new(&dev, &blueprint(Arch::DyResnet10), 1);
         let bytes = to_bytes(&dy.params(), BTreeMap::new()).unwrap();
         let err = load_into(fresh.params_mut(), &bytes, "ck.safetensors").unwrap_err().to_string();
         assert!(err.contains("has shape") || err.contains("do not belong"), "{err}");

@@ -410,7 +410,7 @@ mod tests {
     fn a_perturbed_op_is_switched_off_once_and_the_network_runs_the_generic_path() {
         use super::super::blueprint::Blueprint;
         use super::super::layers::Ctx;
-        use super::super::posenet::PoseNet;
+        use super::super::network::Network;
         let registry: &'static Registry = Box::leak(Box::new(Registry::new(vec!["all".into()])));
         use_registry(registry);
         let dev = Cpu::default();
@@ -424,7 +424,7 @@ mod tests {
             head_channels: 8,
             ..Default::default()
         };
-        let mut net = PoseNet::new(&dev, &Blueprint::pose(&cfg, 5).unwrap(), 1);
+        let mut net = Network::new(&dev, &Blueprint::pose(&cfg, 5).unwrap(), 1);
         let x: T4<Cpu> = dev.tensor_from_vec(random(&dev, 2 * 3 * 64 * 48, 20), (2, 3, 64, 48));
         let switched_off = net.forward(x.leaky_trace(), Ctx::train(1.0)).as_vec();
         let generic = net.forward(x.leaky_trace(), Ctx { generic_ops: true, ..Ctx::train(1.0) }).as_vec();

@@ -15,5 +15,5 @@ pub mod dynamic;
 pub mod fast_check;
 pub mod layers;
 pub mod norm;
-pub mod posenet;
+pub mod network;
 pub mod torchvision;

@@ -4,7 +4,7 @@
 
 use super::backend::ConvBackend;
 use super::blueprint::{Block, Blueprint};
-use super::posenet::PoseNet;
+use super::network::Network;
 use anyhow::{bail, ensure, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
@@ -105,7 +105,7 @@ pub struct ImportReport {
 /// Loads torchvision's tensors (f32, as `tools/import_torchvision.py` saves them) into `net`,
 /// every tensor of `net` from its torchvision name with the same number of values (and the
 /// same shape up to trailing 1s). Errors name the file and the tensor.
-pub fn load_state_dict<D: ConvBackend>(net: &mut PoseNet<D>, bytes: &[u8], source: &str) -> Result<ImportReport> {
+pub fn load_state_dict<D: ConvBackend>(net: &mut Network<D>, bytes: &[u8], source: &str) -> Result<ImportReport> {
     let st = SafeTensors::deserialize(bytes).with_context(|| format!("{source}: not a safetensors file"))?;
     let layers = layer_names(&net.blueprint)?;
     let mut theirs_of: BTreeMap<String, String> = BTreeMap::new();

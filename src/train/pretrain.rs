@@ -11,7 +11,7 @@ use crate::model::backend::ConvBackend;
 use crate::model::blueprint::Blueprint;
 use crate::model::checkpoint::{load_into, to_bytes, OPTIMIZER_PREFIX};
 use crate::model::layers::{Ctx, Flat, Param};
-use crate::model::posenet::PoseNet;
+use crate::model::network::Network;
 use anyhow::{bail, ensure, Context, Result};
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,7 @@ pub struct Row {
 }
 
 /// Top-1 and top-5 accuracy of `net` on the evaluation views of `loader`'s folder.
-pub fn evaluate<D: ConvBackend>(net: &mut PoseNet<D>, loader: &FolderLoader) -> Result<(f64, f64)> {
+pub fn evaluate<D: ConvBackend>(net: &mut Network<D>, loader: &FolderLoader) -> Result<(f64, f64)> {
     let (mut top1, mut top5, mut n) = (0usize, 0usize, 0usize);
     let dev = net.device();
     let s = loader.input;
@@ -114,7 +114,7 @@ pub fn evaluate<D: ConvBackend>(net: &mut PoseNet<D>, loader: &FolderLoader) -> 
 
 /// A pretraining run in its directory.
 pub struct Pretrainer<D: ConvBackend> {
-    pub net: PoseNet<D>,
+    pub net: Network<D>,
     pub state: PretrainState,
     cfg: PretrainConfig,
     model: ClassifierModel,
@@ -124,7 +124,7 @@ pub struct Pretrainer<D: ConvBackend> {
     per_epoch: usize,
 }
 
-fn momentum_params<D: ConvBackend>(net: &PoseNet<D>, sgd: &Sgd<D>) -> Vec<Param<D>> {
+fn momentum_params<D: ConvBackend>(net: &Network<D>, sgd: &Sgd<D>) -> Vec<Param<D>> {
     let trainable = net.params().into_iter().filter(|p| p.trainable);
     trainable
         .zip(&sgd.buffers)
@@ -157,7 +157,7 @@ impl<D: ConvBackend> Pretrainer<D> {
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the run directory", dir.display()))?;
         crate::fsutil::remove_stale_temporaries(dir);
         let bp = Blueprint::classifier(&model)?;
-        let mut net = PoseNet::new(dev, &bp, cfg.seed);
+        let mut net = Network::new(dev, &bp, cfg.seed);
         let mut sgd = Sgd::new(&net.params(), cfg.momentum as f32, cfg.nesterov, cfg.weight_decay as f32);
         let (mut state, mut rows) = (PretrainState::default(), Vec::new());
         if resume {

@@ -8,7 +8,7 @@ use super::adam::Adam;
 use crate::model::backend::ConvBackend;
 use crate::model::checkpoint::{load_into, to_bytes, OPTIMIZER_PREFIX};
 use crate::model::layers::Param;
-use crate::model::posenet::PoseNet;
+use crate::model::network::Network;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,7 +25,7 @@ pub struct TrainState {
     pub train_seconds: f64,
 }
 
-fn moment_params<D: ConvBackend>(net: &PoseNet<D>, adam: &Adam<D>) -> Vec<Param<D>> {
+fn moment_params<D: ConvBackend>(net: &Network<D>, adam: &Adam<D>) -> Vec<Param<D>> {
     let trainable: Vec<&Param<D>> = net.params().into_iter().filter(|p| p.trainable).collect();
     let mut out = Vec::new();
     for (p, (m, v)) in trainable.iter().zip(&adam.moments) {
@@ -45,7 +45,7 @@ fn moment_params<D: ConvBackend>(net: &PoseNet<D>, adam: &Adam<D>) -> Vec<Param<
 /// run's config and keypoint set) beside the trainer's own keys.
 pub fn save<D: ConvBackend>(
     path: &Path,
-    net: &PoseNet<D>,
+    net: &Network<D>,
     adam: &Adam<D>,
     state: &TrainState,
     metadata: BTreeMap<String, String>,
@@ -63,7 +63,7 @@ pub fn save<D: ConvBackend>(
 /// Loads a training checkpoint into `net` and `adam`; returns the state and the stored config.
 pub fn load<D: ConvBackend>(
     path: &Path,
-    net: &mut PoseNet<D>,
+    net: &mut Network<D>,
     adam: &mut Adam<D>,
 ) -> Result<(TrainState, crate::config::Config)> {
     let source = path.display().to_string();

@@ -19,7 +19,7 @@ use crate::model::backend::ConvBackend;
 use crate::model::blueprint::Blueprint;
 use crate::model::conv::T4;
 use crate::model::layers::Ctx;
-use crate::model::posenet::PoseNet;
+use crate::model::network::Network;
 use anyhow::{bail, ensure, Context, Result};
 use dfdx::prelude::*;
 use std::collections::BTreeMap;
@@ -139,7 +139,7 @@ fn config_differences(a: &Config, b: &Config) -> Result<Vec<String>> {
 
 /// A training run in its directory: the network, Adam, the position, and the metrics so far.
 pub struct Trainer<D: ConvBackend> {
-    pub net: PoseNet<D>,
+    pub net: Network<D>,
     pub state: TrainState,
     cfg: Config,
     spec: KeypointSpec,
@@ -167,7 +167,7 @@ impl<D: ConvBackend> Trainer<D> {
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the run directory", dir.display()))?;
         crate::fsutil::remove_stale_temporaries(dir);
         let log = Log::open(&dir.join("train.log"))?;
-        let mut net = PoseNet::new(dev, &bp, cfg.seed);
+        let mut net = Network::new(dev, &bp, cfg.seed);
         if cfg.model.task == Task::Detect {
             // CenterNet's prior: every cell starts at p = 0.1 of being a centre; boxes start at
             // e ≈ 2.7 cells from each side (ln distance 1), not at zero.
@@ -418,7 +418,7 @@ pub fn train<D: ConvBackend>(
     spec: &KeypointSpec,
     train_set: &CocoDataset,
     opts: &TrainOptions,
-    mut validate: impl FnMut(&mut PoseNet<D>) -> Result<ValScores>,
+    mut validate: impl FnMut(&mut Network<D>) -> Result<ValScores>,
 ) -> Result<TrainOutcome> {
     let (loader, report) = train_loader(cfg, spec, train_set)?;
     let per_epoch = loader.batches_per_epoch();

@@ -1,5 +1,5 @@
-//! A backbone with a keypoint head (or an ImageNet classifier), instantiated from a
-//! [`Blueprint`] on any dfdx device.
+//! The network every task trains: a backbone with a task head (keypoint heatmaps, the person
+//! detector's five maps, or a classifier), instantiated from a [`Blueprint`] on any dfdx device.
 
 use super::backend::ConvBackend;
 use super::blueprint::{Block, Blueprint, ConvSpec, Head};
@@ -9,7 +9,7 @@ use super::layers::{hardswish, init_rng, Act, Conv, ConvBn, Ctx, Init, Linear, P
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
-/// One layer of the network; [`PoseNet`] keeps all of them in one list, in parameter order, so
+/// One layer of the network; [`Network`] keeps all of them in one list, in parameter order, so
 /// that listing parameters, mutating them and visiting convolutions are one walk over it.
 // A network holds a few dozen layers, built once: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -49,7 +49,7 @@ impl<D: ConvBackend> Layer<D> {
     }
 }
 
-/// Positions in [`PoseNet`]'s layer list.
+/// Positions in [`Network`]'s layer list.
 #[derive(Debug)]
 enum BlockLayers {
     Basic { conv1: usize, conv2: usize, shortcut: Option<usize> },
@@ -63,7 +63,7 @@ enum HeadLayers {
 }
 
 #[derive(Debug)]
-pub struct PoseNet<D: Device<f32> + 'static> {
+pub struct Network<D: Device<f32> + 'static> {
     pub blueprint: Blueprint,
     layers: Vec<Layer<D>>,
     stem: usize,
@@ -207,7 +207,7 @@ fn conv<D: ConvBackend>(layers: &[Layer<D>], i: usize) -> &Conv<D> {
     }
 }
 
-impl<D: ConvBackend> PoseNet<D> {
+impl<D: ConvBackend> Network<D> {
     /// Builds the network with fresh weights drawn from `seed`.
     pub fn new(dev: &D, bp: &Blueprint, seed: u64) -> Self {
         let bb = &bp.backbone;
@@ -246,7 +246,7 @@ impl<D: ConvBackend> PoseNet<D> {
                 None => classifier.push(linear("classifier", bb.out_channels, n)),
             }
         }
-        PoseNet { blueprint: bp.clone(), layers: b.layers, stem, stages, last, head, classifier }
+        Network { blueprint: bp.clone(), layers: b.layers, stem, stages, last, head, classifier }
     }
 
     /// The device the weights live on.
@@ -259,7 +259,7 @@ impl<D: ConvBackend> PoseNet<D> {
         self.layers.iter().flat_map(Layer::params).collect()
     }
 
-    /// Mutable access to every parameter and buffer, in the order of [`PoseNet::params`].
+    /// Mutable access to every parameter and buffer, in the order of [`Network::params`].
     pub fn params_mut(&mut self) -> Vec<&mut Param<D>> {
         self.layers.iter_mut().flat_map(Layer::params_mut).collect()
     }
@@ -297,7 +297,7 @@ impl<D: ConvBackend> PoseNet<D> {
     where
         Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
-        let PoseNet { layers, stem, stages, last, blueprint, .. } = self;
+        let Network { layers, stem, stages, last, blueprint, .. } = self;
         let mut x = conv_bn(layers, *stem).forward(x, ctx);
         let fast_op = |x: &T4<D, Tp>, op| !ctx.generic_ops && fast(x.device(), op);
         if blueprint.backbone.stem_pool {
@@ -355,7 +355,7 @@ impl<D: ConvBackend> PoseNet<D> {
         Tp: Tape<f32, D> + Merge<Tp> + Default + 'static,
     {
         let mut y = self.features(x, ctx);
-        let PoseNet { layers, head, .. } = self;
+        let Network { layers, head, .. } = self;
         match head.as_ref().expect("this network has no keypoint head") {
             HeadLayers::Deconv { deconvs, final_conv } => {
                 for &d in deconvs {
@@ -436,7 +436,7 @@ mod tests {
             (Arch::DyMobilenetv3Small, 0.75, true),
         ] {
             let bp = pose(arch, w, light);
-            let mut net = PoseNet::new(&dev, &bp, 1);
+            let mut net = Network::new(&dev, &bp, 1);
             let want = blueprint_cost(&bp, crate::config::Size::new(48, 64)).0.params as usize;
             assert_eq!(net.num_trainable(), want, "{arch}: trainable parameters = the cost model's count");
             let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(2), 2 * 3 * 64 * 32), (2, 3, 64, 32));
@@ -458,7 +458,7 @@ mod tests {
     #[test]
     fn parameter_names_follow_the_documented_layout() {
         let dev: Cpu = Default::default();
-        let net = PoseNet::new(&dev, &pose(Arch::DyResnet10, 1.0, false), 0);
+        let net = Network::new(&dev, &pose(Arch::DyResnet10, 1.0, false), 0);
         let by_name: std::collections::BTreeMap<&str, &Vec<usize>> =
             net.params().iter().map(|p| (p.name.as_str(), &p.shape)).collect();
         assert_eq!(by_name["backbone.conv1.weight"], &vec![64, 3, 7, 7]);
@@ -492,7 +492,7 @@ mod tests {
         let dev: Cpu = Default::default();
         let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(6), n * 3 * h * w), (n, 3, h, w));
         let run = |generic_ops: bool| {
-            let mut net = PoseNet::new(&dev, &bp, 7);
+            let mut net = Network::new(&dev, &bp, 7);
             let y = net.forward(x.leaky_trace(), Ctx { train: true, temperature: 5.0, generic_ops });
             let out = y.as_vec();
             let grads = y.square().sum().backward();
@@ -525,13 +525,13 @@ mod tests {
             (Arch::Mobilenetv2, false),
             (Arch::DyMobilenetv3Small, true),
         ] {
-            let mut net = PoseNet::new(&dev, &pose(arch, 0.5, light), 8);
+            let mut net = Network::new(&dev, &pose(arch, 0.5, light), 8);
             let x: T4<Cpu> = dev.tensor_from_vec(random_values(&mut init_rng(9), 2 * 3 * 64 * 32), (2, 3, 64, 32));
             // Training passes move the BN running statistics away from (0, 1).
             for _ in 0..2 {
                 let _ = net.forward(x.clone(), Ctx::train(1.0));
             }
-            let compare = |net: &mut PoseNet<Cpu>| {
+            let compare = |net: &mut Network<Cpu>| {
                 let folded = net.forward(x.clone(), Ctx::INFERENCE).as_vec();
                 let plain = net.forward(x.clone(), Ctx { generic_ops: true, ..Ctx::INFERENCE }).as_vec();
                 let scale = plain.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
@@ -551,7 +551,7 @@ mod tests {
     #[test]
     fn a_few_sgd_steps_reduce_the_loss() {
         let dev: Cpu = Default::default();
-        let mut net = PoseNet::new(&dev, &pose(Arch::DyResnet10, 1.0, false), 3);
+        let mut net = Network::new(&dev, &pose(Arch::DyResnet10, 1.0, false), 3);
         let rng = &mut init_rng(4);
         let x: T4<Cpu> = dev.tensor_from_vec(random_values(rng, 2 * 3 * 64 * 32), (2, 3, 64, 32));
         let target: T4<Cpu> =

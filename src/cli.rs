@@ -41,9 +41,9 @@ pub enum Command {
     Detect(DetectArgs),
     /// Draw skeletons (GT or results) on images.
     Draw(DrawArgs),
-    /// Train a pose model from a config (progress, metrics.csv, curves.png, checkpoints).
+    /// Train a pose model, a person detector or a classifier from a config (progress, metrics.csv, curves.png, checkpoints).
     Train(TrainArgs),
-    /// Pretrain a classifier (any backbone) on an image folder (train/<class>/*, val/<class>/*).
+    /// Pretrain a classifier (any backbone) on image folders (train/<class>/*, val/<class>/*): `train` with model.task set to classify.
     Pretrain(PretrainArgs),
     /// Generate the synthetic set, train the quickstart model on the CPU, evaluate and draw.
     Quickstart(QuickstartArgs),
@@ -61,7 +61,7 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct PretrainArgs {
-    /// Pretraining config (JSON; see configs/pretrain_*.json).
+    /// A config (JSON; see configs/pretrain_synthetic.json); model.task is set to classify.
     #[arg(long)]
     pub config: PathBuf,
     /// Run directory (default: runs/<config name>).

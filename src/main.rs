@@ -149,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_root: a.data_root,
             device: a.device,
             stop_after: a.stop_after,
+            task: None,
         })?,
         Command::Predict(a) => {
             let images = images(a.input);
@@ -212,15 +213,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Quickstart(a) if a.detector => app::quickstart::run_detector(a.force, &a.set)?,
         Command::Quickstart(a) => app::quickstart::run(a.force, &a.set)?,
         Command::Synth(a) if a.classify => {
-            app::pretrain::synth_classify(&a.out, a.train, a.val, a.image_size, a.seed, a.force)?
+            app::synth_classify::synth_classify(&a.out, a.train, a.val, a.image_size, a.seed, a.force)?
         }
-        Command::Pretrain(a) => app::pretrain::pretrain(&app::pretrain::PretrainRequest {
+        Command::Pretrain(a) => app::train::train(&app::train::TrainRequest {
             config: a.config,
             overrides: a.set,
             out: a.out,
             resume: a.resume,
+            data_root: None,
             device: a.device,
             stop_after: a.stop_after,
+            task: Some(dypose::config::Task::Classify),
         })?,
         Command::Synth(a) => app::data::synth(&app::data::SynthRequest {
             out: a.out,

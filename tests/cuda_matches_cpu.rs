@@ -17,8 +17,8 @@ use dypose::model::blueprint::{backbone, deconv_head, light_head, Blueprint, Con
 use dypose::model::conv::{conv_transpose2d, depthwise_conv2d, grouped_conv2d, max_pool2d, upsample2x, T4};
 use dypose::model::dynamic::{attention, dynamic_conv2d, AttentionWeights};
 use dypose::model::layers::{init_rng, random_values, Ctx};
-use dypose::model::norm::batch_norm_train;
 use dypose::model::network::Network;
+use dypose::model::norm::batch_norm_train;
 
 /// Largest absolute difference over the largest magnitude of the reference.
 fn rel(a: &[f32], b: &[f32]) -> f32 {

@@ -14,9 +14,11 @@ fn setup(dir: &Path, epochs: usize) -> PathBuf {
         ok(&["synth", "--classify", "--out", s(&data), "--train", "1000", "--val", "100", "--image-size", "48"]);
     }
     let cfg = serde_json::json!({
-        "seed": 3, "train_dir": "shapes/train", "val_dir": "shapes/val",
-        "arch": "resnet10", "width": 0.25, "input_size": [48, 48], "batch_size": 32, "epochs": epochs,
-        "lr": 0.2, "warmup_epochs": 1, "temperature": {"start": 30, "end": 1, "epochs": 1},
+        "seed": 3, "input_size": [48, 48],
+        "data": {"train_images": "shapes/train", "val_images": "shapes/val"},
+        "model": {"arch": "resnet10", "width": 0.25},
+        "loader": {"batch_size": 32},
+        "train": {"epochs": epochs, "lr": 0.2, "warmup_epochs": 1, "temperature": {"start": 30, "end": 1, "epochs": 1}},
     });
     let path = dir.join(format!("pretrain_{epochs}.json"));
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
@@ -73,6 +75,6 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
         assert!(da == db, "{na} differs after resuming");
     }
     // A changed config is refused on resume (only epochs may change).
-    let o = dypose(&["pretrain", "--config", s(&cfg), "--out", s(&resumed), "--resume", "--set", "lr=0.1"]);
+    let o = dypose(&["pretrain", "--config", s(&cfg), "--out", s(&resumed), "--resume", "--set", "train.lr=0.1"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("different config"));
 }

@@ -98,20 +98,33 @@ pub fn bench_eval(gt: &Path, results: &Path, spec: Option<&Path>, repeats: usize
     Ok(out)
 }
 
-/// Times `pretrain`'s data path (decode, random-resized crop, flip, normalise, collate; rayon's
-/// threads) over an image folder for `samples` samples, cycling over its images.
+/// Times a classifier's training data path (decode, random-resized crop, flip, normalise,
+/// collate; the loader's threads) over an image folder for `samples` samples, cycling over its
+/// images.
 pub fn bench_folder(dir: &Path, input: crate::config::Size, samples: usize, batch: usize) -> Result<String> {
     let folder = crate::data::folder::ImageFolder::open(dir)?;
-    let loader = crate::data::folder::FolderLoader { folder, input, batch_size: batch, seed: 0, train: true };
-    let per_epoch = loader.batches_per_epoch().max(1);
-    let _ = loader.batch(0, 0)?; // warm-up
+    let source = crate::data::folder::FolderSamples { folder, input, train: true };
+    let cfg = crate::data::loader::LoaderConfig {
+        batch_size: batch,
+        seed: 0,
+        shuffle: true,
+        prefetch: 2,
+        workers: 0,
+        drop_last: true,
+    };
+    let loader = crate::data::loader::Loader::of(std::sync::Arc::new(source), cfg)?;
+    anyhow::ensure!(loader.batches_per_epoch() > 0, "{}: fewer images than one batch", dir.display());
+    let _ = loader.epoch(0).next(); // warm-up
     let start = Instant::now();
     let (mut n, mut k) = (0usize, 0usize);
-    while n < samples.max(1) {
-        let b = loader.batch((1 + k / per_epoch) as u64, k % per_epoch)?;
-        anyhow::ensure!(!b.labels.is_empty(), "{}: fewer images than one batch", dir.display());
-        n += b.labels.len();
-        k += 1;
+    'epochs: for epoch in 1.. {
+        for b in loader.epoch(epoch) {
+            n += b.labels.len();
+            k += 1;
+            if n >= samples.max(1) {
+                break 'epochs;
+            }
+        }
     }
     let secs = start.elapsed().as_secs_f64();
     let threads = rayon::current_num_threads();

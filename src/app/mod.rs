@@ -13,8 +13,8 @@ pub mod eval;
 pub mod explain;
 pub mod info;
 pub mod predict;
-pub mod pretrain;
 pub mod quickstart;
+pub mod synth_classify;
 pub mod train;
 
 use crate::coco::{CocoDataset, FoundSet, KeypointSpec};

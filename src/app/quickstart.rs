@@ -61,7 +61,11 @@ pub fn run(force: bool, overrides: &[String]) -> Result<String> {
     }
     let opts = crate::train::TrainOptions { run_dir: run_dir.to_path_buf(), resume: false, stop_after: None };
     let mut last = None;
-    let outcome = super::train::run(Device::Cpu, &cfg, &opts, |v| last = Some(v))?;
+    let outcome = super::train::run(Device::Cpu, &cfg, &opts, |v| {
+        if let super::train::Validated::Pose(v) = v {
+            last = Some(v)
+        }
+    })?;
     ensure!(!outcome.interrupted, "the quickstart was interrupted; its checkpoint is in {RUN_DIR}");
     let val = last.as_ref().context("the quickstart trained no epoch, so nothing was scored")?;
     let (stats, preds) = &val.gt;
@@ -131,7 +135,11 @@ pub fn run_detector(force: bool, overrides: &[String]) -> Result<String> {
     }
     let opts = crate::train::TrainOptions { run_dir: run_dir.to_path_buf(), resume: false, stop_after: None };
     let mut last = None;
-    let outcome = super::train::run_detector(Device::Cpu, &cfg, &opts, |stats, found| last = Some((stats, found)))?;
+    let outcome = super::train::run(Device::Cpu, &cfg, &opts, |v| {
+        if let super::train::Validated::Detect(stats, found) = v {
+            last = Some((stats, found))
+        }
+    })?;
     ensure!(!outcome.interrupted, "the quickstart was interrupted; its checkpoint is in {DETECT_RUN_DIR}");
     let (stats, found) = last.context("the quickstart trained no epoch, so nothing was scored")?;
     let boxes_json = crate::coco::box_results_json(&found.boxes);

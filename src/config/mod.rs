@@ -1,15 +1,18 @@
-//! Experiment configuration: JSON, every field defaulted, unknown keys rejected, relative paths
-//! resolved from the config file, `--set key=value` overrides applied before validation.
+//! Experiment configuration: JSON, every unset key taking its task's default, unknown keys
+//! rejected, relative paths resolved from the config file, `--set key=value` overrides applied
+//! before validation. One config for every task (pose, detect, classify).
 //!
 //! A leaf: plain serde types that import no other module of the crate. The types built from a
-//! config live beside their own definitions (`Blueprint::for_pose`, `SampleSpec::from_config`,
+//! config live beside their own definitions (`Blueprint::for_config`, `SampleSpec::from_config`,
 //! `PredictOptions::from_config`), and checks that need them run there.
 
-mod pretrain;
+mod legacy;
 mod types;
 
-pub use pretrain::{LrSchedule, PretrainConfig};
-pub use types::{Arch, Decoding, Device, HeadKind, ImageFormat, IouType, KeypointMetric, Size, Task};
+pub use legacy::PretrainConfig;
+pub use types::{
+    Arch, Decoding, Device, HeadKind, ImageFormat, IouType, KeypointMetric, LrSchedule, Optimizer, Size, Task,
+};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -154,24 +157,36 @@ impl Default for AugmentConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     pub epochs: usize,
-    /// Adam learning rate, β (0.9, 0.999), ε 1e-8.
+    /// The optimiser: `adam` (pose and detector) or `sgd` (classifiers).
+    pub optimizer: Optimizer,
+    /// Peak learning rate.
     pub lr: f64,
+    /// SGD's momentum (`sgd` only).
+    pub momentum: f64,
+    /// Nesterov momentum (`sgd` only).
+    pub nesterov: bool,
     /// `step`: multiplied by `lr_factor` at the start of each of `lr_steps`; `cosine`: half a
     /// cosine from lr after the warm-up to 0 at the end of the last epoch (`lr_steps` unused).
     pub lr_schedule: LrSchedule,
     /// Epochs at whose start the learning rate is multiplied by `lr_factor`.
     pub lr_steps: Vec<usize>,
     pub lr_factor: f64,
-    /// Linear warm-up from `warmup_ratio`·lr over this many iterations.
+    /// Linear warm-up from `warmup_ratio`·lr over this many iterations (mmpose's).
     pub warmup_iters: usize,
     pub warmup_ratio: f64,
+    /// Linear warm-up from 0 over this many epochs, counted in iterations: lr·(i + 1)/W at
+    /// iteration i (the classifiers' recipe); set this or `warmup_iters`, not both.
+    pub warmup_epochs: f64,
+    /// Cross-entropy against (1 − ε)·one-hot + ε/classes (`classify` only).
+    pub label_smoothing: f64,
     /// L2 penalty added to the gradients (PyTorch Adam's `weight_decay`).
     pub weight_decay: f64,
     /// Dynamic-conv softmax temperature: `start` → `end` linearly over `epochs`, per iteration.
     pub temperature: TemperatureSchedule,
-    /// Validation AP every this many epochs (and after the last); 0: never.
+    /// Validation every this many epochs (and after the last); 0: never.
     pub val_every: usize,
-    /// A `metrics.csv` row every this many iterations.
+    /// A `metrics.csv` row every this many iterations besides the one at each epoch's end
+    /// (0: at epoch ends only).
     pub log_every: usize,
     /// Also write `last.safetensors` every this many iterations (0: at epoch ends only).
     pub checkpoint_every: usize,
@@ -215,12 +230,17 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             epochs: 210,
+            optimizer: Optimizer::Adam,
             lr: 1e-3,
+            momentum: 0.9,
+            nesterov: true,
             lr_schedule: LrSchedule::Step,
             lr_steps: vec![170, 200],
             lr_factor: 0.1,
             warmup_iters: 500,
             warmup_ratio: 0.001,
+            warmup_epochs: 0.0,
+            label_smoothing: 0.0,
             weight_decay: 0.0,
             temperature: TemperatureSchedule::default(),
             val_every: 10,
@@ -254,7 +274,8 @@ impl Default for ValConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Pose (one heatmap per joint) or detect (centre heatmap, box size, offset).
+    /// Pose (one heatmap per joint), detect (centre heatmap, box size, offset) or classify
+    /// (an image classifier; its defaults are the DY-Conv paper's ImageNet recipe).
     #[serde(skip_serializing_if = "Task::is_pose")]
     pub task: Task,
     pub arch: Arch,
@@ -341,8 +362,11 @@ impl ModelConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     pub train_annotations: PathBuf,
+    /// The training images; for `classify`, a folder of class folders (`<class>/<image>`, as
+    /// torchvision's `ImageFolder`).
     pub train_images: PathBuf,
     pub val_annotations: PathBuf,
+    /// The validation images (for `classify`, class folders as in `train_images`).
     pub val_images: PathBuf,
     /// Detector boxes for validation (COCO detection results); GT boxes when absent.
     pub val_boxes: Option<PathBuf>,
@@ -384,6 +408,26 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The defaults of a task: `Config::default()` for pose and detect; for `classify`, the
+    /// DY-Conv paper's ImageNet recipe (DY-MobileNetV3-Small at 224×224, SGD with Nesterov
+    /// momentum, batch 256, 300 epochs, lr 0.1 after a 5-epoch warm-up then cosine, weight decay
+    /// 4e-5, label smoothing 0.1, τ 30 → 1 over 10 epochs, validation every epoch).
+    pub fn defaults(task: Task) -> Config {
+        let mut cfg = Config::default();
+        cfg.model.task = task;
+        if task == Task::Classify {
+            (cfg.input_size, cfg.heatmap_size) = (Size::new(224, 224), Size::new(224, 224));
+            (cfg.model.arch, cfg.loader.batch_size) = (Arch::DyMobilenetv3Small, 256);
+            let t = &mut cfg.train;
+            (t.epochs, t.optimizer, t.lr, t.weight_decay) = (300, Optimizer::Sgd, 0.1, 4e-5);
+            (t.warmup_iters, t.warmup_epochs, t.lr_schedule, t.lr_steps) = (0, 5.0, LrSchedule::Cosine, vec![]);
+            (t.label_smoothing, t.val_every, t.log_every) = (0.1, 1, 0);
+        }
+        cfg
+    }
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
@@ -409,13 +453,31 @@ impl Config {
     /// Loads `path`, applies `overrides` (`a.b=value`, the value read as JSON or else as a
     /// string), resolves relative paths from the file's directory, and validates.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
+        Config::load_as(path, overrides, None)
+    }
+
+    /// [`Config::load`] with `model.task` set to `task` when given (as `dypose pretrain` sets
+    /// `classify`), before the task's defaults fill the unset keys.
+    pub fn load_as(path: &Path, overrides: &[String], task: Option<Task>) -> Result<Config> {
         let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the config", path.display()))?;
-        Config::from_slice(&bytes, path, overrides)
+        let mut value = json_with_overrides(&bytes, path, overrides)?;
+        if let (Some(task), false) = (task, legacy::is_pretrain_config(&value)) {
+            apply_override(&mut value, &format!("model.task={}", serde_json::to_string(&task)?))?;
+        }
+        Config::from_json_value(value, path)
     }
 
     /// [`Config::load`] of a file's bytes; `path` names it in messages and anchors relative paths.
     pub fn from_slice(bytes: &[u8], path: &Path, overrides: &[String]) -> Result<Config> {
-        let mut cfg: Config = parse_with_overrides(bytes, path, overrides)?;
+        Config::from_json_value(json_with_overrides(bytes, path, overrides)?, path)
+    }
+
+    fn from_json_value(value: Value, path: &Path) -> Result<Config> {
+        let mut cfg = if legacy::is_pretrain_config(&value) {
+            legacy::parse(value, path)?
+        } else {
+            Config::from_value(value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         let d = &mut cfg.data;
         for p in [&mut d.train_annotations, &mut d.train_images, &mut d.val_annotations, &mut d.val_images] {
@@ -431,6 +493,25 @@ impl Config {
         Ok(cfg)
     }
 
+    /// A config from JSON (a file's, or a checkpoint's `config` metadata), unset keys taking
+    /// the defaults of its `model.task`; errors name the key.
+    pub fn from_value(value: Value) -> Result<Config> {
+        let task = value.pointer("/model/task").and_then(|t| Task::deserialize(t).ok()).unwrap_or_default();
+        let mut merged = serde_json::to_value(Config::defaults(task))?;
+        merge(&mut merged, value);
+        serde_path_to_error::deserialize(merged).map_err(|e| {
+            let at = e.path().to_string();
+            anyhow::anyhow!("{}: {}", if at == "." { "config".into() } else { at }, e.inner())
+        })
+    }
+
+    /// [`Config::from_value`] of JSON text, validated.
+    pub fn from_json(text: &str) -> Result<Config> {
+        let cfg = Config::from_value(serde_json::from_str(text)?)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// Checks that need nothing but the config itself; the network checks its own fit to
     /// `input_size` and `heatmap_size` when it is built. Sizes, counts and factors are bounded
     /// (see [`LIMITS`]), so that a mistyped number is an error, not gigabytes allocated.
@@ -440,12 +521,16 @@ impl Config {
             let ok = (1..=LIMITS.image_side).contains(&s.width) && (1..=LIMITS.image_side).contains(&s.height);
             ensure!(ok, "{name} {:?} must be between 1 and {} a side", [s.width, s.height], LIMITS.image_side);
         }
-        ensure!(
-            i.width % h.width == 0 && i.height % h.height == 0 && i.width / h.width == i.height / h.height,
-            "input_size {:?} must be the same integer multiple of heatmap_size {:?} in x and y ([w, h])",
-            [i.width, i.height],
-            [h.width, h.height]
-        );
+        if self.model.task == Task::Classify {
+            ensure!(i.width >= 32 && i.height >= 32, "input_size must be at least 32 a side for a classifier");
+        } else {
+            ensure!(
+                i.width % h.width == 0 && i.height % h.height == 0 && i.width / h.width == i.height / h.height,
+                "input_size {:?} must be the same integer multiple of heatmap_size {:?} in x and y ([w, h])",
+                [i.width, i.height],
+                [h.width, h.height]
+            );
+        }
         ensure!(self.sigma > 0.0 && self.sigma <= 64.0, "sigma must be in (0, 64]");
         ensure!(self.box_padding >= 1.0 && self.box_padding <= 10.0, "box_padding must be in [1, 10]");
         ensure!(!self.data.keypoint_field.is_empty(), "data.keypoint_field must name an annotation field");
@@ -488,7 +573,18 @@ impl Config {
         ensure!(t.lr > 0.0 && t.lr.is_finite(), "train.lr must be a positive number");
         ensure!(t.lr_factor > 0.0, "train.lr_factor must be positive");
         ensure!((0.0..=1.0).contains(&t.warmup_ratio), "train.warmup_ratio must be in [0, 1]");
-        ensure!(t.weight_decay >= 0.0, "train.weight_decay must not be negative");
+        ensure!(t.warmup_epochs >= 0.0 && t.warmup_epochs.is_finite(), "train.warmup_epochs must not be negative");
+        ensure!(
+            t.warmup_iters == 0 || t.warmup_epochs == 0.0,
+            "set train.warmup_iters or train.warmup_epochs, not both (they are two recipes' warm-ups)"
+        );
+        ensure!(t.weight_decay >= 0.0 && t.weight_decay.is_finite(), "train.weight_decay must not be negative");
+        ensure!((0.0..1.0).contains(&t.momentum), "train.momentum must be in [0, 1)");
+        ensure!((0.0..1.0).contains(&t.label_smoothing), "train.label_smoothing must be in [0, 1)");
+        ensure!(
+            t.label_smoothing == 0.0 || self.model.task == Task::Classify,
+            "train.label_smoothing is for classifiers (model.task \"classify\")"
+        );
         let tau = &t.temperature;
         ensure!(tau.start >= 1.0 && tau.end >= 1.0, "train.temperature start and end must be at least 1");
         ensure!(tau.epochs >= 0.0, "train.temperature.epochs must not be negative");
@@ -512,6 +608,7 @@ impl Config {
         match self.model.task {
             Task::Pose => joints,
             Task::Detect => DETECT_OUTPUTS,
+            Task::Classify => 0,
         }
     }
 
@@ -544,9 +641,8 @@ impl Config {
     }
 }
 
-/// A config file's bytes as `T`, with `overrides` (`a.b=value`) applied first; errors name the
-/// file and the key.
-fn parse_with_overrides<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &Path, overrides: &[String]) -> Result<T> {
+/// A config file's bytes as JSON, with `overrides` (`a.b=value`) applied; errors name the file.
+fn json_with_overrides(bytes: &[u8], path: &Path, overrides: &[String]) -> Result<Value> {
     // A leading UTF-8 byte-order mark (Windows editors write one) is not JSON; RFC 8259 lets
     // a parser ignore it.
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -554,10 +650,24 @@ fn parse_with_overrides<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &Pat
     for o in overrides {
         apply_override(&mut value, o).with_context(|| format!("--set {o}"))?;
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let at = e.path().to_string();
-        anyhow::anyhow!("{}: {}: {}", path.display(), if at == "." { "config".into() } else { at }, e.inner())
-    })
+    Ok(value)
+}
+
+/// Writes `over` onto `base`: objects key by key, anything else replaced.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
 }
 
 fn resolve(base: &Path, p: &mut PathBuf) {

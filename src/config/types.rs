@@ -93,20 +93,42 @@ impl fmt::Display for Decoding {
     }
 }
 
-/// What a network is trained for: keypoints of boxed persons (top-down pose), or the person
-/// boxes themselves (a CenterNet-style detector).
+/// What a network is trained for: keypoints of boxed persons (top-down pose), the person
+/// boxes themselves (a CenterNet-style detector), or the class of an image (a classifier, as
+/// backbone pretraining).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     #[default]
     Pose,
     Detect,
+    Classify,
 }
 
 impl Task {
     pub fn is_pose(&self) -> bool {
         *self == Task::Pose
     }
+}
+
+/// How the learning rate decays after the warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// Multiplied by `train.lr_factor` at the start of each epoch of `train.lr_steps`.
+    Step,
+    /// Half a cosine from the rate after the warm-up to 0 at the end of the last epoch.
+    Cosine,
+}
+
+/// The optimiser of a training run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// PyTorch's Adam (β 0.9, 0.999, ε 1e-8; weight decay added to the gradient).
+    Adam,
+    /// PyTorch's SGD with `train.momentum` (Nesterov with `train.nesterov`).
+    Sgd,
 }
 
 /// The keypoint head on top of a backbone.

@@ -1,16 +1,17 @@
 //! Image-folder classification data (`train/<class>/*.jpg`, as torchvision's `ImageFolder`):
-//! the class list, torchvision's training view (random-resized crop and flip) and batches built
-//! in parallel, each sample's randomness from (seed, epoch, index). Plain Rust.
+//! the class list, and a [`SampleSource`] of the one loader with torchvision's training view
+//! (random-resized crop and flip, each sample's randomness from (seed, epoch, index)) or its
+//! evaluation view (shorter side to input/0.875, centre crop). Plain Rust.
 
 use super::affine::Affine;
 use super::augment::sample_rng;
 use super::classify::eval_input;
-use super::loader::{epoch_order, load_rgb};
+use super::loader::{BatchItem, SampleSource};
 use super::warp::{normalize_chw, warp_rgb};
 use crate::config::Size;
 use anyhow::{ensure, Context, Result};
+use image::RgbImage;
 use rand::Rng;
-use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "bmp", "webp", "ppm"];
@@ -107,65 +108,33 @@ pub fn window_map([x, y, w, h]: [f64; 4], input: Size, flip: bool) -> Affine {
     }
 }
 
-/// One batch: B × 3 × H × W inputs and the labels.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClassBatch {
-    pub inputs: Vec<f32>,
-    pub labels: Vec<usize>,
-}
-
-/// The batches of an epoch in `(seed, epoch)` order: training view when `train`, else the
-/// evaluation view in file order. Images that fail to load stop with their path.
-pub struct FolderLoader {
+/// A folder's images as a classifier's samples: the training view when `train`, else the
+/// evaluation view; the label is the class index.
+pub struct FolderSamples {
     pub folder: ImageFolder,
     pub input: Size,
-    pub batch_size: usize,
-    pub seed: u64,
     pub train: bool,
 }
 
-impl FolderLoader {
-    /// Full batches per epoch when training (the short last one is dropped), all when not.
-    pub fn batches_per_epoch(&self) -> usize {
-        let (n, b) = (self.folder.len(), self.batch_size.max(1));
-        if self.train {
-            n / b
-        } else {
-            n.div_ceil(b)
-        }
+impl SampleSource for FolderSamples {
+    fn len(&self) -> usize {
+        self.folder.len()
     }
-
-    /// Sample indices of batch `k` of `epoch`.
-    pub fn batch_indices(&self, epoch: u64, k: usize) -> Vec<usize> {
-        let order = epoch_order(self.folder.len(), self.seed, epoch, self.train);
-        order.chunks(self.batch_size.max(1)).nth(k).map(<[usize]>::to_vec).unwrap_or_default()
+    fn image_path(&self, index: usize) -> &Path {
+        &self.folder.samples[index].0
     }
-
-    pub fn batch(&self, epoch: u64, k: usize) -> Result<ClassBatch> {
-        let indices = self.batch_indices(epoch, k);
-        let per = 3 * self.input.area();
-        let samples: Vec<Result<Vec<f32>>> = indices
-            .par_iter()
-            .map(|&i| {
-                let (path, _) = &self.folder.samples[i];
-                let img = load_rgb(path).map_err(anyhow::Error::msg)?;
-                if !self.train {
-                    return Ok(eval_input(&img, self.input));
-                }
-                let mut rng = sample_rng(self.seed, epoch, i as u64);
-                let window = random_resized_window(&mut rng, img.width(), img.height());
-                let flip = rng.random_bool(0.5);
-                let crop = warp_rgb(&img, &window_map(window, self.input, flip), self.input);
-                let mut out = vec![0.0; per];
-                normalize_chw(&crop, &mut out);
-                Ok(out)
-            })
-            .collect();
-        let mut inputs = Vec::with_capacity(per * indices.len());
-        for s in samples {
-            inputs.extend(s?);
+    fn make(&self, image: &RgbImage, index: usize, seed: u64, epoch: u64) -> BatchItem {
+        let label = Some(self.folder.samples[index].1);
+        if !self.train {
+            return BatchItem { input: eval_input(image, self.input), label, ..Default::default() };
         }
-        Ok(ClassBatch { inputs, labels: indices.iter().map(|&i| self.folder.samples[i].1).collect() })
+        let mut rng = sample_rng(seed, epoch, index as u64);
+        let window = random_resized_window(&mut rng, image.width(), image.height());
+        let flip = rng.random_bool(0.5);
+        let crop = warp_rgb(image, &window_map(window, self.input, flip), self.input);
+        let mut input = vec![0.0; 3 * self.input.area()];
+        normalize_chw(&crop, &mut input);
+        BatchItem { input, label, ..Default::default() }
     }
 }
 

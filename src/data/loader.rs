@@ -28,7 +28,7 @@ pub struct LoaderConfig {
 }
 
 /// Contiguous batch buffers, ready to become tensors.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Batch {
     /// Instance indices of the samples, in batch order.
     pub indices: Vec<usize>,
@@ -38,6 +38,17 @@ pub struct Batch {
     pub targets: Vec<f32>,
     /// B × J.
     pub weights: Vec<f32>,
+    /// A classifier's class index of each sample (empty for other tasks).
+    pub labels: Vec<usize>,
+}
+
+/// What a sample source makes of one sample: the network input and the task's targets.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchItem {
+    pub input: Vec<f32>,
+    pub targets: Vec<f32>,
+    pub weights: Vec<f32>,
+    pub label: Option<usize>,
 }
 
 impl Batch {
@@ -56,7 +67,8 @@ pub struct LoadReport {
     pub skipped_samples: usize,
 }
 
-/// What a loader makes batches of: the pose model's person crops, or the detector's whole images.
+/// What a loader makes batches of: the pose model's person crops, the detector's whole images,
+/// or a classifier's images (`data::folder`).
 pub trait SampleSource: Send + Sync {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -64,8 +76,8 @@ pub trait SampleSource: Send + Sync {
     }
     /// The image sample `index` is made from.
     fn image_path(&self, index: usize) -> &std::path::Path;
-    /// Input, targets and weights of sample `index` (augmented as `seed` and `epoch` draw).
-    fn make(&self, image: &RgbImage, index: usize, seed: u64, epoch: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>);
+    /// Input and targets of sample `index` (augmented as `seed` and `epoch` draw).
+    fn make(&self, image: &RgbImage, index: usize, seed: u64, epoch: u64) -> BatchItem;
 }
 
 /// Person crops with heatmap targets and one weight per joint.
@@ -81,11 +93,11 @@ impl SampleSource for PoseSamples {
     fn image_path(&self, index: usize) -> &std::path::Path {
         &self.instances[index].image_path
     }
-    fn make(&self, image: &RgbImage, index: usize, seed: u64, epoch: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn make(&self, image: &RgbImage, index: usize, seed: u64, epoch: u64) -> BatchItem {
         let inst = &self.instances[index];
         let aug = self.spec.augmentation(inst, seed, epoch, index as u64);
         let s = self.spec.build(image, inst, aug);
-        (s.input, s.target.heatmaps, s.target.weights)
+        BatchItem { input: s.input, targets: s.target.heatmaps, weights: s.target.weights, label: None }
     }
 }
 
@@ -102,10 +114,10 @@ impl SampleSource for DetectSamples {
     fn image_path(&self, index: usize) -> &std::path::Path {
         &self.images[index].image_path
     }
-    fn make(&self, image: &RgbImage, index: usize, seed: u64, epoch: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn make(&self, image: &RgbImage, index: usize, seed: u64, epoch: u64) -> BatchItem {
         let aug = self.spec.augmentation(seed, epoch, index as u64);
         let s = self.spec.build(image, &self.images[index], aug);
-        (s.input, s.target, Vec::new())
+        BatchItem { input: s.input, targets: s.target, ..Default::default() }
     }
 }
 
@@ -206,8 +218,7 @@ pub fn make_batch(
     report: &Mutex<LoadReport>,
 ) -> Batch {
     use rayon::prelude::*;
-    type Made = (usize, (Vec<f32>, Vec<f32>, Vec<f32>));
-    let samples: Vec<Option<Made>> = chunk
+    let samples: Vec<Option<(usize, BatchItem)>> = chunk
         .par_iter()
         .map(|&i| {
             let path = source.image_path(i);
@@ -222,12 +233,13 @@ pub fn make_batch(
             }
         })
         .collect();
-    let mut batch = Batch { indices: Vec::new(), inputs: Vec::new(), targets: Vec::new(), weights: Vec::new() };
-    for (i, (input, targets, weights)) in samples.into_iter().flatten() {
+    let mut batch = Batch::default();
+    for (i, item) in samples.into_iter().flatten() {
         batch.indices.push(i);
-        batch.inputs.extend_from_slice(&input);
-        batch.targets.extend_from_slice(&targets);
-        batch.weights.extend_from_slice(&weights);
+        batch.inputs.extend_from_slice(&item.input);
+        batch.targets.extend_from_slice(&item.targets);
+        batch.weights.extend_from_slice(&item.weights);
+        batch.labels.extend(item.label);
     }
     batch
 }

@@ -14,6 +14,6 @@ pub mod device;
 pub mod dynamic;
 pub mod fast_check;
 pub mod layers;
-pub mod norm;
 pub mod network;
+pub mod norm;
 pub mod torchvision;

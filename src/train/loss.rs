@@ -1,5 +1,6 @@
-//! The heatmap loss of DESIGN §4: mean over (B, J, H, W) of w_j² · (pred − target)², without
-//! mmpose's extra factor 0.5 (Adam is insensitive to the scale).
+//! The pose model's heatmap loss: mean over (B, J, H, W) of w_j² · (pred − target)², without
+//! mmpose's extra factor 0.5 (Adam is insensitive to the scale); and the classifiers'
+//! label-smoothed cross-entropy. (The detector's loss is in `center_loss`.)
 
 use crate::model::conv::T4;
 use dfdx::prelude::*;
@@ -15,9 +16,36 @@ pub fn heatmap_loss<D: Device<f32>, Tp: Tape<f32, D> + Merge<NoneTape>>(
     ((pred - target) * w).square().mean()
 }
 
+/// Cross-entropy against targets smoothed as PyTorch's `label_smoothing` does:
+/// (1 − ε)·one-hot + ε/C, averaged over the batch.
+pub fn smoothed_cross_entropy<D: Device<f32>, T: Tape<f32, D>>(
+    logits: Tensor<(usize, usize), f32, D, T>,
+    labels: &[usize],
+    smoothing: f32,
+) -> Tensor<Rank0, f32, D, T> {
+    let (b, c) = *logits.shape();
+    let mut target = vec![smoothing / c as f32; b * c];
+    for (i, &l) in labels.iter().enumerate() {
+        target[i * c + l] += 1.0 - smoothing;
+    }
+    let t = logits.device().tensor_from_vec(target, (b, c));
+    (logits.log_softmax::<Axis<1>>() * t).sum::<Rank0, _>().negate() / b as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smoothed_cross_entropy_by_hand() {
+        // Logits [0, ln 3] (p = 1/4, 3/4), label 1, ε = 0.2: targets 0.1, 0.9:
+        // −(0.1·ln ¼ + 0.9·ln ¾).
+        let dev: Cpu = Default::default();
+        let logits = dev.tensor_from_vec(vec![0.0f32, 3f32.ln()], (1, 2));
+        let got = smoothed_cross_entropy(logits, &[1], 0.2).array() as f64;
+        let want = -(0.1 * 0.25f64.ln() + 0.9 * 0.75f64.ln());
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
 
     #[test]
     fn loss_and_gradient_by_hand() {

@@ -1,13 +1,13 @@
-//! Training checkpoints: one safetensors file with the model, Adam's moments
-//! (`optimizer.exp_avg.<name>`, `optimizer.exp_avg_sq.<name>`) and, in the metadata, the
-//! trainer's position and the config, so that `--resume` continues exactly. One file, written
-//! atomically, so model and optimizer can never disagree. The model part loads with
-//! `model::checkpoint::load` as any other checkpoint.
+//! Training checkpoints: one safetensors file with the model, the optimiser's buffers and, in the
+//! metadata, the trainer's position and the config, so that `--resume` continues exactly. One
+//! file, written atomically, so model and optimiser can never disagree. The model part loads
+//! with `model::checkpoint::load` as any other checkpoint. Pretraining checkpoints of earlier
+//! releases (`pretrain_state`, `pretrain_config`) load as well.
 
-use super::adam::Adam;
+use super::optimizer::Optimizer;
+use crate::config::{Config, PretrainConfig};
 use crate::model::backend::ConvBackend;
-use crate::model::checkpoint::{load_into, to_bytes, OPTIMIZER_PREFIX};
-use crate::model::layers::Param;
+use crate::model::checkpoint::{load_into, to_bytes};
 use crate::model::network::Network;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -21,64 +21,63 @@ pub struct TrainState {
     pub batch: usize,
     /// Optimisation steps done (the global iteration).
     pub iteration: usize,
-    pub best_ap: Option<f64>,
+    /// The best validation score so far (the task's first score column: AP, box AP, top-1).
+    #[serde(alias = "best_ap", alias = "best_top1")]
+    pub best: Option<f64>,
+    #[serde(default)]
     pub train_seconds: f64,
 }
 
-fn moment_params<D: ConvBackend>(net: &Network<D>, adam: &Adam<D>) -> Vec<Param<D>> {
-    let trainable: Vec<&Param<D>> = net.params().into_iter().filter(|p| p.trainable).collect();
-    let mut out = Vec::new();
-    for (p, (m, v)) in trainable.iter().zip(&adam.moments) {
-        for (kind, value) in [("exp_avg", m), ("exp_avg_sq", v)] {
-            out.push(Param {
-                name: format!("{OPTIMIZER_PREFIX}{kind}.{}", p.name),
-                shape: p.shape.clone(),
-                value: value.clone(),
-                trainable: false,
-            });
-        }
-    }
-    out
-}
+/// The version written under the `format` key.
+const FORMAT: &str = "dypose-train-1";
 
-/// Writes model, optimizer and state to `path` atomically (replacing it), with `metadata` (the
-/// run's config and keypoint set) beside the trainer's own keys.
+/// Writes model, optimiser and state to `path` atomically (replacing it), with `metadata` (the
+/// run's config and what the task stores) beside the trainer's own keys.
 pub fn save<D: ConvBackend>(
     path: &Path,
     net: &Network<D>,
-    adam: &Adam<D>,
+    optimizer: &Optimizer<D>,
     state: &TrainState,
     metadata: BTreeMap<String, String>,
 ) -> Result<()> {
-    let moments = moment_params(net, adam);
+    let buffers = optimizer.state_tensors(net);
     let mut all = net.params();
-    all.extend(moments.iter());
+    all.extend(buffers.iter());
     let mut meta = metadata;
-    meta.insert("format".into(), "dypose-train-1".into());
+    meta.extend(optimizer.metadata());
+    meta.insert("format".into(), FORMAT.into());
     meta.insert("trainer".into(), serde_json::to_string(state)?);
-    meta.insert("adam_step".into(), adam.step.to_string());
     crate::fsutil::write_atomic(path, &to_bytes(&all, meta)?)
 }
 
-/// Loads a training checkpoint into `net` and `adam`; returns the state and the stored config.
+/// Loads a training checkpoint into `net` and `optimizer`; returns the state and the stored
+/// config.
 pub fn load<D: ConvBackend>(
     path: &Path,
     net: &mut Network<D>,
-    adam: &mut Adam<D>,
-) -> Result<(TrainState, crate::config::Config)> {
+    optimizer: &mut Optimizer<D>,
+) -> Result<(TrainState, Config)> {
     let source = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| format!("{source}: cannot read checkpoint"))?;
-    let mut moments = moment_params(net, adam);
+    let mut buffers = optimizer.state_tensors(net);
     let mut all = net.params_mut();
-    all.extend(moments.iter_mut());
+    all.extend(buffers.iter_mut());
     let meta = load_into(all, &bytes, &source)?;
-    for (pair, mv) in adam.moments.iter_mut().zip(moments.chunks_exact(2)) {
-        *pair = (mv[0].value.clone(), mv[1].value.clone());
+    optimizer.restore(buffers);
+    optimizer.restore_metadata(&meta, &source)?;
+    let field = |keys: [&'static str; 2]| {
+        keys.iter()
+            .find_map(|k| meta.get(*k).map(|v| (*k, v)))
+            .with_context(|| format!("{source}: not a training checkpoint (no '{}' metadata)", keys[0]))
+    };
+    let (key, text) = field(["trainer", "pretrain_state"])?;
+    let state: TrainState = serde_json::from_str(text).with_context(|| format!("{source}: {key}"))?;
+    let (key, text) = field(["config", "pretrain_config"])?;
+    let config = if key == "config" {
+        Config::from_json(text)
+    } else {
+        serde_json::from_str::<PretrainConfig>(text).map(PretrainConfig::into_config).map_err(Into::into)
     }
-    let field =
-        |k: &str| meta.get(k).with_context(|| format!("{source}: not a training checkpoint (no '{k}' metadata)"));
-    let state: TrainState = serde_json::from_str(field("trainer")?).with_context(|| format!("{source}: trainer"))?;
-    adam.step = field("adam_step")?.parse().with_context(|| format!("{source}: adam_step"))?;
-    let config = serde_json::from_str(field("config")?).with_context(|| format!("{source}: config"))?;
+    .with_context(|| format!("{source}: {key}"))?;
     Ok((state, config))
 }

@@ -1,24 +1,18 @@
-//! The trainer, in small steps: open (or resume) a run, one optimisation step, the end of an
-//! epoch (validation scores, metrics, curves, checkpoints), and the loop that strings them
-//! together over the loader's batches. Validation is the caller's: the trainer is handed a
-//! function that scores the network, so training does not depend on inference.
+//! The one training core, for every task (pose, detector, classifier), in small steps: open
+//! (or resume) a run, one optimisation step, the end of an epoch (validation scores, metrics,
+//! curves, checkpoints), and the loop that strings them together over the loader's batches.
+//! What differs between tasks (network, loss, validation, score columns) comes through
+//! [`Task`]; the run directory, resume, checkpoints with optimiser state, metrics, curves,
+//! Ctrl-C, progress and logs are here once.
 
-use super::adam::Adam;
-use super::center_loss::{center_loss, surrogate};
-use super::loss::heatmap_loss;
 use super::metrics::{self, Row};
+use super::optimizer::Optimizer;
 use super::schedule::{learning_rate, temperature};
 use super::state::{self, TrainState};
-use crate::coco::{CocoDataset, KeypointSpec};
-use crate::config::{Config, Task};
-use crate::data::detect::{detect_images, DetectSpec};
-use crate::data::instances::train_instances;
-use crate::data::loader::{Batch, DetectSamples, LoadReport, Loader, LoaderConfig};
-use crate::data::sample::SampleSpec;
+use super::tasks::{Scores, Task};
+use crate::config::Config;
+use crate::data::loader::{Batch, LoadReport, Loader};
 use crate::model::backend::ConvBackend;
-use crate::model::blueprint::Blueprint;
-use crate::model::conv::T4;
-use crate::model::layers::Ctx;
 use crate::model::network::Network;
 use anyhow::{bail, ensure, Context, Result};
 use dfdx::prelude::*;
@@ -37,22 +31,12 @@ pub struct TrainOptions {
     pub stop_after: Option<usize>,
 }
 
-/// What a validation tells the trainer (the caller keeps whatever else it computed).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ValScores {
-    /// COCO AP with ground-truth person boxes.
-    pub ap: f64,
-    pub ap50: f64,
-    /// AP with the configured detector boxes, when there are some.
-    pub ap_detector_boxes: Option<f64>,
-}
-
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
     pub state: TrainState,
     pub interrupted: bool,
     /// The last validation (after the last epoch when `train.val_every` > 0).
-    pub last_scores: Option<ValScores>,
+    pub last_scores: Option<Scores>,
     /// Training images per second (loading included) over this process's steps.
     pub images_per_s: f64,
 }
@@ -63,7 +47,7 @@ pub const BEST: &str = "best.safetensors";
 pub const RUN_FILES: [&str; 6] = ["config.json", "train.log", "metrics.csv", "curves.png", LAST, BEST];
 
 /// Set by Ctrl-C; the loop finishes its step, writes a checkpoint and returns.
-pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
+fn interrupt_flag() -> Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
@@ -76,10 +60,10 @@ pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 /// Appends to `train.log` and prints to stderr (between progress bars, never during one).
-pub(crate) struct Log(std::fs::File);
+struct Log(std::fs::File);
 
 impl Log {
-    pub(crate) fn open(path: &Path) -> Result<Log> {
+    fn open(path: &Path) -> Result<Log> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -88,7 +72,7 @@ impl Log {
         Ok(Log(file))
     }
 
-    pub(crate) fn line(&mut self, text: &str) {
+    fn line(&mut self, text: &str) {
         let _ = writeln!(self.0, "{text}");
         eprintln!("{text}");
     }
@@ -137,13 +121,14 @@ fn config_differences(a: &Config, b: &Config) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// A training run in its directory: the network, Adam, the position, and the metrics so far.
-pub struct Trainer<D: ConvBackend> {
+/// A training run in its directory: the task, its network, the optimiser, the position, and the
+/// metrics so far.
+pub struct Trainer<D: ConvBackend, T: Task<D>> {
     pub net: Network<D>,
     pub state: TrainState,
+    pub task: T,
     cfg: Config,
-    spec: KeypointSpec,
-    adam: Adam<D>,
+    optimizer: Optimizer<D>,
     dir: PathBuf,
     log: Log,
     rows: Vec<Row>,
@@ -151,11 +136,11 @@ pub struct Trainer<D: ConvBackend> {
     per_epoch: usize,
 }
 
-impl<D: ConvBackend> Trainer<D> {
+impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
     /// Starts a run in `opts.run_dir` (refused when one is there) or, with `opts.resume`,
     /// continues it from its `last.safetensors` (refused when the config differs other than in
     /// `train.epochs`). `per_epoch` is the number of batches in an epoch.
-    pub fn open(dev: &D, cfg: &Config, spec: &KeypointSpec, per_epoch: usize, opts: &TrainOptions) -> Result<Self> {
+    pub fn open(dev: &D, cfg: &Config, task: T, per_epoch: usize, opts: &TrainOptions) -> Result<Self> {
         let dir = &opts.run_dir;
         let last = dir.join(LAST);
         if opts.resume {
@@ -163,23 +148,14 @@ impl<D: ConvBackend> Trainer<D> {
         } else if last.exists() || dir.join("config.json").exists() {
             bail!("{}: a run is already there; pass --resume to continue it, or choose another --out", dir.display());
         }
-        let bp = Blueprint::for_config(cfg, spec.len())?;
+        let mut net = task.network(dev, cfg)?;
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the run directory", dir.display()))?;
         crate::fsutil::remove_stale_temporaries(dir);
         let log = Log::open(&dir.join("train.log"))?;
-        let mut net = Network::new(dev, &bp, cfg.seed);
-        if cfg.model.task == Task::Detect {
-            // CenterNet's prior: every cell starts at p = 0.1 of being a centre; boxes start at
-            // e ≈ 2.7 cells from each side (ln distance 1), not at zero.
-            net.set_output_bias(0, -(0.9f32 / 0.1).ln());
-            for side in 1..=4 {
-                net.set_output_bias(side, 1.0);
-            }
-        }
-        let mut adam = Adam::new(&net.params(), cfg.train.weight_decay as f32);
+        let mut optimizer = Optimizer::new(&net, &cfg.train);
         let (mut state, mut rows) = (TrainState::default(), Vec::new());
         if opts.resume {
-            let (s, stored) = state::load(&last, &mut net, &mut adam)?;
+            let (s, stored) = state::load(&last, &mut net, &mut optimizer)?;
             let diff = config_differences(&stored, cfg)?;
             ensure!(
                 diff.is_empty(),
@@ -188,7 +164,7 @@ impl<D: ConvBackend> Trainer<D> {
                 diff.join(", ")
             );
             state = s;
-            rows = metrics::read(&dir.join("metrics.csv"))?;
+            rows = metrics::read(&dir.join("metrics.csv"), task.score_columns())?;
             rows.retain(|r| r.iteration <= state.iteration);
         } else {
             let text = serde_json::to_string_pretty(cfg)?;
@@ -202,9 +178,9 @@ impl<D: ConvBackend> Trainer<D> {
         let mut trainer = Trainer {
             net,
             state,
+            task,
             cfg: cfg.clone(),
-            spec: spec.clone(),
-            adam,
+            optimizer,
             dir: dir.clone(),
             log,
             rows,
@@ -240,24 +216,7 @@ impl<D: ConvBackend> Trainer<D> {
         let (cfg, st) = (&self.cfg, &self.state);
         let lr = learning_rate(&cfg.train, st.epoch, st.iteration, self.per_epoch);
         let tau = temperature(&cfg.train, st.iteration, self.per_epoch);
-        let (input, heatmap, j) = (cfg.input_size, cfg.heatmap_size, self.spec.len());
-        let dev = self.net.device();
-        let x: T4<D> = dev.tensor_from_vec(batch.inputs, (n, 3, input.height, input.width));
-        let pred = self.net.forward(x.leaky_trace(), Ctx::train(tau));
-        let (loss, value) = match cfg.model.task {
-            Task::Pose => {
-                let target: T4<D> = dev.tensor_from_vec(batch.targets, (n, j, heatmap.height, heatmap.width));
-                let weights = dev.tensor_from_vec(batch.weights, (n, j));
-                let loss = heatmap_loss(pred, target, weights);
-                let value = loss.as_vec()[0] as f64;
-                (loss, value)
-            }
-            Task::Detect => {
-                let d = &cfg.detect;
-                let c = center_loss(&pred.as_vec(), &batch.targets, heatmap.area(), d.box_weight);
-                (surrogate(pred, &c), c.total)
-            }
-        };
+        let (loss, value) = self.task.loss(&mut self.net, cfg, batch, tau)?;
         if !value.is_finite() {
             bail!(
                 "the loss became {value} at epoch {}, iteration {}: stopped; the last good checkpoint is {} (try a lower train.lr)",
@@ -267,7 +226,7 @@ impl<D: ConvBackend> Trainer<D> {
             );
         }
         let grads = loss.backward();
-        self.adam.update(self.net.params_mut(), &grads, lr);
+        self.optimizer.update(self.net.params_mut(), &grads, lr);
         let st = &mut self.state;
         st.batch += 1;
         st.iteration += 1;
@@ -275,7 +234,8 @@ impl<D: ConvBackend> Trainer<D> {
         let iteration = st.iteration;
         let w = &mut self.window;
         (w.loss_sum, w.steps, w.images) = (w.loss_sum + value, w.steps + 1, w.images + n);
-        if iteration % self.cfg.train.log_every.max(1) == 0 {
+        let every = self.cfg.train.log_every;
+        if every > 0 && iteration % every == 0 {
             self.log_row(lr, tau as f64)?;
         }
         if self.cfg.train.checkpoint_every > 0 && iteration % self.cfg.train.checkpoint_every == 0 {
@@ -294,10 +254,10 @@ impl<D: ConvBackend> Trainer<D> {
             lr,
             temperature,
             images_per_s: w.images_per_s(),
-            ..Default::default()
+            scores: Vec::new(),
         });
         self.window = Window::new();
-        metrics::write(&self.dir.join("metrics.csv"), &self.rows)
+        metrics::write(&self.dir.join("metrics.csv"), &self.rows, self.task.score_columns())
     }
 
     /// The learning rate and temperature of the last step taken.
@@ -314,9 +274,9 @@ impl<D: ConvBackend> Trainer<D> {
     }
 
     /// Closes the epoch in progress: its metrics row (with `scores` when it was validated), a
-    /// new `best.safetensors` when the AP improved, the curves, and `last.safetensors` pointing
-    /// at the next epoch.
-    pub fn end_epoch(&mut self, scores: Option<ValScores>) -> Result<()> {
+    /// new `best.safetensors` when the task's first score improved, the curves, and
+    /// `last.safetensors` pointing at the next epoch.
+    pub fn end_epoch(&mut self, scores: Option<Scores>) -> Result<()> {
         let epoch = self.state.epoch;
         let (lr, temperature) = self.last_schedule();
         let mut row = Row {
@@ -326,20 +286,14 @@ impl<D: ConvBackend> Trainer<D> {
             lr,
             temperature,
             images_per_s: if self.window.steps > 0 { self.window.images_per_s() } else { f64::NAN },
-            ..Default::default()
+            scores: Vec::new(),
         };
-        if let Some(s) = scores {
-            (row.val_ap, row.val_ap50, row.val_ap_dets) = (Some(s.ap), Some(s.ap50), s.ap_detector_boxes);
-            let mut line = match self.cfg.model.task {
-                Task::Pose => format!("epoch {}: val AP {:.4} AP50 {:.4} (GT boxes)", epoch + 1, s.ap, s.ap50),
-                Task::Detect => format!("epoch {}: val box AP {:.4} AP50 {:.4}", epoch + 1, s.ap, s.ap50),
-            };
-            if let Some(d) = s.ap_detector_boxes {
-                line += &format!(", AP {d:.4} (detector boxes)");
-            }
-            if self.state.best_ap.is_none_or(|b| s.ap > b) {
-                self.state.best_ap = Some(s.ap);
-                self.save_best(epoch + 1, s.ap)?;
+        if let Some(s) = &scores {
+            row.scores = s.0.clone();
+            let mut line = format!("epoch {}: {}", epoch + 1, self.task.summary(s));
+            if let Some(key) = s.key().filter(|&k| self.state.best.is_none_or(|b| k > b)) {
+                self.state.best = Some(key);
+                self.save_best(epoch + 1, key)?;
                 line += " (best so far)";
             }
             self.log(&line);
@@ -350,80 +304,53 @@ impl<D: ConvBackend> Trainer<D> {
         self.window = Window::new();
         self.state.epoch += 1;
         self.state.batch = 0;
-        metrics::write(&self.dir.join("metrics.csv"), &self.rows)?;
-        metrics::plot(&self.dir.join("curves.png"), &self.rows)?;
+        let columns = self.task.score_columns();
+        metrics::write(&self.dir.join("metrics.csv"), &self.rows, columns)?;
+        metrics::plot(&self.dir.join("curves.png"), &self.rows, &self.task.curves())?;
         self.save_last()
     }
 
-    /// Metadata every checkpoint of the run carries: the config and the keypoint set, so that
-    /// predicting, evaluating and drawing need nothing else.
+    /// Metadata every checkpoint of the run carries: the config and what the task stores (the
+    /// keypoint set, the classifier's description), so that using it needs nothing else.
     fn metadata(&self) -> Result<BTreeMap<String, String>> {
-        Ok(BTreeMap::from([
-            ("config".to_string(), serde_json::to_string(&self.cfg)?),
-            ("keypoints".to_string(), serde_json::to_string(&self.spec)?),
-        ]))
+        let mut meta = self.task.metadata()?;
+        meta.insert("config".to_string(), serde_json::to_string(&self.cfg)?);
+        Ok(meta)
     }
 
-    fn save_best(&self, epochs_done: usize, ap: f64) -> Result<()> {
+    fn save_best(&self, epochs_done: usize, score: f64) -> Result<()> {
         let mut meta = self.metadata()?;
         meta.insert("epoch".into(), epochs_done.to_string());
-        meta.insert("val_ap".into(), ap.to_string());
+        meta.insert(self.task.score_columns()[0].into(), score.to_string());
         crate::model::checkpoint::save(&self.net, &self.dir.join(BEST), meta, true)
     }
 
-    /// Writes model, optimizer and position to `last.safetensors` (atomically).
+    /// Writes model, optimiser and position to `last.safetensors` (atomically).
     pub fn save_last(&self) -> Result<()> {
-        state::save(&self.dir.join(LAST), &self.net, &self.adam, &self.state, self.metadata()?)
+        state::save(&self.dir.join(LAST), &self.net, &self.optimizer, &self.state, self.metadata()?)
     }
 }
 
-/// The batches of the training set, as the config builds them for the keypoint set `spec`.
-pub fn train_loader(cfg: &Config, spec: &KeypointSpec, train_set: &CocoDataset) -> Result<(Loader, String)> {
-    let loader_cfg = LoaderConfig {
-        batch_size: cfg.loader.batch_size,
-        seed: cfg.seed,
-        shuffle: true,
-        prefetch: cfg.loader.prefetch,
-        workers: cfg.loader.workers,
-        drop_last: true,
-    };
-    let (loader, report, what) = match cfg.model.task {
-        Task::Pose => {
-            let (instances, report) =
-                train_instances(train_set, &cfg.data.train_images, cfg.data.category_id, spec.len());
-            let loader = Loader::new(instances, SampleSpec::from_config(cfg, spec, true), loader_cfg)?;
-            (loader, report.to_string(), "persons")
-        }
-        Task::Detect => {
-            let (images, report) = detect_images(train_set, &cfg.data.train_images, cfg.data.category_id);
-            let source = DetectSamples { images, spec: DetectSpec::from_config(cfg, true) };
-            (Loader::of(Arc::new(source), loader_cfg)?, report.to_string(), "images")
-        }
-    };
+/// Trains `task` with `cfg` on `loader`'s batches into `opts.run_dir`, validating at the epochs
+/// `train.val_every` asks for; `report` (what the data is) opens the log. Ctrl-C (or
+/// `opts.stop_after` steps) finishes the step, writes `last.safetensors` and returns.
+pub fn train<D: ConvBackend, T: Task<D>>(
+    dev: D,
+    cfg: &Config,
+    task: T,
+    loader: &Loader,
+    report: &str,
+    opts: &TrainOptions,
+) -> Result<TrainOutcome> {
     ensure!(
         loader.batches_per_epoch() > 0,
-        "the train set has {} {what}, fewer than one batch of {}",
+        "the train set has {} samples, fewer than one batch of {}",
         loader.len(),
         cfg.loader.batch_size
     );
-    Ok((loader, format!("train set {}: {report}", train_set.source.display())))
-}
-
-/// Trains `cfg` on `train_set` for the keypoint set `spec` into `opts.run_dir`, calling
-/// `validate` at the epochs `train.val_every` asks for. Ctrl-C (or `opts.stop_after` steps)
-/// finishes the step, writes `last.safetensors` and returns.
-pub fn train<D: ConvBackend>(
-    dev: D,
-    cfg: &Config,
-    spec: &KeypointSpec,
-    train_set: &CocoDataset,
-    opts: &TrainOptions,
-    mut validate: impl FnMut(&mut Network<D>) -> Result<ValScores>,
-) -> Result<TrainOutcome> {
-    let (loader, report) = train_loader(cfg, spec, train_set)?;
     let per_epoch = loader.batches_per_epoch();
-    let mut trainer = Trainer::open(&dev, cfg, spec, per_epoch, opts)?;
-    trainer.log(&report);
+    let mut trainer = Trainer::open(&dev, cfg, task, per_epoch, opts)?;
+    trainer.log(report);
     let stop = interrupt_flag();
     stop.store(false, Ordering::SeqCst);
     let started = Instant::now();
@@ -458,8 +385,8 @@ pub fn train<D: ConvBackend>(
         if let Some(line) = loader_report_line(&batches.report()) {
             trainer.log(&line);
         }
-        let scores = if trainer.validation_due() { Some(validate(&mut trainer.net)?) } else { None };
-        last_scores = scores.or(last_scores);
+        let scores = if trainer.validation_due() { Some(trainer.task.validate(&mut trainer.net)?) } else { None };
+        last_scores = scores.clone().or(last_scores);
         trainer.end_epoch(scores)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -480,8 +407,17 @@ fn loader_report_line(report: &LoadReport) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coco::KeypointSpec;
     use crate::config::{Arch, Size};
     use crate::model::layers::{init_rng, random_values};
+    use crate::train::tasks::Pose;
+
+    type Validator = fn(&mut Network<Cpu>) -> Result<Scores>;
+    const POSE: [&str; 3] = ["val_ap", "val_ap50", "val_ap_dets"];
+
+    fn scores(ap: f64, ap50: f64, dets: Option<f64>) -> Scores {
+        Scores(vec![Some(ap), Some(ap50), dets])
+    }
 
     /// A tiny dynamic model at 64×64 for COCO's 17 joints, 3 batches an epoch, 2 epochs.
     fn config() -> Config {
@@ -498,12 +434,15 @@ mod tests {
             inputs: random_values(rng, n * 3 * 64 * 64),
             targets: random_values(rng, n * 17 * 16 * 16).iter().map(|v| v.abs()).collect(),
             weights: vec![1.0; n * 17],
+            labels: vec![],
         }
     }
 
-    fn open(dir: &Path, cfg: &Config, resume: bool) -> Result<Trainer<Cpu>> {
+    fn open(dir: &Path, cfg: &Config, resume: bool) -> Result<Trainer<Cpu, Pose<Validator>>> {
         let opts = TrainOptions { run_dir: dir.to_path_buf(), resume, stop_after: None };
-        Trainer::open(&Cpu::default(), cfg, &KeypointSpec::coco17(), 3, &opts)
+        let task =
+            Pose { spec: KeypointSpec::coco17(), validator: (|_| unreachable!("not validated here")) as Validator };
+        Trainer::open(&Cpu::default(), cfg, task, 3, &opts)
     }
 
     fn metadata(path: &Path) -> BTreeMap<String, String> {
@@ -526,7 +465,7 @@ mod tests {
         // τ: 30 → 1 over 10 epochs of 3 batches; the 4th step ran at iteration 3.
         assert!((t.last_schedule().1 - (30.0 - 29.0 * 3.0 / 30.0)).abs() < 1e-5);
         // log_every 2: rows after iterations 2 and 4, each the mean of its two losses.
-        let rows = metrics::read(&dir.path().join("metrics.csv")).unwrap();
+        let rows = metrics::read(&dir.path().join("metrics.csv"), &POSE).unwrap();
         assert_eq!(rows.iter().map(|r| r.iteration).collect::<Vec<_>>(), vec![2, 4]);
         assert!((rows[1].loss - (losses[2] + losses[3]) / 2.0).abs() < 1e-12);
     }
@@ -537,25 +476,25 @@ mod tests {
         let mut t = open(dir.path(), &config(), false).unwrap();
         t.step(batch(1, 2)).unwrap();
         assert!(t.validation_due());
-        t.end_epoch(Some(ValScores { ap: 0.5, ap50: 0.7, ap_detector_boxes: Some(0.4) })).unwrap();
+        t.end_epoch(Some(scores(0.5, 0.7, Some(0.4)))).unwrap();
         let best = dir.path().join(BEST);
         assert_eq!(metadata(&best)["epoch"], "1");
         t.step(batch(2, 2)).unwrap();
-        t.end_epoch(Some(ValScores { ap: 0.25, ap50: 0.5, ap_detector_boxes: None })).unwrap();
+        t.end_epoch(Some(scores(0.25, 0.5, None))).unwrap();
         assert_eq!(metadata(&best)["epoch"], "1", "a lower AP keeps the best checkpoint");
         assert!(t.finished());
         let meta = metadata(&best);
         assert_eq!(serde_json::from_str::<KeypointSpec>(&meta["keypoints"]).unwrap(), KeypointSpec::coco17());
         assert_eq!(serde_json::from_str::<Config>(&meta["config"]).unwrap(), config());
-        let rows = metrics::read(&dir.path().join("metrics.csv")).unwrap();
+        let rows = metrics::read(&dir.path().join("metrics.csv"), &POSE).unwrap();
         // Epoch 1's row, the log_every row after iteration 2, epoch 2's row.
-        let aps: Vec<(usize, Option<f64>)> = rows.iter().map(|r| (r.iteration, r.val_ap)).collect();
+        let aps: Vec<(usize, Option<f64>)> = rows.iter().map(|r| (r.iteration, r.score(0))).collect();
         assert_eq!(aps, vec![(1, Some(0.5)), (2, None), (2, Some(0.25))]);
-        assert_eq!(rows[0].val_ap_dets, Some(0.4));
+        assert_eq!(rows[0].score(2), Some(0.4));
         assert!(dir.path().join("curves.png").exists());
         // The last checkpoint points at the start of the next epoch.
         let stored: TrainState = serde_json::from_str(&metadata(&dir.path().join(LAST))["trainer"]).unwrap();
-        assert_eq!((stored.epoch, stored.batch, stored.iteration, stored.best_ap), (2, 0, 2, Some(0.5)));
+        assert_eq!((stored.epoch, stored.batch, stored.iteration, stored.best), (2, 0, 2, Some(0.5)));
     }
 
     #[test]

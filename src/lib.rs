@@ -1,7 +1,7 @@
 //! dypose: COCO keypoint detection with Dynamic Convolution.
 //!
-//! Data flows one way (README "Layout" draws the module graph, `tests/module_graph.rs` enforces
-//! it): `coco` (files) → `data` (crops, targets) → `model` → `train` / `infer` → `eval` (the
+//! Data flows one way (`docs/src/contributing/architecture.md` draws the module graph,
+//! `tests/module_graph.rs` enforces it): `coco` (files) → `data` (crops, targets) → `model` → `train` / `infer` → `eval` (the
 //! COCO metric) and `viz` (drawings); `app` wires them per subcommand and `cli` holds the
 //! command line. `config`, `seed`, `fsutil` and `progress` are leaves that anything may use.
 

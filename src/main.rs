@@ -1,7 +1,11 @@
+use anyhow::Result;
 use clap::Parser;
 use dypose::app;
-use dypose::cli::{BenchCommand, Cli, Command, DataCommand, ImageInput, InfoArgs};
-use dypose::config::{Config, IouType, KeypointMetric};
+use dypose::cli::{
+    BenchCommand, ClassifyArgs, Cli, Command, DataCommand, DetectArgs, DrawArgs, EvalArgs, ExplainArgs, ImageInput,
+    ImportTorchvisionArgs, InfoArgs, PredictArgs, PretrainArgs, SynthArgs, TrainArgs,
+};
+use dypose::config::{Config, IouType, KeypointMetric, Task};
 use std::process::ExitCode;
 
 /// mimalloc keeps freed memory for reuse: the network allocates and frees buffers of tens of
@@ -57,80 +61,20 @@ fn arch_source(a: InfoArgs) -> app::info::ArchSource {
     }
 }
 
-/// Hands each subcommand to its function in `app` and prints what it reports.
 /// The images of `--images` or `--image-dir`.
-fn images(input: ImageInput) -> app::predict::Images {
+fn images(input: ImageInput) -> app::images::Images {
     match input.image_dir {
-        Some(d) => app::predict::Images::Folder(d),
-        None => app::predict::Images::Files(input.images),
+        Some(d) => app::images::Images::Folder(d),
+        None => app::images::Images::Files(input.images),
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Hands each subcommand to its function in `app` and prints what it reports.
+fn run(cli: Cli) -> Result<()> {
     let report = match cli.command {
-        Command::Eval(a) => {
-            let out = app::eval::StatsFile { path: a.json.as_deref(), force: a.force };
-            let summary = match (a.checkpoint, a.results) {
-                (Some(checkpoint), _) => {
-                    let images = a.images.expect("clap requires --images with --checkpoint");
-                    let req = app::eval::CheckpointEval {
-                        checkpoint,
-                        config: a.config,
-                        gt: a.gt,
-                        images,
-                        boxes: a.boxes,
-                        detector: a.detector,
-                        device: a.device,
-                    };
-                    app::eval::eval_checkpoint(&req, &out)?.to_string()
-                }
-                (None, Some(results)) if a.iou_type == IouType::Bbox => {
-                    let keypoint_flags = a.analyze.is_some()
-                        || a.spec.is_some()
-                        || a.metric != KeypointMetric::Coco
-                        || a.keypoint_field != dypose::coco::dataset::KEYPOINTS_FIELD;
-                    anyhow::ensure!(
-                        !keypoint_flags,
-                        "--analyze, --spec, --metric and --keypoint-field are for keypoint results, not --iou-type bbox"
-                    );
-                    app::eval::eval_box_results(&a.gt, &results, &out)?.to_string()
-                }
-                (None, Some(results)) => {
-                    let scored = app::eval::ResultsEval {
-                        gt: &a.gt,
-                        results: &results,
-                        spec: a.spec.as_deref(),
-                        keypoint_field: &a.keypoint_field,
-                        metric: a.metric,
-                    };
-                    match a.analyze.as_deref() {
-                        Some(dir) => {
-                            let req = app::analyze::AnalyzeRequest { scored, out: dir, force: a.force };
-                            app::analyze::analyze_results(&req, &out)?.0.to_string()
-                        }
-                        None => app::eval::eval_results(&scored, &out)?.to_string(),
-                    }
-                }
-                (None, None) => unreachable!("clap requires --results without --checkpoint"),
-            };
-            summary.trim_end().to_string()
-        }
-        Command::Classify(a) => app::classify::classify(&app::classify::ClassifyRequest {
-            checkpoint: a.checkpoint,
-            images: a.images,
-            json: a.json,
-            force: a.force,
-            top: a.top,
-            device: a.device,
-        })?,
-        Command::ImportTorchvision(a) => app::classify::import_torchvision(&app::classify::ImportRequest {
-            arch: a.arch,
-            width: a.width,
-            weights: a.weights,
-            out: a.out,
-            input: a.input,
-            force: a.force,
-        })?,
+        Command::Eval(a) => eval(a)?,
+        Command::Classify(a) => app::classify::classify(&classify_request(a))?,
+        Command::ImportTorchvision(a) => app::classify::import_torchvision(&import_request(a))?,
         Command::Info(a) => {
             let json = a.json;
             app::info::info(&arch_source(a), json)?
@@ -141,112 +85,212 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let written = app::data::show_training_samples(&cfg, count, &out, force)?;
             written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n")
         }
-        Command::Train(a) => app::train::train(&app::train::TrainRequest {
-            config: a.config,
-            overrides: a.set,
-            out: a.out,
-            resume: a.resume,
-            data_root: a.data_root,
-            device: a.device,
-            stop_after: a.stop_after,
-            task: None,
-        })?,
-        Command::Predict(a) => {
-            let images = images(a.input);
-            let boxes = match (a.ann, a.boxes, a.detector) {
-                (gt, _, Some(checkpoint)) => app::predict::BoxSource::Detector { gt, checkpoint },
-                (gt, Some(path), None) => app::predict::BoxSource::Detections { gt, path },
-                (Some(g), None, None) => app::predict::BoxSource::Gt(g),
-                (None, None, None) => app::predict::BoxSource::WholeImage,
-            };
-            let req = app::predict::PredictRequest {
-                checkpoint: a.checkpoint,
-                config: a.config,
-                device: a.device,
-                images,
-                boxes,
-                out: a.out,
-                flip: !a.no_flip,
-                decoding: a.decode,
-                draw: !a.no_draw,
-                force: a.force,
-            };
-            app::predict::predict(&req)?.to_string()
-        }
-        Command::Detect(a) => {
-            let images = images(a.input);
-            app::detect::detect(&app::detect::DetectRequest {
-                checkpoint: a.checkpoint,
-                device: a.device,
-                images,
-                ann: a.ann,
-                out: a.out,
-                draw: !a.no_draw,
-                force: a.force,
-            })?
-            .to_string()
-        }
+        Command::Train(a) => app::train::train(&train_request(a))?,
+        Command::Pretrain(a) => app::train::train(&pretrain_request(a))?,
+        Command::Predict(a) => app::predict::predict(&predict_request(a))?.to_string(),
+        Command::Detect(a) => app::detect::detect(&detect_request(a))?.to_string(),
         Command::Draw(a) => {
             let out = a.out.clone();
-            let n = app::draw::draw(&app::draw::DrawRequest {
-                ann: a.ann,
-                images: a.images,
-                out: a.out,
-                results: a.results,
-                spec: a.spec,
-                keypoint_field: a.keypoint_field,
-                min_score: a.min_score,
-                format: a.format,
-                force: a.force,
-            })?;
+            let n = app::draw::draw(&draw_request(a))?;
             format!("{n} drawings in {}", out.display())
         }
-        Command::Explain(a) => app::explain::explain(&app::explain::ExplainRequest {
-            checkpoint: a.checkpoint,
-            config: a.config,
-            device: a.device,
-            image: a.image,
-            bbox: a.bbox,
-            out: a.out,
-            force: a.force,
-        })?,
+        Command::Explain(a) => app::explain::explain(&explain_request(a))?,
         Command::Quickstart(a) if a.detector => app::quickstart::run_detector(a.force, &a.set)?,
         Command::Quickstart(a) => app::quickstart::run(a.force, &a.set)?,
         Command::Synth(a) if a.classify => {
             app::synth_classify::synth_classify(&a.out, a.train, a.val, a.image_size, a.seed, a.force)?
         }
-        Command::Pretrain(a) => app::train::train(&app::train::TrainRequest {
-            config: a.config,
-            overrides: a.set,
-            out: a.out,
-            resume: a.resume,
-            data_root: None,
-            device: a.device,
-            stop_after: a.stop_after,
-            task: Some(dypose::config::Task::Classify),
-        })?,
-        Command::Synth(a) => app::data::synth(&app::data::SynthRequest {
-            out: a.out,
-            train: a.train,
-            val: a.val,
-            seed: a.seed,
-            width: a.width,
-            height: a.height,
-            keypoints: a.keypoints,
-            force: a.force,
-        })?,
-        Command::Bench(BenchCommand::Coco { ann, repeat }) => app::bench::bench_coco_load(&ann, repeat)?,
-        Command::Bench(BenchCommand::Folder { dir, input, samples, batch }) => {
-            app::bench::bench_folder(&dir, input, samples, batch)?
+        Command::Synth(a) => app::data::synth(&synth_request(a))?,
+        Command::Bench(b) => bench(b)?,
+    };
+    println!("{report}");
+    Ok(())
+}
+
+/// `eval`: a checkpoint run on the GT's images, box results, or keypoint results (optionally
+/// analysed).
+fn eval(a: EvalArgs) -> Result<String> {
+    let out = app::eval::StatsFile { path: a.json.as_deref(), force: a.force };
+    let summary = match (a.checkpoint, a.results) {
+        (Some(checkpoint), _) => {
+            let images = a.images.expect("clap requires --images with --checkpoint");
+            let req = app::eval::CheckpointEval {
+                checkpoint,
+                config: a.config,
+                gt: a.gt,
+                images,
+                boxes: a.boxes,
+                detector: a.detector,
+                device: a.device,
+            };
+            app::eval::eval_checkpoint(&req, &out)?.to_string()
         }
-        Command::Bench(BenchCommand::Eval { gt, results, spec, repeats }) => {
-            app::bench::bench_eval(&gt, &results, spec.as_deref(), repeats)?
+        (None, Some(results)) if a.iou_type == IouType::Bbox => {
+            let keypoint_flags = a.analyze.is_some()
+                || a.spec.is_some()
+                || a.metric != KeypointMetric::Coco
+                || a.keypoint_field != dypose::coco::dataset::KEYPOINTS_FIELD;
+            anyhow::ensure!(
+                !keypoint_flags,
+                "--analyze, --spec, --metric and --keypoint-field are for keypoint results, not --iou-type bbox"
+            );
+            app::eval::eval_box_results(&a.gt, &results, &out)?.to_string()
         }
-        Command::Bench(BenchCommand::Model { config, set, batch, iters, generic, device }) => {
+        (None, Some(results)) => {
+            let scored = app::eval::ResultsEval {
+                gt: &a.gt,
+                results: &results,
+                spec: a.spec.as_deref(),
+                keypoint_field: &a.keypoint_field,
+                metric: a.metric,
+            };
+            match a.analyze.as_deref() {
+                Some(dir) => {
+                    let req = app::analyze::AnalyzeRequest { scored, out: dir, force: a.force };
+                    app::analyze::analyze_results(&req, &out)?.0.to_string()
+                }
+                None => app::eval::eval_results(&scored, &out)?.to_string(),
+            }
+        }
+        (None, None) => unreachable!("clap requires --results without --checkpoint"),
+    };
+    Ok(summary.trim_end().to_string())
+}
+
+fn classify_request(a: ClassifyArgs) -> app::classify::ClassifyRequest {
+    app::classify::ClassifyRequest {
+        checkpoint: a.checkpoint,
+        images: a.images,
+        json: a.json,
+        force: a.force,
+        top: a.top,
+        device: a.device,
+    }
+}
+
+fn import_request(a: ImportTorchvisionArgs) -> app::classify::ImportRequest {
+    app::classify::ImportRequest {
+        arch: a.arch,
+        width: a.width,
+        weights: a.weights,
+        out: a.out,
+        input: a.input,
+        force: a.force,
+    }
+}
+
+fn train_request(a: TrainArgs) -> app::train::TrainRequest {
+    app::train::TrainRequest {
+        config: a.config,
+        overrides: a.set,
+        out: a.out,
+        resume: a.resume,
+        data_root: a.data_root,
+        device: a.device,
+        stop_after: a.stop_after,
+        task: None,
+    }
+}
+
+/// `pretrain` is `train` with `model.task` set to `classify`.
+fn pretrain_request(a: PretrainArgs) -> app::train::TrainRequest {
+    app::train::TrainRequest {
+        config: a.config,
+        overrides: a.set,
+        out: a.out,
+        resume: a.resume,
+        data_root: None,
+        device: a.device,
+        stop_after: a.stop_after,
+        task: Some(Task::Classify),
+    }
+}
+
+fn predict_request(a: PredictArgs) -> app::predict::PredictRequest {
+    let boxes = match (a.ann, a.boxes, a.detector) {
+        (gt, _, Some(checkpoint)) => app::predict::BoxSource::Detector { gt, checkpoint },
+        (gt, Some(path), None) => app::predict::BoxSource::Detections { gt, path },
+        (Some(g), None, None) => app::predict::BoxSource::Gt(g),
+        (None, None, None) => app::predict::BoxSource::WholeImage,
+    };
+    app::predict::PredictRequest {
+        checkpoint: a.checkpoint,
+        config: a.config,
+        device: a.device,
+        images: images(a.input),
+        boxes,
+        out: a.out,
+        flip: !a.no_flip,
+        decoding: a.decode,
+        draw: !a.no_draw,
+        force: a.force,
+    }
+}
+
+fn detect_request(a: DetectArgs) -> app::detect::DetectRequest {
+    app::detect::DetectRequest {
+        checkpoint: a.checkpoint,
+        device: a.device,
+        images: images(a.input),
+        ann: a.ann,
+        out: a.out,
+        draw: !a.no_draw,
+        force: a.force,
+    }
+}
+
+fn draw_request(a: DrawArgs) -> app::draw::DrawRequest {
+    app::draw::DrawRequest {
+        ann: a.ann,
+        images: a.images,
+        out: a.out,
+        results: a.results,
+        spec: a.spec,
+        keypoint_field: a.keypoint_field,
+        min_score: a.min_score,
+        format: a.format,
+        force: a.force,
+    }
+}
+
+fn explain_request(a: ExplainArgs) -> app::explain::ExplainRequest {
+    app::explain::ExplainRequest {
+        checkpoint: a.checkpoint,
+        config: a.config,
+        device: a.device,
+        image: a.image,
+        bbox: a.bbox,
+        out: a.out,
+        force: a.force,
+    }
+}
+
+fn synth_request(a: SynthArgs) -> app::data::SynthRequest {
+    app::data::SynthRequest {
+        out: a.out,
+        train: a.train,
+        val: a.val,
+        seed: a.seed,
+        width: a.width,
+        height: a.height,
+        keypoints: a.keypoints,
+        force: a.force,
+    }
+}
+
+/// The `bench` subcommands.
+fn bench(b: BenchCommand) -> Result<String> {
+    match b {
+        BenchCommand::Coco { ann, repeat } => app::bench::bench_coco_load(&ann, repeat),
+        BenchCommand::Folder { dir, input, samples, batch } => app::bench::bench_folder(&dir, input, samples, batch),
+        BenchCommand::Eval { gt, results, spec, repeats } => {
+            app::bench::bench_eval(&gt, &results, spec.as_deref(), repeats)
+        }
+        BenchCommand::Model { config, set, batch, iters, generic, device } => {
             let cfg = Config::load(&config, &set)?;
-            app::bench::bench_model(device, &cfg, &app::bench::ModelBench { batch, iters, generic })?
+            app::bench::bench_model(device, &cfg, &app::bench::ModelBench { batch, iters, generic })
         }
-        Command::Bench(BenchCommand::Predict {
+        BenchCommand::Predict {
             config,
             checkpoint,
             set,
@@ -257,7 +301,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             device,
             no_network,
             device_ms,
-        }) => {
+        } => {
             let model = match (checkpoint, config) {
                 (Some(ck), _) => app::bench::ModelSource::Checkpoint(ck),
                 (None, config) => {
@@ -266,14 +310,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             let req = app::bench::PredictBench { model, ann, images, crops, repeats, no_network, device_ms };
-            app::bench::bench_predict(device, &req)?
+            app::bench::bench_predict(device, &req)
         }
-        Command::Bench(BenchCommand::Data { ann, images, samples, workers, batch }) => {
-            app::bench::bench_data(&ann, &images, samples, workers, batch)?
+        BenchCommand::Data { ann, images, samples, workers, batch } => {
+            app::bench::bench_data(&ann, &images, samples, workers, batch)
         }
-    };
-    println!("{report}");
-    Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! not panic, and no input may take over 5 s.
 //!
 //! `cargo test` runs a short fixed-seed pass (DYPOSE_FUZZ_INPUTS, 150 inputs per loader). The long
-//! run is one command (README "Bad input"):
+//! run is one command (the book's "Bad input" reference page):
 //!
 //!     DYPOSE_FUZZ_INPUTS=100000 cargo test --release --test fuzz_loaders -- --nocapture
 //!
@@ -81,7 +81,7 @@ fn load_results(bytes: &[u8]) -> Result<(), String> {
     let results =
         dypose::coco::results::results_from_records(records, "res.json", gt, 17).map_err(|e| e.to_string())?;
     let sigmas = KeypointSpec::coco17().sigmas.unwrap();
-    ok_or_string(dypose::eval::evaluate(gt, &results, &sigmas))
+    ok_or_string(dypose::eval::evaluate_keypoints(gt, &results, &sigmas))
 }
 
 fn load_detections(bytes: &[u8]) -> Result<(), String> {

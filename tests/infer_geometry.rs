@@ -5,7 +5,7 @@
 use dypose::coco::{CocoDataset, KeypointSpec};
 use dypose::config::Size;
 use dypose::data::codec::HeatmapCodec;
-use dypose::eval::{evaluate, Stats};
+use dypose::eval::{evaluate_keypoints, Stats};
 use dypose::infer::boxes::{detection_boxes, gt_boxes};
 use dypose::infer::predictor::{crop_of, person_from_heatmaps, suppress};
 use dypose::infer::{results_of, Person, PersonBox, PredictOptions};
@@ -60,7 +60,7 @@ fn setup() -> (CocoDataset, HeatmapCodec, KeypointSpec) {
 
 /// The COCO stats of `persons` against `gt`, through the one evaluation entry point.
 fn stats(gt: &CocoDataset, persons: &[Person], spec: &KeypointSpec) -> Stats {
-    evaluate(gt, &results_of(persons, 1), spec.sigmas().unwrap()).unwrap().stats
+    evaluate_keypoints(gt, &results_of(persons, 1), spec.sigmas().unwrap()).unwrap().stats
 }
 
 #[test]

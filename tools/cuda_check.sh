@@ -24,7 +24,7 @@
 #
 # Env: CUDA_CROSS_BUILD (default ../shared/tools/cuda-cross-build.sh), CUDA13_PREFIX
 #      (/usr/local/cuda). On the GPU host the CUDA 13 libraries and libcudnn.so.9 must be on
-#      LD_LIBRARY_PATH (see the README's CUDA section).
+#      LD_LIBRARY_PATH (see the book's CUDA chapters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DRY=0

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Dynamic vs static convolution on the synthetic task at equal multiply-adds (issue 5).
+# Dynamic vs static convolution on the synthetic task at equal multiply-adds.
 #
 # Trains the quickstart schedule (configs/quickstart.json: 7 epochs, 3000 images, 128x96) for
 #   dy      DY-ResNet-10 x0.25, dynamic backbone and head (K = 4), 64 head channels: 39.47 M MAdds

@@ -11,7 +11,7 @@ then pycocotools' 10 stats for those results.
 The crop geometry (box -> centre/scale, aspect 0.75, padding 1.25, the crop affine and its
 inverse), the 64x48 Gaussian targets (sigma 2, 13x13 window around int(x/4 + 0.5)), argmax +
 quarter offset, rescoring (box score x mean joint score above 0.2) and OKS-NMS (0.9, mean of the
-two crop areas) follow DESIGN section 4 and the reference code, in float32 where the reference
+two crop areas) follow SimpleBaseline's reference code, in float32 where the reference
 computes in float32.
 """
 import json

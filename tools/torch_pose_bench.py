@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The pose model of a dypose config, rebuilt in PyTorch, and its training/inference speed (issue 7).
+"""The pose model of a dypose config, rebuilt in PyTorch, and its training/inference speed.
 
 Builds the same network as `dypose` does from a config's `model` section (src/model/blueprint.rs):
 ResNet-10/18 or MobileNetV2 (width multiplier), static or dynamic (K kernels mixed per sample by

@@ -68,7 +68,7 @@ pub fn bench_eval(gt: &Path, results: &Path, spec: Option<&Path>, repeats: usize
     let plain = || -> Result<f64> {
         let start = Instant::now();
         let (gt, results, spec) = scored.load()?;
-        crate::eval::evaluate(&gt, &results, spec.sigmas()?)?;
+        crate::eval::evaluate_keypoints(&gt, &results, spec.sigmas()?)?;
         Ok(start.elapsed().as_secs_f64())
     };
     let analysed = || -> Result<f64> {

@@ -2,7 +2,7 @@
 //! drawing per image out. Also the detector's boxes for `predict --detector` and
 //! `eval --checkpoint … --detector`.
 
-use super::predict::{image_ids, Images};
+use super::images::{image_ids, Images};
 use crate::coco::CocoDataset;
 use crate::config::Device;
 use crate::infer::boxes::PersonBox;
@@ -90,7 +90,7 @@ pub fn detect(req: &DetectRequest) -> Result<DetectReport> {
         results,
         seconds: start.elapsed().as_secs_f64(),
     };
-    super::predict::fail_on_unreadable(&found.failed, images.len(), &report)?;
+    super::images::fail_on_unreadable(&found.failed, images.len(), &report)?;
     Ok(report)
 }
 

@@ -5,7 +5,7 @@ use crate::coco::{CocoDataset, KeypointResult, KeypointSpec};
 use crate::config::{Device, KeypointMetric, Task};
 use crate::eval::{evaluate_box_files, evaluate_crowdpose, BoxStats, EvalReport, KeypointStats, Stats};
 use crate::infer::detect::{detect_jobs, evaluate_detector};
-use crate::infer::validate::{evaluate, ValSet};
+use crate::infer::validate::{predict_and_score, ValSet};
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -77,7 +77,7 @@ pub fn eval_results(req: &ResultsEval, out: &StatsFile) -> Result<KeypointStats>
     let sigmas = spec.sigmas()?;
     let stats = match req.metric {
         KeypointMetric::Coco => {
-            let report = crate::eval::evaluate(&gt, &results, sigmas)?;
+            let report = crate::eval::evaluate_keypoints(&gt, &results, sigmas)?;
             print_counts(&report, start);
             KeypointStats::Coco(report.stats)
         }
@@ -181,7 +181,7 @@ pub fn eval_checkpoint(req: &CheckpointEval, out: &StatsFile) -> Result<Checkpoi
         val.det_jobs = Some(crate::infer::validate::jobs(&val.gt, &req.images, boxes)?);
     }
     let jobs = val.det_jobs.as_ref().unwrap_or(&val.gt_jobs);
-    let (stats, preds) = evaluate(&mut trained.model, cfg, spec, &val.gt, jobs)?;
+    let (stats, preds) = predict_and_score(&mut trained.model, cfg, spec, &val.gt, jobs)?;
     eprintln!("predicted {} crops in {:.1}s", preds.crops, start.elapsed().as_secs_f64());
     out.write(&stats)?;
     Ok(CheckpointStats::Pose(stats))

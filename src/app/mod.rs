@@ -11,6 +11,7 @@ pub mod detect;
 pub mod draw;
 pub mod eval;
 pub mod explain;
+pub mod images;
 pub mod info;
 pub mod predict;
 pub mod quickstart;

@@ -227,7 +227,7 @@ fn pose_on_detector_boxes(cfg: &Config, run_dir: &Path) -> Result<Option<PoseOnB
         checkpoint: pose_checkpoint,
         config: None,
         device: Device::Cpu,
-        images: super::predict::Images::Files(first),
+        images: super::images::Images::Files(first),
         boxes: super::predict::BoxSource::Detector { gt: Some(gt_path.clone()), checkpoint: detector },
         out: run_dir.join("drawings"),
         flip: true,

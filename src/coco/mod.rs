@@ -1,6 +1,7 @@
 //! COCO annotation and results files: schema, loading with record-level errors, the dataset
 //! index and the keypoint spec. Plain Rust: no tensors here.
 
+pub mod boxes;
 pub mod dataset;
 pub mod json;
 pub mod keypoint_set;

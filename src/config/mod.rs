@@ -113,7 +113,7 @@ impl DetectConfig {
     }
 }
 
-/// Training-time augmentation (DESIGN §4), in the order SimpleBaseline applies it.
+/// Training-time augmentation, in the order SimpleBaseline applies it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
@@ -152,7 +152,7 @@ impl Default for AugmentConfig {
     }
 }
 
-/// The optimisation recipe (SimpleBaseline/mmpose defaults, DESIGN §4) and the trainer's habits.
+/// The optimisation recipe (SimpleBaseline/mmpose defaults) and the trainer's habits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {

@@ -1,4 +1,4 @@
-//! Training-time augmentation (DESIGN §4): half-body, scale, rotation and flip, in that order,
+//! Training-time augmentation: half-body, scale, rotation and flip, in that order,
 //! as SimpleBaseline applies them. Every sample draws from its own RNG seeded by
 //! (seed, epoch, index), so a batch does not depend on how many threads built it.
 

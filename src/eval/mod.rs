@@ -6,7 +6,6 @@
 pub mod analyze;
 pub mod crowd;
 pub mod image;
-pub mod iou;
 pub mod oks;
 pub mod params;
 pub mod summary;
@@ -83,7 +82,7 @@ impl Detection for BoxResult {
         None
     }
     fn similarity(&self, gt: &GtRef, shape: &GtShape, _: &[f64]) -> f64 {
-        iou::box_iou(self.bbox, shape.bbox, gt.iscrowd)
+        crate::coco::boxes::box_iou(self.bbox, shape.bbox, gt.iscrowd)
     }
 }
 
@@ -420,7 +419,7 @@ impl std::fmt::Display for KeypointStats {
 /// Scores `results` against `gt` with the keypoint set's OKS `sigmas`: the one evaluation behind
 /// `dypose eval`, validation during training and `dypose eval --checkpoint`. pycocotools' rules
 /// for a file with areas, xtcocotools' `use_area=False` for one without.
-pub fn evaluate(gt: &CocoDataset, results: &[KeypointResult], sigmas: &[f64]) -> Result<EvalReport> {
+pub fn evaluate_keypoints(gt: &CocoDataset, results: &[KeypointResult], sigmas: &[f64]) -> Result<EvalReport> {
     let params = EvalParams::keypoints(sigmas.to_vec()).with_reference(Reference::for_gt(gt));
     let eval = CocoEval::new(gt, results, params)?;
     Ok(EvalReport::of(&eval, eval.run(), gt))
@@ -452,7 +451,7 @@ pub fn evaluate_files(gt_path: &std::path::Path, results_path: &std::path::Path,
     let (gt, records) = rayon::join(|| CocoDataset::load(gt_path), || read_result_records(results_path));
     let gt = gt?;
     let results = results_from_records(records?, &results_path.display().to_string(), &gt, sigmas.len())?;
-    evaluate(&gt, &results, sigmas)
+    evaluate_keypoints(&gt, &results, sigmas)
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@
 use super::boxes::PersonBox;
 use super::post::mirror_inputs;
 use super::predictor::HeatmapModel;
+use crate::coco::boxes::box_iou;
 use crate::coco::{BoxResult, CocoDataset, Id};
 use crate::config::{Config, Size, Task};
 use crate::data::center::{CenterCodec, ScoredBox};
 use crate::data::detect::{clip_box, DetectSpec, Letterbox};
 use crate::data::warp::{normalize_chw, warp_rgb};
-use crate::eval::{evaluate_boxes, iou::box_iou, BoxStats};
+use crate::eval::{evaluate_boxes, BoxStats};
 use anyhow::{ensure, Result};
 use image::RgbImage;
 use rayon::prelude::*;

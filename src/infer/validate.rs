@@ -1,5 +1,5 @@
 //! Scoring a network on a COCO set: the validation of `dypose train`, `dypose eval --checkpoint`
-//! and the quickstart all run through here, and through `eval::evaluate`.
+//! and the quickstart all run through here, and through `eval::evaluate_keypoints`.
 
 use super::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
 use super::predictor::{HeatmapModel, Predictions};
@@ -69,7 +69,7 @@ pub fn jobs(gt: &CocoDataset, images: &Path, boxes: Vec<PersonBox>) -> Result<Ve
 }
 
 /// COCO stats of `net` on `jobs` (τ = 1, BN in inference mode, the config's flip test and decoding).
-pub fn evaluate(
+pub fn predict_and_score(
     net: &mut impl HeatmapModel,
     cfg: &Config,
     spec: &KeypointSpec,
@@ -80,7 +80,7 @@ pub fn evaluate(
     let out = predictor.run(jobs, |_, _, _| Ok(()))?;
     super::ensure_all_read(&out.failed)?;
     let results = super::predictor::results_of(&out.persons, cfg.data.category_id);
-    let stats = crate::eval::evaluate(gt, &results, spec.sigmas()?)?.stats;
+    let stats = crate::eval::evaluate_keypoints(gt, &results, spec.sigmas()?)?.stats;
     Ok((stats, out))
 }
 
@@ -101,10 +101,10 @@ pub fn validate<D: ConvBackend>(
     val: &ValSet,
 ) -> Result<Validation> {
     let t = std::time::Instant::now();
-    let gt = evaluate(net, cfg, spec, &val.gt, &val.gt_jobs)?;
+    let gt = predict_and_score(net, cfg, spec, &val.gt, &val.gt_jobs)?;
     let gt_seconds = t.elapsed().as_secs_f64();
     let detections = match &val.det_jobs {
-        Some(j) => Some(evaluate(net, cfg, spec, &val.gt, j)?),
+        Some(j) => Some(predict_and_score(net, cfg, spec, &val.gt, j)?),
         None => None,
     };
     Ok(Validation { gt, detections, gt_seconds })

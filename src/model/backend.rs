@@ -4,7 +4,7 @@
 
 use super::blueprint::ConvSpec;
 use super::conv::T4;
-use super::fast_check::FastOp;
+use super::fast_op::FastOp;
 use dfdx::prelude::*;
 
 type Flat<D, Tp> = Tensor<(usize,), f32, D, Tp>;

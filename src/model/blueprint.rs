@@ -3,7 +3,7 @@
 //! Parameter and multiply-add counts are computed from this, and the network is built from it,
 //! so the two cannot drift apart. No tensors here.
 
-use crate::config::{Arch, ClassifierModel, Config, HeadKind, ModelConfig, Size};
+use crate::config::{Arch, ClassifierModel, HeadKind, ModelConfig, Size};
 use anyhow::{bail, ensure, Result};
 
 /// One convolution (or, with `transposed`, a transposed convolution).
@@ -187,7 +187,7 @@ pub fn resnet(depth: usize, width: f64, dynamic: bool, dynamic_shortcut: bool) -
 }
 
 /// MobileNetV2 with width multiplier `width`; `dynamic` makes every conv dynamic except the
-/// stem and the final 1×1 expansion to 1280 (DESIGN §3/§7).
+/// stem and the final 1×1 expansion to 1280.
 pub fn mobilenet_v2(width: f64, dynamic: bool) -> Result<Backbone> {
     ensure!(width > 0.0 && width <= 4.0 && width.is_finite(), "MobileNetV2 width {width} is out of range (0, 4]");
     const SETTINGS: [(usize, usize, usize, usize); 7] =
@@ -341,24 +341,12 @@ impl Blueprint {
         let b = backbone(m.arch, m.width, m.dynamic_shortcut)?;
         Ok(Blueprint { backbone: b, head: None, classifier: Some(m.classes), kernels: m.kernels })
     }
-
-    /// The network of a config for a set of `joints` (a pose model's one map per joint, or the
-    /// detector's five maps), checked to turn `input_size` inputs into `heatmap_size` maps.
-    pub fn for_config(cfg: &Config, joints: usize) -> Result<Blueprint> {
-        let bp = Blueprint::pose(&cfg.model, cfg.outputs(joints))?;
-        let (input, want) = (cfg.input_size, cfg.heatmap_size);
-        let (_, out) = super::cost::blueprint_cost(&bp, input);
-        ensure!(
-            out == want,
-            "model: a {input} input gives {out} heatmaps (h×w), but heatmap_size is {want}; use an input that is a multiple of 32 and input/heatmap = 4"
-        );
-        Ok(bp)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[test]
     fn make_divisible_like_torchvision() {

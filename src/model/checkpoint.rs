@@ -1,4 +1,4 @@
-//! Model checkpoints as safetensors with PyTorch-style names and layouts (DESIGN §6):
+//! Model checkpoints as safetensors with PyTorch-style names and layouts:
 //! written atomically, loaded with every tensor's presence and shape checked.
 
 use super::layers::Param;

@@ -122,7 +122,7 @@ thread_local! {
 
 /// The index tensor for `key` on `dev`, built by `build` the first time only: building the
 /// im2col indices on the host and copying them to the GPU on every forward took longer than the
-/// GPU's own work (issue 7's profile). One process drives one GPU, so the device type and the
+/// GPU's own work. One process drives one GPU, so the device type and the
 /// geometry identify a tensor; the cache is dropped whole when it would pass
 /// `INDEX_CACHE_LIMIT` indices.
 pub(crate) fn cached_index<D: Device<f32> + 'static>(

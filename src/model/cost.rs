@@ -7,7 +7,8 @@
 //! running statistics excluded), as PyTorch's `numel` over `parameters()` does.
 
 use super::blueprint::{Backbone, Block, Blueprint, ConvSpec, Head};
-use crate::config::Size;
+use crate::config::{Config, Size};
+use anyhow::{ensure, Result};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Cost {
@@ -149,6 +150,23 @@ pub fn classifier_cost(b: &Backbone, n: usize) -> Cost {
     }
 }
 
+/// The checked constructor lives beside the shape walk it checks with, so that the blueprint
+/// (which this module reads) does not depend on this module.
+impl Blueprint {
+    /// The network of a config for a set of `joints` (a pose model's one map per joint, or the
+    /// detector's five maps), checked to turn `input_size` inputs into `heatmap_size` maps.
+    pub fn for_config(cfg: &Config, joints: usize) -> Result<Blueprint> {
+        let bp = Blueprint::pose(&cfg.model, cfg.outputs(joints))?;
+        let (input, want) = (cfg.input_size, cfg.heatmap_size);
+        let (_, out) = blueprint_cost(&bp, input);
+        ensure!(
+            out == want,
+            "model: a {input} input gives {out} heatmaps (h×w), but heatmap_size is {want}; use an input that is a multiple of 32 and input/heatmap = 4"
+        );
+        Ok(bp)
+    }
+}
+
 /// `dypose info`: a table of the parts' sizes and a JSON line `{"params", "madds"}` last.
 pub fn describe(bp: &Blueprint, hw: Size) -> String {
     let (b, out) = backbone_cost(&bp.backbone, hw, bp.kernels);
@@ -233,7 +251,7 @@ mod tests {
         assert!(within(s.params, 2.9e6, 0.03), "{}", s.params);
         assert!(within(d.params, 4.8e6, 0.03), "{}", d.params);
         // Multiply-adds: this network is the one of the MobileNetV3 paper (56M), not 66.0M; the
-        // dynamic version adds 3.7M (the paper 2.5M). README "The network" says what we found.
+        // dynamic version adds 3.7M (the paper 2.5M). The book's "The network" chapter says what we found.
         assert!(within(s.madds, 56.9e6, 0.01) && within(d.madds, 60.6e6, 0.01), "{} {}", s.madds, d.madds);
     }
 

@@ -12,113 +12,11 @@ use super::backend::ConvBackend;
 use super::blueprint::ConvSpec;
 use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, max_pool2d, T4};
 use super::dynamic::dynamic_conv2d;
+pub use super::fast_op::{ConvFamily, FastOp, Grouping};
 use super::norm::batch_norm_train;
 use dfdx::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
-
-/// How the channels of a conv are grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Grouping {
-    Dense,
-    Grouped,
-    Depthwise,
-}
-
-/// The shape family of a conv: what decides which code path it takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConvFamily {
-    pub grouping: Grouping,
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
-    pub transposed: bool,
-    pub dynamic: bool,
-    pub input_grad: bool,
-}
-
-impl ConvFamily {
-    pub fn of(spec: &ConvSpec) -> Self {
-        let grouping = match spec.groups {
-            1 => Grouping::Dense,
-            g if g == spec.cin && g == spec.cout => Grouping::Depthwise,
-            _ => Grouping::Grouped,
-        };
-        ConvFamily {
-            grouping,
-            kernel: spec.kernel,
-            stride: spec.stride,
-            padding: spec.padding,
-            transposed: spec.transposed,
-            dynamic: spec.dynamic,
-            input_grad: spec.input_grad,
-        }
-    }
-
-    /// A small conv of this family (a few channels).
-    fn small_spec(&self) -> ConvSpec {
-        let (cin, cout, groups) = match self.grouping {
-            Grouping::Dense => (4, 6, 1),
-            Grouping::Grouped => (4, 6, 2),
-            Grouping::Depthwise => (6, 6, 6),
-        };
-        ConvSpec {
-            cin,
-            cout,
-            kernel: self.kernel,
-            stride: self.stride,
-            padding: self.padding,
-            groups,
-            bias: false,
-            dynamic: self.dynamic,
-            transposed: self.transposed,
-            input_grad: self.input_grad,
-        }
-    }
-}
-
-/// A kind of fast op, as far as a check covers it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FastOp {
-    /// A conv (static or dynamic) with its gradients.
-    Conv(ConvFamily),
-    /// Inference: a conv with BN folded in and a capped ReLU fused.
-    FoldedConv(ConvFamily),
-    /// Training-mode BN with batch statistics and a capped ReLU fused.
-    BatchNormTrain,
-    MaxPool,
-    AddRelu,
-    GlobalAvgPool,
-}
-
-impl FastOp {
-    /// The name warnings and `DYPOSE_FAST_CHECK_PERTURB` use.
-    pub fn name(&self) -> String {
-        let conv = |f: &ConvFamily| {
-            format!(
-                "{}{}{} {k}×{k} stride {} padding {}",
-                if f.dynamic { "dynamic-" } else { "" },
-                match f.grouping {
-                    Grouping::Dense => "",
-                    Grouping::Grouped => "grouped-",
-                    Grouping::Depthwise => "depthwise-",
-                },
-                if f.transposed { "transposed-conv" } else { "conv" },
-                f.stride,
-                f.padding,
-                k = f.kernel
-            )
-        };
-        match self {
-            FastOp::Conv(f) => conv(f),
-            FastOp::FoldedConv(f) => format!("folded-{}", conv(f)),
-            FastOp::BatchNormTrain => "batch-norm".into(),
-            FastOp::MaxPool => "max-pool".into(),
-            FastOp::AddRelu => "add-relu".into(),
-            FastOp::GlobalAvgPool => "global-avg-pool".into(),
-        }
-    }
-}
 
 /// Which fast ops were checked on which device, and how it went.
 #[derive(Default)]
@@ -208,9 +106,10 @@ fn mismatch(a: &[f32], b: &[f32]) -> f32 {
 const TOLERANCE: f32 = 1e-4;
 
 fn random(dev: &impl Device<f32>, n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = super::layers::init_rng(seed);
+    use rand::Rng;
+    let mut rng = crate::seed::stream(seed, crate::seed::INIT, 0);
     let _ = dev;
-    super::layers::random_values(&mut rng, n)
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
 /// Every output and gradient of the fast and the generic op agree on a small random input.

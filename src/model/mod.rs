@@ -1,5 +1,5 @@
-//! The network: architecture blueprints and their cost; convolution on dfdx (more with the
-//! network issue).
+//! The network: architecture blueprints and their cost, convolutions (dynamic and static) with
+//! their CPU and CUDA fast paths, the layers, the `Network` every task trains, checkpoints.
 
 pub mod backbone_init;
 pub mod backend;
@@ -13,6 +13,7 @@ pub mod cudnn_plan;
 pub mod device;
 pub mod dynamic;
 pub mod fast_check;
+pub mod fast_op;
 pub mod layers;
 pub mod network;
 pub mod norm;

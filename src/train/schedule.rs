@@ -31,7 +31,7 @@ pub fn learning_rate(cfg: &TrainConfig, epoch: usize, iter: usize, per_epoch: us
 }
 
 /// Softmax temperature at global iteration `iter`: `start` → `end` linearly over the first
-/// `epochs` epochs, then `end` (DESIGN §3: 30 → 1 over 10 epochs).
+/// `epochs` epochs, then `end` (the DY-Conv paper: 30 → 1 over 10 epochs).
 pub fn temperature(cfg: &TrainConfig, iter: usize, iters_per_epoch: usize) -> f32 {
     cfg.temperature.at(iter, iters_per_epoch)
 }

@@ -1,4 +1,4 @@
-//! The fast CPU path (DESIGN §7): our own im2col + GEMM, parallel over the batch with rayon,
+//! The fast CPU path: our own im2col + GEMM, parallel over the batch with rayon,
 //! wired into dfdx's tape as custom ops. The device-generic ops in `model::conv` remain the
 //! reference it is tested against and the path CUDA runs.
 

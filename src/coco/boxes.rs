@@ -1,5 +1,6 @@
-//! Box intersection over union, in the same floating-point order as pycocotools' `bbIou`
-//! (`maskApi.c`), so that matches at a threshold's edge fall the same way.
+//! COCO boxes (`[x, y, w, h]`): intersection over union, in the same floating-point order as
+//! pycocotools' `bbIou` (`maskApi.c`), so that matches at a threshold's edge fall the same way.
+//! Shared by box evaluation and by the detector's non-maximum suppression.
 
 /// IoU of a detected box and a GT box, both `[x, y, w, h]`. For a crowd GT the union is the
 /// detection's own area: a detection inside a crowd region overlaps it fully.

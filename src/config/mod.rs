@@ -7,6 +7,7 @@
 //! `PredictOptions::from_config`), and checks that need them run there.
 
 mod legacy;
+pub mod reference;
 mod types;
 
 pub use legacy::PretrainConfig;

@@ -61,23 +61,8 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct PretrainArgs {
-    /// A config (JSON; see configs/pretrain_synthetic.json); model.task is set to classify.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Run directory (default: runs/<config name>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the run in --out from its last.safetensors.
-    #[arg(long)]
-    pub resume: bool,
-    #[arg(long, value_enum, default_value_t = Device::Cpu)]
-    pub device: Device,
-    /// Override config keys (KEY=VALUE, the value read as JSON).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-    /// Stop after this many steps (as Ctrl-C would), for trying resume.
-    #[arg(long)]
-    pub stop_after: Option<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Args, Debug)]
@@ -123,9 +108,10 @@ pub struct ImportTorchvisionArgs {
     pub force: bool,
 }
 
+/// What `train` and `pretrain` share: the config, the run directory, resuming, the device.
 #[derive(Args, Debug)]
-pub struct TrainArgs {
-    /// Experiment config (JSON).
+pub struct RunArgs {
+    /// Experiment config (JSON; see configs/).
     #[arg(long)]
     pub config: PathBuf,
     /// Run directory (default: runs/<config name>).
@@ -134,9 +120,6 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last.safetensors.
     #[arg(long)]
     pub resume: bool,
-    /// A COCO download (annotations/, train2017/, val2017/): replaces the config's data paths.
-    #[arg(long)]
-    pub data_root: Option<PathBuf>,
     /// Where the network runs (cuda needs a build with --features cuda).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
@@ -146,6 +129,15 @@ pub struct TrainArgs {
     /// Stop after this many steps, writing a checkpoint as Ctrl-C does (for tests and timing).
     #[arg(long, hide = true)]
     pub stop_after: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// A COCO download (annotations/, train2017/, val2017/): replaces the config's data paths.
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -3,9 +3,10 @@ use clap::Parser;
 use dypose::app;
 use dypose::cli::{
     BenchCommand, ClassifyArgs, Cli, Command, DataCommand, DetectArgs, DrawArgs, EvalArgs, ExplainArgs, ImageInput,
-    ImportTorchvisionArgs, InfoArgs, PredictArgs, PretrainArgs, SynthArgs, TrainArgs,
+    ImportTorchvisionArgs, InfoArgs, PredictArgs, RunArgs, SynthArgs,
 };
 use dypose::config::{Config, IouType, KeypointMetric, Task};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// mimalloc keeps freed memory for reuse: the network allocates and frees buffers of tens of
@@ -85,8 +86,8 @@ fn run(cli: Cli) -> Result<()> {
             let written = app::data::show_training_samples(&cfg, count, &out, force)?;
             written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n")
         }
-        Command::Train(a) => app::train::train(&train_request(a))?,
-        Command::Pretrain(a) => app::train::train(&pretrain_request(a))?,
+        Command::Train(a) => app::train::train(&train_request(a.run, a.data_root, None))?,
+        Command::Pretrain(a) => app::train::train(&train_request(a.run, None, Some(Task::Classify)))?,
         Command::Predict(a) => app::predict::predict(&predict_request(a))?.to_string(),
         Command::Detect(a) => app::detect::detect(&detect_request(a))?.to_string(),
         Command::Draw(a) => {
@@ -179,30 +180,17 @@ fn import_request(a: ImportTorchvisionArgs) -> app::classify::ImportRequest {
     }
 }
 
-fn train_request(a: TrainArgs) -> app::train::TrainRequest {
+/// `train`, or `pretrain` (`task`: classify), as one request.
+fn train_request(a: RunArgs, data_root: Option<PathBuf>, task: Option<Task>) -> app::train::TrainRequest {
     app::train::TrainRequest {
         config: a.config,
         overrides: a.set,
         out: a.out,
         resume: a.resume,
-        data_root: a.data_root,
+        data_root,
         device: a.device,
         stop_after: a.stop_after,
-        task: None,
-    }
-}
-
-/// `pretrain` is `train` with `model.task` set to `classify`.
-fn pretrain_request(a: PretrainArgs) -> app::train::TrainRequest {
-    app::train::TrainRequest {
-        config: a.config,
-        overrides: a.set,
-        out: a.out,
-        resume: a.resume,
-        data_root: None,
-        device: a.device,
-        stop_after: a.stop_after,
-        task: Some(Task::Classify),
+        task,
     }
 }
 

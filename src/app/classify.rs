@@ -4,8 +4,9 @@
 use crate::config::{Arch, ClassifierModel, Device, Size, CLASSIFIER_KEY};
 use crate::infer::classify::{classify as logits_of, top_k};
 use crate::model::blueprint::Blueprint;
+use crate::model::checkpoint::CheckpointMeta;
 use crate::model::network::Network;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,11 +48,12 @@ pub fn import_torchvision(req: &ImportRequest) -> Result<String> {
     let bp = Blueprint::classifier(&model)?;
     let mut net = Network::new(&dfdx::prelude::Cpu::default(), &bp, 0);
     let report = crate::model::torchvision::load_state_dict(&mut net, &bytes, &source)?;
-    let meta = BTreeMap::from([
-        (CLASSIFIER_KEY.to_string(), serde_json::to_string(&model)?),
-        ("source".to_string(), format!("torchvision weights {source}")),
-    ]);
-    crate::model::checkpoint::save(&net, &req.out, meta, req.force)?;
+    let meta = CheckpointMeta {
+        classifier: Some(model.clone()),
+        other: BTreeMap::from([("source".to_string(), format!("torchvision weights {source}"))]),
+        ..Default::default()
+    };
+    crate::model::checkpoint::save(&net, &req.out, &meta, req.force)?;
     Ok(format!(
         "{}: {} tensors of {} ({} classes, {} input) → {} ({} torchvision counters ignored)",
         source,
@@ -91,14 +93,13 @@ struct ImageClasses {
 
 /// The network a classifier checkpoint describes.
 pub fn classifier_of(checkpoint: &Path) -> Result<ClassifierModel> {
-    let meta = crate::model::checkpoint::read_metadata(checkpoint)?;
+    let meta = CheckpointMeta::read(checkpoint)?;
     let source = checkpoint.display();
-    let Some(text) = meta.get(CLASSIFIER_KEY) else {
-        bail!(
+    meta.classifier.with_context(|| {
+        format!(
             "{source}: not a classifier checkpoint (no '{CLASSIFIER_KEY}' metadata; pose checkpoints go to `predict`)"
         )
-    };
-    serde_json::from_str(text).with_context(|| format!("{source}: the '{CLASSIFIER_KEY}' metadata"))
+    })
 }
 
 /// The top classes of each image (and its logits in the JSON file).

@@ -3,6 +3,7 @@
 use crate::coco::KeypointSpec;
 use crate::config::{Arch, Config, HeadKind, ModelConfig, Size};
 use crate::model::blueprint::{backbone, Blueprint};
+use crate::model::checkpoint::CheckpointMeta;
 use crate::model::network::Network;
 use anyhow::{ensure, Result};
 use std::collections::BTreeMap;
@@ -103,12 +104,12 @@ pub fn init(src: &ArchSource, seed: u64, out: &Path, force: bool) -> Result<Stri
     crate::fsutil::refuse_existing(&[out.to_path_buf()], force)?;
     let d = describe(src)?;
     let net = Network::new(&dfdx::prelude::Cpu::default(), &d.blueprint, seed);
-    let mut meta = BTreeMap::from([("seed".to_string(), seed.to_string())]);
-    meta.insert("arch".into(), d.blueprint.backbone.name.clone());
+    let other =
+        BTreeMap::from([("seed".to_string(), seed.to_string()), ("arch".into(), d.blueprint.backbone.name.clone())]);
+    let mut meta = CheckpointMeta { other, ..Default::default() };
     if let Some((cfg, spec)) = &d.config {
-        meta.insert("config".into(), serde_json::to_string(cfg)?);
-        meta.insert("keypoints".into(), serde_json::to_string(spec)?);
+        (meta.config, meta.keypoints) = (Some(cfg.clone()), Some(serde_json::to_string(spec)?));
     }
-    crate::model::checkpoint::save(&net, out, meta, force)?;
+    crate::model::checkpoint::save(&net, out, &meta, force)?;
     Ok(format!("{}: {} tensors, {} trainable parameters", out.display(), net.params().len(), net.num_trainable()))
 }

@@ -22,6 +22,7 @@ use crate::coco::{CocoDataset, FoundSet, KeypointSpec};
 use crate::config::{Config, Device};
 use crate::infer::HeatmapModel;
 use crate::model::blueprint::Blueprint;
+use crate::model::checkpoint::CheckpointMeta;
 use crate::model::network::Network;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -58,21 +59,21 @@ pub struct Trained {
 /// they describe. A checkpoint that does not store its set (earlier releases, `init --arch`)
 /// gets the config's, as [`spec_for_config`] finds it.
 pub fn open_checkpoint(device: Device, checkpoint: &Path, config: Option<&Path>) -> Result<Trained> {
-    let meta = crate::model::checkpoint::read_metadata(checkpoint)?;
+    let meta = CheckpointMeta::read(checkpoint)?;
     let source = checkpoint.display();
-    let cfg = match (config, meta.get("config")) {
+    let cfg = match (config, meta.config) {
         (Some(path), _) => Config::load(path, &[])?,
-        (None, Some(text)) => {
-            let cfg: Config = serde_json::from_str(text).with_context(|| format!("{source}: the 'config' metadata"))?;
-            cfg.validate().with_context(|| format!("{source}: the 'config' metadata"))?;
-            cfg
-        }
+        (None, Some(cfg)) => cfg,
         (None, None) => anyhow::bail!("{source}: the checkpoint does not hold its config; pass --config"),
     };
-    let spec = match meta.get("keypoints") {
+    anyhow::ensure!(
+        cfg.model.task != crate::config::Task::Classify,
+        "{source}: a classifier checkpoint; `dypose classify` runs it"
+    );
+    let spec = match meta.keypoints {
         Some(text) => {
             let spec: KeypointSpec =
-                serde_json::from_str(text).with_context(|| format!("{source}: the 'keypoints' metadata"))?;
+                serde_json::from_str(&text).with_context(|| format!("{source}: the 'keypoints' metadata"))?;
             spec.validate().with_context(|| format!("{source}: the 'keypoints' metadata"))?;
             spec
         }

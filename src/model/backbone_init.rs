@@ -134,7 +134,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ck = dir.path().join("cls.safetensors");
         let cls = Network::new(&dev, &classifier(Arch::Resnet10), 1);
-        crate::model::checkpoint::save(&cls, &ck, Default::default(), false).unwrap();
+        crate::model::checkpoint::save(&cls, &ck, &Default::default(), false).unwrap();
         let mut pose_net = Network::new(&dev, &pose(Arch::DyResnet10), 2);
         let head_before = values(&pose_net, "head.final_layer.weight");
         let report = load_backbone(&mut pose_net, &ck, 0).unwrap();
@@ -164,7 +164,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ck = dir.path().join("v2.safetensors");
         let other = Network::new(&dev, &classifier(Arch::Mobilenetv2), 1);
-        crate::model::checkpoint::save(&other, &ck, Default::default(), false).unwrap();
+        crate::model::checkpoint::save(&other, &ck, &Default::default(), false).unwrap();
         let mut net = Network::new(&dev, &pose(Arch::Mobilenetv3Small), 2);
         let e = load_backbone(&mut net, &ck, 0).unwrap_err().to_string();
         // The stems agree at this width (8 channels); the first block that differs is named.

@@ -3,6 +3,7 @@
 
 use super::layers::Param;
 use super::network::Network;
+use crate::config::{ClassifierModel, Config, PretrainConfig};
 use anyhow::{bail, Context, Result};
 use dfdx::prelude::*;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -11,6 +12,92 @@ use std::path::Path;
 
 /// Names under this prefix are trainer state, not model weights.
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
+
+/// The validation score a best checkpoint was kept for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BestScore {
+    /// Epochs done when it was written.
+    pub epoch: usize,
+    /// The score's `metrics.csv` column (`val_ap`, `val_top1`), also its metadata key.
+    pub column: String,
+    pub value: f64,
+}
+
+/// What a checkpoint says about itself: every metadata key dypose writes and reads, in one
+/// place. Checkpoints of earlier releases read as well (`pretrain_config`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckpointMeta {
+    /// The config it was trained with (`config`): predicting, evaluating and resuming need no
+    /// other file.
+    pub config: Option<Config>,
+    /// Its keypoint set (`keypoints`), as the JSON of a `coco::KeypointSpec` (a type above this
+    /// layer; `app` reads it).
+    pub keypoints: Option<String>,
+    /// A classifier's network and class names (`classifier`).
+    pub classifier: Option<ClassifierModel>,
+    /// A best checkpoint's epoch and score (`epoch`, and the score under its column's name).
+    pub best: Option<BestScore>,
+    /// A training checkpoint's own keys (the trainer's position, the optimiser's step), and
+    /// notes such as `seed`, `arch` or `source`.
+    pub other: BTreeMap<String, String>,
+}
+
+/// The score columns a best checkpoint may name.
+const SCORE_KEYS: [&str; 2] = ["val_ap", "val_top1"];
+
+impl CheckpointMeta {
+    /// The metadata as the file stores it.
+    pub fn to_map(&self) -> Result<BTreeMap<String, String>> {
+        let mut map = self.other.clone();
+        if let Some(c) = &self.config {
+            map.insert("config".into(), serde_json::to_string(c)?);
+        }
+        if let Some(k) = &self.keypoints {
+            map.insert("keypoints".into(), k.clone());
+        }
+        if let Some(c) = &self.classifier {
+            map.insert(crate::config::CLASSIFIER_KEY.into(), serde_json::to_string(c)?);
+        }
+        if let Some(b) = &self.best {
+            map.insert("epoch".into(), b.epoch.to_string());
+            map.insert(b.column.clone(), b.value.to_string());
+        }
+        Ok(map)
+    }
+
+    /// Reads the metadata of a file; errors name `source` and the key.
+    pub fn from_map(mut map: BTreeMap<String, String>, source: &str) -> Result<CheckpointMeta> {
+        let mut meta = CheckpointMeta::default();
+        if let Some(text) = map.remove("config") {
+            meta.config = Some(Config::from_json(&text).with_context(|| format!("{source}: the 'config' metadata"))?);
+        } else if let Some(text) = map.remove("pretrain_config") {
+            let old: PretrainConfig =
+                serde_json::from_str(&text).with_context(|| format!("{source}: the 'pretrain_config' metadata"))?;
+            meta.config = Some(old.into_config());
+        }
+        meta.keypoints = map.remove("keypoints");
+        if let Some(text) = map.remove(crate::config::CLASSIFIER_KEY) {
+            let c = serde_json::from_str(&text).with_context(|| format!("{source}: the 'classifier' metadata"))?;
+            meta.classifier = Some(c);
+        }
+        let score = SCORE_KEYS.iter().find_map(|k| map.get(*k).map(|v| (k.to_string(), v.clone())));
+        if let (Some(epoch), Some((column, value))) = (map.get("epoch"), score) {
+            let parse = |what: &str, v: &str| format!("{source}: the '{what}' metadata is not a number ({v})");
+            let epoch = epoch.parse().with_context(|| parse("epoch", epoch))?;
+            let value = value.parse().with_context(|| parse(&column, &value))?;
+            map.remove("epoch");
+            map.remove(&column);
+            meta.best = Some(BestScore { epoch, column, value });
+        }
+        meta.other = map;
+        Ok(meta)
+    }
+
+    /// The metadata of a checkpoint file, from its header alone.
+    pub fn read(path: &Path) -> Result<CheckpointMeta> {
+        CheckpointMeta::from_map(read_metadata(path)?, &path.display().to_string())
+    }
+}
 
 /// Serialises every parameter and buffer (f32, little-endian) with `metadata`.
 pub fn to_bytes<D: Device<f32>>(params: &[&Param<D>], metadata: BTreeMap<String, String>) -> Result<Vec<u8>> {
@@ -31,10 +118,10 @@ pub fn to_bytes<D: Device<f32>>(params: &[&Param<D>], metadata: BTreeMap<String,
 pub fn save<D: super::backend::ConvBackend>(
     net: &Network<D>,
     path: &Path,
-    metadata: BTreeMap<String, String>,
+    meta: &CheckpointMeta,
     overwrite: bool,
 ) -> Result<()> {
-    let bytes = to_bytes(&net.params(), metadata)?;
+    let bytes = to_bytes(&net.params(), meta.to_map()?)?;
     crate::fsutil::write_new(path, &bytes, overwrite)
 }
 
@@ -126,6 +213,36 @@ pub fn load<D: super::backend::ConvBackend>(net: &mut Network<D>, path: &Path) -
 #[cfg(test)]
 mod tests {
     use super::super::blueprint::{backbone, deconv_head, Blueprint};
+
+    #[test]
+    fn metadata_round_trips_and_reads_earlier_releases_keys() {
+        let meta = CheckpointMeta {
+            config: Some(Config::default()),
+            keypoints: Some("{}".into()),
+            classifier: None,
+            best: Some(BestScore { epoch: 3, column: "val_ap".into(), value: 0.25 }),
+            other: BTreeMap::from([("seed".to_string(), "7".to_string())]),
+        };
+        let map = meta.to_map().unwrap();
+        assert_eq!((map["epoch"].as_str(), map["val_ap"].as_str(), map["seed"].as_str()), ("3", "0.25", "7"));
+        assert_eq!(CheckpointMeta::from_map(map, "ck").unwrap(), meta);
+        // A pretraining checkpoint of an earlier release: its flat config reads as a classifier's.
+        let old = BTreeMap::from([
+            ("pretrain_config".to_string(), r#"{"arch": "resnet10", "epochs": 4, "val_every": 0}"#.to_string()),
+            ("epoch".to_string(), "2".to_string()),
+            ("val_top1".to_string(), "0.5".to_string()),
+        ]);
+        let read = CheckpointMeta::from_map(old, "old").unwrap();
+        let cfg = read.config.unwrap();
+        assert_eq!(
+            (cfg.model.task, cfg.model.arch, cfg.train.val_every),
+            (crate::config::Task::Classify, Arch::Resnet10, 4)
+        );
+        assert_eq!(read.best, Some(BestScore { epoch: 2, column: "val_top1".into(), value: 0.5 }));
+        let bad = BTreeMap::from([("config".to_string(), r#"{"sigma": -1}"#.to_string())]);
+        let e = format!("{:#}", CheckpointMeta::from_map(bad, "ck.safetensors").unwrap_err());
+        assert!(e.contains("ck.safetensors: the 'config' metadata") && e.contains("sigma"), "{e}");
+    }
     use super::super::conv::T4;
     use super::super::layers::{init_rng, random_values, Ctx};
     use super::*;
@@ -147,7 +264,8 @@ mod tests {
         let _ = trained.forward(x.clone(), Ctx::train(1.0));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
-        save(&trained, &path, BTreeMap::from([("arch".to_string(), "dy-resnet10".to_string())]), false).unwrap();
+        let other = BTreeMap::from([("arch".to_string(), "dy-resnet10".to_string())]);
+        save(&trained, &path, &CheckpointMeta { other, ..Default::default() }, false).unwrap();
         let mut fresh = Network::new(&dev, &bp, 2);
         let meta = load(&mut fresh, &path).unwrap();
         assert_eq!(meta["arch"], "dy-resnet10");

@@ -5,13 +5,12 @@
 //! releases (`pretrain_state`, `pretrain_config`) load as well.
 
 use super::optimizer::Optimizer;
-use crate::config::{Config, PretrainConfig};
+use crate::config::Config;
 use crate::model::backend::ConvBackend;
-use crate::model::checkpoint::{load_into, to_bytes};
+use crate::model::checkpoint::{load_into, to_bytes, CheckpointMeta};
 use crate::model::network::Network;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Where training stands: the next batch to run is batch `batch` of epoch `epoch`.
@@ -31,23 +30,22 @@ pub struct TrainState {
 /// The version written under the `format` key.
 const FORMAT: &str = "dypose-train-1";
 
-/// Writes model, optimiser and state to `path` atomically (replacing it), with `metadata` (the
+/// Writes model, optimiser and state to `path` atomically (replacing it), with `meta` (the
 /// run's config and what the task stores) beside the trainer's own keys.
 pub fn save<D: ConvBackend>(
     path: &Path,
     net: &Network<D>,
     optimizer: &Optimizer<D>,
     state: &TrainState,
-    metadata: BTreeMap<String, String>,
+    mut meta: CheckpointMeta,
 ) -> Result<()> {
     let buffers = optimizer.state_tensors(net);
     let mut all = net.params();
     all.extend(buffers.iter());
-    let mut meta = metadata;
-    meta.extend(optimizer.metadata());
-    meta.insert("format".into(), FORMAT.into());
-    meta.insert("trainer".into(), serde_json::to_string(state)?);
-    crate::fsutil::write_atomic(path, &to_bytes(&all, meta)?)
+    meta.other.extend(optimizer.metadata());
+    meta.other.insert("format".into(), FORMAT.into());
+    meta.other.insert("trainer".into(), serde_json::to_string(state)?);
+    crate::fsutil::write_atomic(path, &to_bytes(&all, meta.to_map()?)?)
 }
 
 /// Loads a training checkpoint into `net` and `optimizer`; returns the state and the stored
@@ -62,22 +60,16 @@ pub fn load<D: ConvBackend>(
     let mut buffers = optimizer.state_tensors(net);
     let mut all = net.params_mut();
     all.extend(buffers.iter_mut());
-    let meta = load_into(all, &bytes, &source)?;
+    let meta = CheckpointMeta::from_map(load_into(all, &bytes, &source)?, &source)?;
     optimizer.restore(buffers);
-    optimizer.restore_metadata(&meta, &source)?;
-    let field = |keys: [&'static str; 2]| {
-        keys.iter()
-            .find_map(|k| meta.get(*k).map(|v| (*k, v)))
-            .with_context(|| format!("{source}: not a training checkpoint (no '{}' metadata)", keys[0]))
-    };
-    let (key, text) = field(["trainer", "pretrain_state"])?;
+    optimizer.restore_metadata(&meta.other, &source)?;
+    let missing = |key: &str| format!("{source}: not a training checkpoint (no '{key}' metadata)");
+    // Pretraining checkpoints of earlier releases name their position `pretrain_state`.
+    let (key, text) = ["trainer", "pretrain_state"]
+        .iter()
+        .find_map(|k| meta.other.get(*k).map(|v| (*k, v)))
+        .with_context(|| missing("trainer"))?;
     let state: TrainState = serde_json::from_str(text).with_context(|| format!("{source}: {key}"))?;
-    let (key, text) = field(["config", "pretrain_config"])?;
-    let config = if key == "config" {
-        Config::from_json(text)
-    } else {
-        serde_json::from_str::<PretrainConfig>(text).map(PretrainConfig::into_config).map_err(Into::into)
-    }
-    .with_context(|| format!("{source}: {key}"))?;
+    let config = meta.config.with_context(|| missing("config"))?;
     Ok((state, config))
 }

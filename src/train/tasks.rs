@@ -10,7 +10,7 @@ use super::center_loss::{center_loss, surrogate};
 use super::loss::{heatmap_loss, smoothed_cross_entropy};
 use super::metrics::Curves;
 use crate::coco::{CocoDataset, KeypointSpec};
-use crate::config::{ClassifierModel, Config, Size, Task as TaskKind, CLASSIFIER_KEY};
+use crate::config::{ClassifierModel, Config, Size, Task as TaskKind};
 use crate::data::detect::{detect_images, DetectSpec};
 use crate::data::folder::{FolderSamples, ImageFolder};
 use crate::data::instances::train_instances;
@@ -18,12 +18,12 @@ use crate::data::loader::{Batch, DetectSamples, Loader, LoaderConfig};
 use crate::data::sample::SampleSpec;
 use crate::model::backend::ConvBackend;
 use crate::model::blueprint::Blueprint;
+use crate::model::checkpoint::CheckpointMeta;
 use crate::model::conv::T4;
 use crate::model::layers::Ctx;
 use crate::model::network::Network;
 use anyhow::{bail, ensure, Result};
 use dfdx::prelude::*;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A validation's numbers, in the order of the task's score columns (absent where a column does
@@ -50,9 +50,9 @@ pub trait Task<D: ConvBackend> {
     fn curves(&self) -> Curves;
     /// A freshly initialised network for the task.
     fn network(&self, dev: &D, cfg: &Config) -> Result<Network<D>>;
-    /// What every checkpoint of the run carries besides the config (the keypoint set, the
+    /// Writes what every checkpoint of the run carries besides the config (the keypoint set, the
     /// classifier's description).
-    fn metadata(&self) -> Result<BTreeMap<String, String>>;
+    fn describe(&self, meta: &mut CheckpointMeta) -> Result<()>;
     /// The loss of a batch at temperature `tau` (training mode), and its value.
     fn loss(&self, net: &mut Network<D>, cfg: &Config, batch: Batch, tau: f32) -> Result<(Loss<D>, f64)>;
     /// Scores the network on the validation data.
@@ -66,8 +66,9 @@ fn input<D: ConvBackend>(net: &Network<D>, cfg: &Config, batch: &mut Batch) -> T
     net.device().tensor_from_vec(std::mem::take(&mut batch.inputs), (n, 3, s.height, s.width))
 }
 
-fn keypoint_metadata(spec: &KeypointSpec) -> Result<BTreeMap<String, String>> {
-    Ok(BTreeMap::from([("keypoints".to_string(), serde_json::to_string(spec)?)]))
+fn describe_keypoints(spec: &KeypointSpec, meta: &mut CheckpointMeta) -> Result<()> {
+    meta.keypoints = Some(serde_json::to_string(spec)?);
+    Ok(())
 }
 
 /// Top-down pose: one heatmap per joint of `spec`, the heatmap loss, AP by `validator`.
@@ -86,8 +87,8 @@ impl<D: ConvBackend, V: FnMut(&mut Network<D>) -> Result<Scores>> Task<D> for Po
     fn network(&self, dev: &D, cfg: &Config) -> Result<Network<D>> {
         Ok(Network::new(dev, &Blueprint::for_config(cfg, self.spec.len())?, cfg.seed))
     }
-    fn metadata(&self) -> Result<BTreeMap<String, String>> {
-        keypoint_metadata(&self.spec)
+    fn describe(&self, meta: &mut CheckpointMeta) -> Result<()> {
+        describe_keypoints(&self.spec, meta)
     }
     fn loss(&self, net: &mut Network<D>, cfg: &Config, mut batch: Batch, tau: f32) -> Result<(Loss<D>, f64)> {
         let (n, j, h) = (batch.len(), self.spec.len(), cfg.heatmap_size);
@@ -138,8 +139,8 @@ impl<D: ConvBackend, V: FnMut(&mut Network<D>) -> Result<Scores>> Task<D> for De
         }
         Ok(net)
     }
-    fn metadata(&self) -> Result<BTreeMap<String, String>> {
-        keypoint_metadata(&self.spec)
+    fn describe(&self, meta: &mut CheckpointMeta) -> Result<()> {
+        describe_keypoints(&self.spec, meta)
     }
     fn loss(&self, net: &mut Network<D>, cfg: &Config, mut batch: Batch, tau: f32) -> Result<(Loss<D>, f64)> {
         let x = input(net, cfg, &mut batch);
@@ -172,8 +173,9 @@ impl<D: ConvBackend, V: FnMut(&mut Network<D>) -> Result<Scores>> Task<D> for Cl
     fn network(&self, dev: &D, cfg: &Config) -> Result<Network<D>> {
         Ok(Network::new(dev, &Blueprint::classifier(&self.model)?, cfg.seed))
     }
-    fn metadata(&self) -> Result<BTreeMap<String, String>> {
-        Ok(BTreeMap::from([(CLASSIFIER_KEY.to_string(), serde_json::to_string(&self.model)?)]))
+    fn describe(&self, meta: &mut CheckpointMeta) -> Result<()> {
+        meta.classifier = Some(self.model.clone());
+        Ok(())
     }
     fn loss(&self, net: &mut Network<D>, cfg: &Config, mut batch: Batch, tau: f32) -> Result<(Loss<D>, f64)> {
         let x = input(net, cfg, &mut batch);

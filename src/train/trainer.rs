@@ -13,10 +13,10 @@ use super::tasks::{Scores, Task};
 use crate::config::Config;
 use crate::data::loader::{Batch, LoadReport, Loader};
 use crate::model::backend::ConvBackend;
+use crate::model::checkpoint::{BestScore, CheckpointMeta};
 use crate::model::network::Network;
 use anyhow::{bail, ensure, Context, Result};
 use dfdx::prelude::*;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -312,17 +312,17 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
 
     /// Metadata every checkpoint of the run carries: the config and what the task stores (the
     /// keypoint set, the classifier's description), so that using it needs nothing else.
-    fn metadata(&self) -> Result<BTreeMap<String, String>> {
-        let mut meta = self.task.metadata()?;
-        meta.insert("config".to_string(), serde_json::to_string(&self.cfg)?);
+    fn metadata(&self) -> Result<CheckpointMeta> {
+        let mut meta = CheckpointMeta { config: Some(self.cfg.clone()), ..Default::default() };
+        self.task.describe(&mut meta)?;
         Ok(meta)
     }
 
     fn save_best(&self, epochs_done: usize, score: f64) -> Result<()> {
         let mut meta = self.metadata()?;
-        meta.insert("epoch".into(), epochs_done.to_string());
-        meta.insert(self.task.score_columns()[0].into(), score.to_string());
-        crate::model::checkpoint::save(&self.net, &self.dir.join(BEST), meta, true)
+        let column = self.task.score_columns()[0].to_string();
+        meta.best = Some(BestScore { epoch: epochs_done, column, value: score });
+        crate::model::checkpoint::save(&self.net, &self.dir.join(BEST), &meta, true)
     }
 
     /// Writes model, optimiser and position to `last.safetensors` (atomically).
@@ -411,6 +411,7 @@ mod tests {
     use crate::config::{Arch, Size};
     use crate::model::layers::{init_rng, random_values};
     use crate::train::tasks::Pose;
+    use std::collections::BTreeMap;
 
     type Validator = fn(&mut Network<Cpu>) -> Result<Scores>;
     const POSE: [&str; 3] = ["val_ap", "val_ap50", "val_ap_dets"];

@@ -77,4 +77,10 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     // A changed config is refused on resume (only epochs may change).
     let o = dypose(&["pretrain", "--config", s(&cfg), "--out", s(&resumed), "--resume", "--set", "train.lr=0.1"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("different config"));
+    // A run directory inside an image folder (it would become a class of the next run) is refused.
+    let inside = dir.path().join("shapes/train/run");
+    let o = dypose(&["pretrain", "--config", s(&cfg), "--out", s(&inside)]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("inside the image folder"), "{e}");
+    assert!(!inside.exists(), "nothing written");
 }

@@ -196,7 +196,13 @@ fn part_references(line: &str, path: &[String], parts: &BTreeSet<String>) -> BTr
         // From module path [m, a, b], `super` is [m, a]; the module itself is reached when
         // the path is climbed to length 1.
         if path.len() > ups && path.len() - ups == 1 {
-            out.extend(segments.get(ups).map(|s| ident(s)).filter(|n| parts.contains(n)));
+            // `super::x::…`, or `super::{x, y::z}` (the rest of the line after the `{`).
+            let rest = segments[ups..].join("::");
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(inner) => inner[..inner.find('}').unwrap_or(inner.len())].split(',').collect(),
+                None => vec![rest.as_str()],
+            };
+            out.extend(names.into_iter().map(ident).filter(|n| parts.contains(n)));
         }
     }
     out

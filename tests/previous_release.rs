@@ -1,8 +1,11 @@
 //! Run directories and checkpoints of the previous release (before the one training core, with
 //! its flat pretraining config and `pretrain_state` checkpoints) resume and load: each
 //! committed run, stopped part-way by the old binary, is resumed by this build and ends with
-//! the weights, optimiser state and metrics of an uninterrupted run of this build; its best
-//! checkpoint opens for `classify` and `eval --checkpoint`.
+//! the weights, optimiser state and metrics of an uninterrupted run of this build; that run's
+//! metrics are the previous release's uninterrupted run's (committed, `*_uninterrupted_metrics.csv`:
+//! losses, learning rates, τ and scores through the step decay and the cosine tail); its best
+//! checkpoint opens for `classify` and `eval --checkpoint`. (Bit for bit, on the reference
+//! trainings, by `tools/reference_runs.sh` and `tools/compare_runs.py`.)
 
 mod common;
 
@@ -44,7 +47,7 @@ fn metrics(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn same_run(a: &Path, b: &Path) {
+fn same_run(a: &Path, b: &Path, stopped_epoch: usize) {
     for f in ["last.safetensors", "best.safetensors"] {
         let (x, y) = (tensors(&a.join(f)), tensors(&b.join(f)));
         assert_eq!(x.len(), y.len(), "{f}");
@@ -53,14 +56,40 @@ fn same_run(a: &Path, b: &Path) {
             assert!(p == q, "{f}: {n} differs");
         }
     }
-    // The row of the epoch in which the run was stopped averages the loss since the restart
-    // (as the previous release's resume did too); every other row is the same.
+    // The row that closes the window in which the run was stopped averages the loss since the
+    // restart (as the previous release's resume did too); every other row is the same.
     let (x, y) = (metrics(&a.join("metrics.csv")), metrics(&b.join("metrics.csv")));
     assert_eq!(x.len(), y.len());
-    let differing = x.iter().zip(&y).filter(|(p, q)| p != q).count();
-    assert!(differing <= 1, "{differing} rows differ:\n{x:?}\n{y:?}");
-    assert_eq!(x[0], y[0], "the header");
-    assert_eq!(x.last(), y.last(), "the last row");
+    let differing: Vec<usize> = (0..x.len()).filter(|&i| x[i] != y[i]).collect();
+    assert!(differing.len() <= 1, "rows {differing:?} differ:\n{x:?}\n{y:?}");
+    if let Some(&i) = differing.first() {
+        let epoch = |row: &str| row.split(',').next().unwrap().to_string();
+        assert_eq!(epoch(&x[i]), stopped_epoch.to_string(), "only the interrupted epoch's row: {}", x[i]);
+        let drop_loss = |row: &str| {
+            row.split(',').enumerate().filter(|(k, _)| *k != 2).map(|(_, f)| f).collect::<Vec<_>>().join(",")
+        };
+        assert_eq!(drop_loss(&x[i]), drop_loss(&y[i]), "only its loss");
+    }
+}
+
+/// A run's metrics equal the previous release's (`expected`, images_per_s left out): counts
+/// exactly, numbers to 1e-9 relative (a CPU with other vector units may round otherwise).
+fn same_metrics_as_previous_release(run: &Path, expected: &str) {
+    let got = metrics(&run.join("metrics.csv"));
+    let want: Vec<String> =
+        std::fs::read_to_string(Path::new(FIXTURES).join(expected)).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(got.len(), want.len(), "rows");
+    assert_eq!(got[0], want[0], "header");
+    for (g, w) in got.iter().zip(&want).skip(1) {
+        for (k, (a, b)) in g.split(',').zip(w.split(',')).enumerate() {
+            if k < 2 || a.is_empty() || b.is_empty() {
+                assert_eq!(a, b, "{g} vs {w}");
+                continue;
+            }
+            let (a, b): (f64, f64) = (a.parse().unwrap(), b.parse().unwrap());
+            assert!((a - b).abs() <= 1e-9 * b.abs().max(1e-3), "column {k}: {g} vs {w}");
+        }
+    }
 }
 
 #[test]
@@ -76,7 +105,8 @@ fn a_previous_release_pose_run_resumes_and_its_checkpoint_loads() {
     let report = run_in(d, &["train", "--config", "pose.json", "--out", "resumed", "--resume"]);
     assert!(report.contains("finished at epoch 3, iteration 39"), "{report}");
     run_in(d, &["train", "--config", "pose.json", "--out", "straight"]);
-    same_run(&d.join("straight"), &d.join("resumed"));
+    same_run(&d.join("straight"), &d.join("resumed"), 1);
+    same_metrics_as_previous_release(&d.join("straight"), "pose_uninterrupted_metrics.csv");
     let stats = d.join("stats.json");
     let ck = Path::new(FIXTURES).join("pose/best.safetensors");
     run_in(
@@ -106,7 +136,8 @@ fn a_previous_release_pretraining_run_resumes_and_its_checkpoint_classifies() {
     let report = run_in(d, &["pretrain", "--config", "pretrain.json", "--out", "resumed", "--resume"]);
     assert!(report.contains("finished at epoch 3, iteration 21"), "{report}");
     run_in(d, &["pretrain", "--config", "pretrain.json", "--out", "straight"]);
-    same_run(&d.join("straight"), &d.join("resumed"));
+    same_run(&d.join("straight"), &d.join("resumed"), 1);
+    same_metrics_as_previous_release(&d.join("straight"), "classifier_uninterrupted_metrics.csv");
     let ck = Path::new(FIXTURES).join("classifier/best.safetensors");
     let image = d.join("shapes/val/circle/00000.png");
     let out = ok(&["classify", "--checkpoint", s(&ck), "--images", s(&image), "--top", "2"]);

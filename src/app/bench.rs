@@ -118,12 +118,19 @@ pub fn bench_folder(dir: &Path, input: crate::config::Size, samples: usize, batc
     let start = Instant::now();
     let (mut n, mut k) = (0usize, 0usize);
     'epochs: for epoch in 1.. {
-        for b in loader.epoch(epoch) {
+        let before = n;
+        let mut batches = loader.epoch(epoch);
+        for b in batches.by_ref() {
             n += b.labels.len();
             k += 1;
             if n >= samples.max(1) {
                 break 'epochs;
             }
+        }
+        if n == before {
+            let report = batches.report();
+            let first = report.failed.iter().next().map(|(p, e)| format!(": {}: {e}", p.display()));
+            anyhow::bail!("{}: no image could be read{}", dir.display(), first.unwrap_or_default());
         }
     }
     let secs = start.elapsed().as_secs_f64();

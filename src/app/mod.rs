@@ -61,6 +61,7 @@ pub struct Trained {
 pub fn open_checkpoint(device: Device, checkpoint: &Path, config: Option<&Path>) -> Result<Trained> {
     let meta = CheckpointMeta::read(checkpoint)?;
     let source = checkpoint.display();
+    anyhow::ensure!(meta.classifier.is_none(), "{source}: a classifier checkpoint; `dypose classify` runs it");
     let cfg = match (config, meta.config) {
         (Some(path), _) => Config::load(path, &[])?,
         (None, Some(cfg)) => cfg,

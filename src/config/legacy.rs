@@ -82,17 +82,18 @@ impl PretrainConfig {
         (t.weight_decay, t.warmup_iters, t.warmup_epochs) = (self.weight_decay, 0, self.warmup_epochs);
         (t.lr_schedule, t.lr_steps, t.lr_factor) = (self.lr_schedule, self.lr_steps, self.lr_factor);
         (t.label_smoothing, t.temperature) = (self.label_smoothing, self.temperature);
-        // "Only after the last": every `epochs` epochs validates at the last one alone.
-        t.val_every = if self.val_every == 0 { self.epochs.max(1) } else { self.val_every };
+        // "Only after the last": an interval no run reaches validates at the last epoch alone,
+        // whatever `epochs` a resumed run asks for.
+        t.val_every = if self.val_every == 0 { usize::MAX } else { self.val_every };
         t.log_every = 0;
         cfg
     }
 }
 
-/// Whether a config file's JSON is the flat pretraining config (keys a [`Config`] never has
-/// at its top level).
+/// Whether a config file's JSON is the flat pretraining config (its image folders, keys a
+/// [`Config`] never has at its top level).
 pub fn is_pretrain_config(value: &Value) -> bool {
-    value.as_object().is_some_and(|o| ["train_dir", "val_dir", "arch"].iter().any(|k| o.contains_key(*k)))
+    value.as_object().is_some_and(|o| ["train_dir", "val_dir"].iter().any(|k| o.contains_key(*k)))
 }
 
 /// A flat pretraining config as a [`Config`]; errors name the file and the key.
@@ -129,7 +130,9 @@ mod tests {
         assert_eq!((t.optimizer, t.lr, t.momentum, t.nesterov), (Optimizer::Sgd, 0.2, 0.9, false));
         assert_eq!((t.warmup_epochs, t.warmup_iters, t.lr_schedule), (1.0, 0, LrSchedule::Cosine));
         assert_eq!((t.weight_decay, t.label_smoothing, t.epochs), (4e-5, 0.1, 4));
-        assert_eq!((t.val_every, t.log_every), (4, 0), "0 meant: after the last epoch only");
+        assert_eq!((t.val_every, t.log_every), (usize::MAX, 0), "0 meant: after the last epoch only");
+        let longer = Config::load(&p, &["nesterov=false".into(), "epochs=9".into()]).unwrap();
+        assert_eq!(longer.train.val_every, t.val_every, "a resumed run may ask for more epochs");
         // The same keys in the new layout give the same config.
         let new = dir.path().join("new.json");
         std::fs::write(
@@ -138,7 +141,7 @@ mod tests {
                "data": {"train_images": "shapes/train", "val_images": "shapes/val"},
                "model": {"task": "classify", "arch": "resnet10", "width": 0.25},
                "loader": {"batch_size": 32},
-               "train": {"epochs": 4, "lr": 0.2, "warmup_epochs": 1, "nesterov": false, "val_every": 4,
+               "train": {"epochs": 4, "lr": 0.2, "warmup_epochs": 1, "nesterov": false, "val_every": 18446744073709551615,
                          "temperature": {"start": 30, "end": 1, "epochs": 1}}}"#,
         )
         .unwrap();

@@ -180,7 +180,7 @@ pub struct TrainConfig {
     pub warmup_epochs: f64,
     /// Cross-entropy against (1 − ε)·one-hot + ε/classes (`classify` only).
     pub label_smoothing: f64,
-    /// L2 penalty added to the gradients (PyTorch Adam's `weight_decay`).
+    /// L2 penalty added to the gradients (PyTorch's `weight_decay`, for Adam and SGD).
     pub weight_decay: f64,
     /// Dynamic-conv softmax temperature: `start` → `end` linearly over `epochs`, per iteration.
     pub temperature: TemperatureSchedule,
@@ -270,8 +270,8 @@ impl Default for ValConfig {
     }
 }
 
-/// The network: a backbone and a keypoint head. The head predicts one map per joint of the
-/// keypoint set (`data.keypoints`), so the joint count is not a model key.
+/// The network: a backbone and a task head (one heatmap per joint of the keypoint set, so the
+/// joint count is not a model key; the detector's five maps; or a classifier).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {

@@ -196,7 +196,8 @@ impl<D: ConvBackend, V: FnMut(&mut Network<D>) -> Result<Scores>> Task<D> for Cl
 /// Top-1 and top-5 accuracy of a classifier over one pass of `val`'s batches (inference mode).
 pub fn top_k_accuracy<D: ConvBackend>(net: &mut Network<D>, val: &Loader, input: Size) -> Result<Scores> {
     let (mut top1, mut top5, mut n) = (0usize, 0usize, 0usize);
-    for batch in val.epoch(0).filter(|b| !b.is_empty()) {
+    let mut batches = val.epoch(0);
+    for batch in batches.by_ref().filter(|b| !b.is_empty()) {
         let x = net.device().tensor_from_vec(batch.inputs, (batch.labels.len(), 3, input.height, input.width));
         let logits = net.logits(x, Ctx::INFERENCE).as_vec();
         let c = logits.len() / batch.labels.len();
@@ -206,6 +207,11 @@ pub fn top_k_accuracy<D: ConvBackend>(net: &mut Network<D>, val: &Loader, input:
             top5 += usize::from(above < 5);
         }
         n += batch.labels.len();
+    }
+    // Every validation image counts: one that cannot be read stops the run (as pose validation
+    // does) rather than shrinking the denominator.
+    if let Some((path, e)) = batches.report().failed.iter().next() {
+        bail!("validation: {} images could not be read, e.g. {}: {e}", batches.report().failed.len(), path.display());
     }
     ensure!(n > 0, "the validation folder has no readable image");
     Ok(Scores(vec![Some(top1 as f64 / n as f64), Some(top5 as f64 / n as f64)]))

@@ -236,7 +236,7 @@ mod tests {
         let cfg = read.config.unwrap();
         assert_eq!(
             (cfg.model.task, cfg.model.arch, cfg.train.val_every),
-            (crate::config::Task::Classify, Arch::Resnet10, 4)
+            (crate::config::Task::Classify, Arch::Resnet10, usize::MAX)
         );
         assert_eq!(read.best, Some(BestScore { epoch: 2, column: "val_top1".into(), value: 0.5 }));
         let bad = BTreeMap::from([("config".to_string(), r#"{"sigma": -1}"#.to_string())]);

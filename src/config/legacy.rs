@@ -7,7 +7,7 @@ use super::{Arch, Config, LrSchedule, Optimizer, Size, Task, TemperatureSchedule
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The flat pretraining config of earlier releases, with its defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,13 +96,9 @@ pub fn is_pretrain_config(value: &Value) -> bool {
     value.as_object().is_some_and(|o| ["train_dir", "val_dir"].iter().any(|k| o.contains_key(*k)))
 }
 
-/// A flat pretraining config as a [`Config`]; errors name the file and the key.
-pub fn parse(value: Value, path: &Path) -> Result<Config> {
-    let old: PretrainConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-        let at = e.path().to_string();
-        anyhow::anyhow!("{}: {}: {}", path.display(), if at == "." { "config".into() } else { at }, e.inner())
-    })?;
-    Ok(old.into_config())
+/// A flat pretraining config as a [`Config`]; errors name the key.
+pub fn parse(value: Value) -> Result<Config> {
+    Ok(super::deserialize_keyed::<PretrainConfig>(value)?.into_config())
 }
 
 #[cfg(test)]
@@ -146,5 +142,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(Config::load(&new, &[]).unwrap(), cfg);
+        let e = format!("{:#}", Config::load(&p, &["lr=\"high\"".into()]).unwrap_err());
+        assert!(e.contains("old.json: lr: invalid type"), "errors name the file and the key: {e}");
     }
 }

@@ -474,11 +474,8 @@ impl Config {
     }
 
     fn from_json_value(value: Value, path: &Path) -> Result<Config> {
-        let mut cfg = if legacy::is_pretrain_config(&value) {
-            legacy::parse(value, path)?
-        } else {
-            Config::from_value(value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        };
+        let cfg = if legacy::is_pretrain_config(&value) { legacy::parse(value) } else { Config::from_value(value) };
+        let mut cfg = cfg.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let d = &mut cfg.data;
         for p in [&mut d.train_annotations, &mut d.train_images, &mut d.val_annotations, &mut d.val_images] {
@@ -500,10 +497,7 @@ impl Config {
         let task = value.pointer("/model/task").and_then(|t| Task::deserialize(t).ok()).unwrap_or_default();
         let mut merged = serde_json::to_value(Config::defaults(task))?;
         merge(&mut merged, value);
-        serde_path_to_error::deserialize(merged).map_err(|e| {
-            let at = e.path().to_string();
-            anyhow::anyhow!("{}: {}", if at == "." { "config".into() } else { at }, e.inner())
-        })
+        deserialize_keyed(merged)
     }
 
     /// [`Config::from_value`] of JSON text, validated.
@@ -652,6 +646,14 @@ fn json_with_overrides(bytes: &[u8], path: &Path, overrides: &[String]) -> Resul
         apply_override(&mut value, o).with_context(|| format!("--set {o}"))?;
     }
     Ok(value)
+}
+
+/// `value` as `T`; an error names the key it is about (`config` for the whole).
+fn deserialize_keyed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        anyhow::anyhow!("{}: {}", if at == "." { "config".into() } else { at }, e.inner())
+    })
 }
 
 /// Writes `over` onto `base`: objects key by key, anything else replaced.

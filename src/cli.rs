@@ -2,6 +2,7 @@
 //! subcommand to its function in `app`.
 
 use crate::config::{Arch, Decoding, Device, HeadKind, ImageFormat, IouType, KeypointMetric, Size};
+use crate::export::DynamicForm;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -51,6 +52,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// The top classes of images under a classifier checkpoint (imported or pretrained).
     Classify(ClassifyArgs),
+    /// Write a checkpoint (pose model, detector or classifier) as one ONNX file, optionally with the decoding inside.
+    Export(ExportArgs),
     /// Convert torchvision weights (a state dict saved as safetensors by
     /// tools/import_torchvision.py) into a dypose classifier checkpoint.
     ImportTorchvision(ImportTorchvisionArgs),
@@ -85,6 +88,36 @@ pub struct ClassifyArgs {
     pub top: usize,
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A pose, detector or classifier checkpoint.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// A config to use instead of the one the checkpoint holds.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The ONNX file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// How dynamic convolutions are written: `experts` (dynamic batch), `grouped` (fixed
+    /// batch), `matmul` (1×1 convs as a batched MatMul, others as `experts`).
+    #[arg(long, value_enum, default_value_t = DynamicForm::Experts)]
+    pub form: DynamicForm,
+    /// A fixed batch size (default: dynamic; 1 for the `grouped` form).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Add the post-processing to the graph: joints in input pixels and their scores, boxes
+    /// and scores, or class probabilities.
+    #[arg(long)]
+    pub decode: bool,
+    /// Add the flip test to the graph (pose models; detectors with --decode).
+    #[arg(long)]
+    pub flip: bool,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]

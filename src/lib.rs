@@ -1,7 +1,7 @@
 //! dypose: COCO keypoint detection with Dynamic Convolution.
 //!
 //! Data flows one way (`docs/src/contributing/architecture.md` draws the module graph,
-//! `tests/module_graph.rs` enforces it): `coco` (files) → `data` (crops, targets) → `model` → `train` / `infer` → `eval` (the
+//! `tests/module_graph.rs` enforces it): `coco` (files) → `data` (crops, targets) → `model` → `train` / `infer` / `export` (ONNX) → `eval` (the
 //! COCO metric) and `viz` (drawings); `app` wires them per subcommand and `cli` holds the
 //! command line. `config`, `seed`, `fsutil` and `progress` are leaves that anything may use.
 
@@ -11,6 +11,7 @@ pub mod coco;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod fsutil;
 pub mod infer;
 pub mod model;

@@ -2,7 +2,8 @@ use anyhow::Result;
 use clap::Parser;
 use dypose::app;
 use dypose::cli::{
-    BenchCommand, ClassifyArgs, Cli, Command, DataCommand, DetectArgs, DrawArgs, EvalArgs, ExplainArgs, ImageInput,
+    BenchCommand, ClassifyArgs, Cli, Command, DataCommand, DetectArgs, DrawArgs, EvalArgs, ExplainArgs, ExportArgs,
+    ImageInput,
     ImportTorchvisionArgs, InfoArgs, PredictArgs, RunArgs, SynthArgs,
 };
 use dypose::config::{Config, IouType, KeypointMetric, Task};
@@ -75,6 +76,7 @@ fn run(cli: Cli) -> Result<()> {
     let report = match cli.command {
         Command::Eval(a) => eval(a)?,
         Command::Classify(a) => app::classify::classify(&classify_request(a))?,
+        Command::Export(a) => app::export::export(&export_request(a))?,
         Command::ImportTorchvision(a) => app::classify::import_torchvision(&import_request(a))?,
         Command::Info(a) => {
             let json = a.json;
@@ -166,6 +168,16 @@ fn classify_request(a: ClassifyArgs) -> app::classify::ClassifyRequest {
         force: a.force,
         top: a.top,
         device: a.device,
+    }
+}
+
+fn export_request(a: ExportArgs) -> app::export::ExportRequest {
+    app::export::ExportRequest {
+        checkpoint: a.checkpoint,
+        config: a.config,
+        out: a.out,
+        options: dypose::export::ExportOptions { form: a.form, batch: a.batch, decode: a.decode, flip: a.flip },
+        force: a.force,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod detect;
 pub mod draw;
 pub mod eval;
 pub mod explain;
+pub mod export;
 pub mod images;
 pub mod info;
 pub mod predict;
@@ -59,6 +60,13 @@ pub struct Trained {
 /// they describe. A checkpoint that does not store its set (earlier releases, `init --arch`)
 /// gets the config's, as [`spec_for_config`] finds it.
 pub fn open_checkpoint(device: Device, checkpoint: &Path, config: Option<&Path>) -> Result<Trained> {
+    let (cfg, spec) = described_by(checkpoint, config)?;
+    let model = build_model(device, &cfg, &spec, Some(checkpoint))?;
+    Ok(Trained { cfg, spec, model })
+}
+
+/// The config and keypoint set of a pose or detector checkpoint (see [`open_checkpoint`]).
+pub fn described_by(checkpoint: &Path, config: Option<&Path>) -> Result<(Config, KeypointSpec)> {
     let meta = CheckpointMeta::read(checkpoint)?;
     let source = checkpoint.display();
     anyhow::ensure!(meta.classifier.is_none(), "{source}: a classifier checkpoint; `dypose classify` runs it");
@@ -80,8 +88,7 @@ pub fn open_checkpoint(device: Device, checkpoint: &Path, config: Option<&Path>)
         }
         None => spec_for_config(&cfg)?,
     };
-    let model = build_model(device, &cfg, &spec, Some(checkpoint))?;
-    Ok(Trained { cfg, spec, model })
+    Ok((cfg, spec))
 }
 
 /// The network of `cfg` for `spec` on `device`, with the weights of `checkpoint`

@@ -153,7 +153,7 @@ fn argmax(map: &[f32], w: usize) -> (usize, usize, f32) {
 
 /// The normalised 1-D Gaussian DARK blurs with: kernel size 6σ − 1 (11 for σ = 2, as mmpose
 /// chooses), the σ OpenCV derives for that size: 0.3·((k − 1)/2 − 1) + 0.8.
-fn dark_blur_kernel(sigma: f32) -> Vec<f64> {
+pub fn dark_blur_kernel(sigma: f32) -> Vec<f64> {
     let k = ((6.0 * sigma - 1.0).round() as usize).max(3) | 1;
     let s = 0.3 * ((k as f64 - 1.0) * 0.5 - 1.0) + 0.8;
     let c = (k / 2) as f64;

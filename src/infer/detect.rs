@@ -79,20 +79,18 @@ impl<M: HeatmapModel> Detector<M> {
                     lb
                 })
                 .collect();
-            let mut maps = self.model.heatmaps(&inputs, batch.len(), size)?;
+            let maps = self.model.heatmaps(&inputs, batch.len(), size)?;
             let per = maps.len() / batch.len();
             let plane = self.codec.output.area();
             ensure!(per == 5 * plane, "the network gives {per} values per image, a detector {}", 5 * plane);
-            sigmoid(&mut maps, plane);
-            if self.flip {
-                let mut mirrored = self.model.heatmaps(&mirror_inputs(&inputs, size), batch.len(), size)?;
-                sigmoid(&mut mirrored, plane);
-                average_mirrored(&mut maps, &mirrored, self.codec.output);
-            }
-            out.par_extend(maps.par_chunks(per).zip(letterboxes).zip(batch).map(|((m, lb), img)| {
+            let mirrored = match self.flip {
+                true => Some(self.model.heatmaps(&mirror_inputs(&inputs, size), batch.len(), size)?),
+                false => None,
+            };
+            let found = boxes_of_maps(&self.codec, maps, mirrored, self.max_detections, self.min_score);
+            out.par_extend(found.into_par_iter().zip(letterboxes).zip(batch).map(|((boxes, lb), img)| {
                 let image_size = Size::new(img.width() as usize, img.height() as usize);
-                self.codec
-                    .decode(&m[..plane], &m[plane..], self.max_detections, self.min_score)
+                boxes
                     .into_iter()
                     .filter_map(|b| {
                         let bbox = clip_box(lb.box_to_image(b.bbox), image_size, f64::MIN_POSITIVE)?;
@@ -142,6 +140,24 @@ impl<M: HeatmapModel> Detector<M> {
 }
 
 /// The centre logits (the first map of every 5) as probabilities.
+/// The boxes (input pixels, best first) in each image's raw network maps, the mirrored images'
+/// maps averaged in when given (the flip test): the detector's whole decoding.
+pub fn boxes_of_maps(
+    codec: &CenterCodec,
+    mut maps: Vec<f32>,
+    mirrored: Option<Vec<f32>>,
+    top_k: usize,
+    min_score: f64,
+) -> Vec<Vec<ScoredBox>> {
+    let plane = codec.output.area();
+    sigmoid(&mut maps, plane);
+    if let Some(mut mirrored) = mirrored {
+        sigmoid(&mut mirrored, plane);
+        average_mirrored(&mut maps, &mirrored, codec.output);
+    }
+    maps.par_chunks(5 * plane).map(|m| codec.decode(&m[..plane], &m[plane..], top_k, min_score)).collect()
+}
+
 fn sigmoid(maps: &mut [f32], plane: usize) {
     for m in maps.chunks_exact_mut(5 * plane) {
         m[..plane].iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp()));

@@ -449,7 +449,7 @@ impl<D: ConvBackend> SqueezeExcite<D> {
 }
 
 /// BN-folded (weights, bias) of a ConvBn.
-type Folded = std::sync::Arc<(Vec<f32>, Vec<f32>)>;
+pub(super) type Folded = std::sync::Arc<(Vec<f32>, Vec<f32>)>;
 
 /// Conv → BN → activation, the unit every backbone and head is made of.
 #[derive(Debug)]
@@ -547,7 +547,7 @@ impl<D: ConvBackend> ConvBn<D> {
     }
 
     /// The folded (weights, bias), computed once per parameter change.
-    fn folded_weights(&self) -> Folded {
+    pub(super) fn folded_weights(&self) -> Folded {
         let mut cache = self.folded.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(v) = cache.as_ref() {
             return v.clone();

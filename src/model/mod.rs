@@ -18,3 +18,4 @@ pub mod layers;
 pub mod network;
 pub mod norm;
 pub mod torchvision;
+pub mod trace;

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 // A network holds a few dozen layers, built once: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-enum Layer<D: Device<f32> + 'static> {
+pub(super) enum Layer<D: Device<f32> + 'static> {
     ConvBn(ConvBn<D>),
     Conv(Conv<D>),
     Linear(Linear<D>),
@@ -51,13 +51,13 @@ impl<D: ConvBackend> Layer<D> {
 
 /// Positions in [`Network`]'s layer list.
 #[derive(Debug)]
-enum BlockLayers {
+pub(super) enum BlockLayers {
     Basic { conv1: usize, conv2: usize, shortcut: Option<usize> },
     Inverted { expand: Option<usize>, depthwise: usize, se: Option<usize>, project: usize, residual: bool },
 }
 
 #[derive(Debug)]
-enum HeadLayers {
+pub(super) enum HeadLayers {
     Deconv { deconvs: Vec<usize>, final_conv: usize },
     Light { stages: Vec<(usize, usize)>, final_conv: usize },
 }
@@ -65,13 +65,13 @@ enum HeadLayers {
 #[derive(Debug)]
 pub struct Network<D: Device<f32> + 'static> {
     pub blueprint: Blueprint,
-    layers: Vec<Layer<D>>,
-    stem: usize,
-    stages: Vec<Vec<BlockLayers>>,
-    last: Option<usize>,
-    head: Option<HeadLayers>,
+    pub(super) layers: Vec<Layer<D>>,
+    pub(super) stem: usize,
+    pub(super) stages: Vec<Vec<BlockLayers>>,
+    pub(super) last: Option<usize>,
+    pub(super) head: Option<HeadLayers>,
     /// The classifier's linear layers, hard-swish between them (none without a classifier).
-    classifier: Vec<usize>,
+    pub(super) classifier: Vec<usize>,
 }
 
 /// Appends layers with fresh weights, in the order their parameters are listed.

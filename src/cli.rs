@@ -101,11 +101,12 @@ pub struct ExportArgs {
     /// The ONNX file to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// How dynamic convolutions are written: `experts` (dynamic batch), `grouped` (fixed
-    /// batch), `matmul` (1×1 convs as a batched MatMul, others as `experts`).
-    #[arg(long, value_enum, default_value_t = DynamicForm::Experts)]
+    /// How dynamic convolutions are written: `grouped` (fixed batch; the fastest in
+    /// onnxruntime on the CPU), `experts` (dynamic batch, constant conv weights), `matmul`
+    /// (dynamic batch; 1×1 convs as a batched MatMul, others as `experts`).
+    #[arg(long, value_enum, default_value_t = DynamicForm::Grouped)]
     pub form: DynamicForm,
-    /// A fixed batch size (default: dynamic; 1 for the `grouped` form).
+    /// A fixed batch size (default: 1 for the `grouped` form, dynamic for the others).
     #[arg(long)]
     pub batch: Option<usize>,
     /// Add the post-processing to the graph: joints in input pixels and their scores, boxes
@@ -115,6 +116,13 @@ pub struct ExportArgs {
     /// Add the flip test to the graph (pose models; detectors with --decode).
     #[arg(long)]
     pub flip: bool,
+    /// Also write seeded inputs and dypose's own outputs for them into this folder as .npy
+    /// files (input_b8.npy, heatmaps_b8.npy, …), to check a runtime against dypose.
+    #[arg(long, value_name = "DIR")]
+    pub reference: Option<PathBuf>,
+    /// The batch sizes of the --reference sets.
+    #[arg(long, value_delimiter = ',', default_value = "1", requires = "reference")]
+    pub reference_batches: Vec<usize>,
     /// Replace --out if it exists.
     #[arg(long)]
     pub force: bool,
@@ -485,6 +493,9 @@ pub enum BenchCommand {
         /// Use dfdx's device-generic ops instead of the fast path (the CPU's, or with a cudnn build CUDA's).
         #[arg(long)]
         generic: bool,
+        /// Time inference only.
+        #[arg(long)]
+        inference_only: bool,
         /// Where the network runs (cuda needs a build with --features cuda).
         #[arg(long, value_enum, default_value_t = Device::Cpu)]
         device: Device,

@@ -177,6 +177,8 @@ fn export_request(a: ExportArgs) -> app::export::ExportRequest {
         config: a.config,
         out: a.out,
         options: dypose::export::ExportOptions { form: a.form, batch: a.batch, decode: a.decode, flip: a.flip },
+        reference: a.reference,
+        reference_batches: a.reference_batches,
         force: a.force,
     }
 }
@@ -286,9 +288,9 @@ fn bench(b: BenchCommand) -> Result<String> {
         BenchCommand::Eval { gt, results, spec, repeats } => {
             app::bench::bench_eval(&gt, &results, spec.as_deref(), repeats)
         }
-        BenchCommand::Model { config, set, batch, iters, generic, device } => {
+        BenchCommand::Model { config, set, batch, iters, generic, inference_only, device } => {
             let cfg = Config::load(&config, &set)?;
-            app::bench::bench_model(device, &cfg, &app::bench::ModelBench { batch, iters, generic })
+            app::bench::bench_model(device, &cfg, &app::bench::ModelBench { batch, iters, generic, inference_only })
         }
         BenchCommand::Predict {
             config,

@@ -248,6 +248,8 @@ pub struct ModelBench {
     pub batch: usize,
     pub iters: usize,
     pub generic: bool,
+    /// Time inference only (training is what takes long on the CPU).
+    pub inference_only: bool,
 }
 
 /// `dypose bench model`: inference and training images/s of the config's model on `device`,
@@ -268,7 +270,7 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
     use crate::model::layers::{init_rng, random_values, Ctx};
     use crate::model::network::Network;
     use dfdx::prelude::*;
-    let ModelBench { batch, iters, generic } = *how;
+    let ModelBench { batch, iters, generic, inference_only } = *how;
     anyhow::ensure!(batch >= 1 && iters >= 1, "--batch and --iters must be at least 1");
     let generic = generic || !D::FAST;
     let bp = Blueprint::for_config(cfg, joints)?;
@@ -296,8 +298,13 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
         std::hint::black_box(grads);
         t.elapsed().as_secs_f64()
     };
-    train();
-    let training: Vec<f64> = (0..iters).map(|_| train()).collect();
+    let training: Vec<f64> = match inference_only {
+        true => vec![f64::NAN],
+        false => {
+            train();
+            (0..iters).map(|_| train()).collect()
+        }
+    };
     let (ti, tt) = (median(inference), median(training));
     let (ips_i, ips_t) = (batch as f64 / ti, batch as f64 / tt);
     let flops = 2.0 * cost.madds as f64;
@@ -330,7 +337,9 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
     let share = |gf: f64| if on_cpu { format!("{:.0}%", 100.0 * gf / bound) } else { "-".to_string() };
     s += &format!("{:<22} {:>10} {:>10} {:>10} {:>16}\n", "", "s/batch", "img/s", "GFLOP/s", "of gemm bound");
     s += &format!("{:<22} {:>10.3} {:>10.2} {:>10.1} {:>16}\n", "inference", ti, ips_i, gf_i, share(gf_i));
-    s += &format!("{:<22} {:>10.3} {:>10.2} {:>10.1} {:>16}\n", "training (fwd+bwd)", tt, ips_t, gf_t, share(gf_t));
+    if !inference_only {
+        s += &format!("{:<22} {:>10.3} {:>10.2} {:>10.1} {:>16}\n", "training (fwd+bwd)", tt, ips_t, gf_t, share(gf_t));
+    }
     if on_cpu {
         s += &format!(
             "gemm bound: the faster one-core GEMM ({gemm:.1} GFLOP/s; dfdx's {gemm_dfdx:.1}) × {cores} = {bound:.1} GFLOP/s; "
@@ -339,8 +348,8 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
     s += &format!("peak host memory {rss:.0} MB\n");
     let nan_null = |v: f64| if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null };
     s += &serde_json::json!({
-        "device": device.to_string(), "batch": batch, "inference_img_per_s": ips_i, "training_img_per_s": ips_t,
-        "inference_gflops": gf_i, "training_gflops": gf_t, "gemm_one_core_gflops": nan_null(gemm),
+        "device": device.to_string(), "batch": batch, "inference_img_per_s": ips_i, "training_img_per_s": nan_null(ips_t),
+        "inference_gflops": gf_i, "training_gflops": nan_null(gf_t), "gemm_one_core_gflops": nan_null(gemm),
         "gemm_one_core_gflops_dfdx": nan_null(gemm_dfdx), "threads": cores, "peak_rss_mb": nan_null(rss), "generic_ops": generic,
     })
     .to_string();

@@ -6,7 +6,11 @@ use crate::export::{DynamicForm, ExportOptions, Purpose};
 use crate::model::blueprint::Blueprint;
 use crate::model::checkpoint::CheckpointMeta;
 use crate::model::network::Network;
-use anyhow::Result;
+use crate::export::npy::{npy_bytes, Values};
+use crate::infer::HeatmapModel;
+use crate::model::backend::ConvBackend;
+use anyhow::{Context, Result};
+use rand_distr::{Distribution, StandardNormal};
 use std::path::PathBuf;
 
 /// What `dypose export` was asked for.
@@ -17,6 +21,10 @@ pub struct ExportRequest {
     pub config: Option<PathBuf>,
     pub out: PathBuf,
     pub options: ExportOptions,
+    /// Also write seeded inputs and dypose's own outputs for them here, as `.npy` files, one
+    /// set per batch size in `reference_batches`: what a runtime's outputs are checked against.
+    pub reference: Option<PathBuf>,
+    pub reference_batches: Vec<usize>,
     pub force: bool,
 }
 
@@ -27,6 +35,15 @@ pub fn export(req: &ExportRequest) -> Result<String> {
     inputs.extend(req.config.iter().cloned());
     crate::fsutil::refuse_overwriting_inputs(std::slice::from_ref(&req.out), &inputs)?;
     crate::fsutil::refuse_existing(std::slice::from_ref(&req.out), req.force)?;
+    if let (Some(dir), Some(fixed)) = (&req.reference, fixed_batch(&req.options)) {
+        let other = req.reference_batches.iter().find(|&&n| n != fixed);
+        anyhow::ensure!(
+            other.is_none(),
+            "{}: a reference for batch {} cannot run a graph of fixed batch {fixed}",
+            dir.display(),
+            other.copied().unwrap_or_default()
+        );
+    }
     let meta = CheckpointMeta::read(&req.checkpoint)?;
     let (bp, input, purpose, metadata) = match &meta.classifier {
         Some(_) => {
@@ -44,13 +61,113 @@ pub fn export(req: &ExportRequest) -> Result<String> {
             (Blueprint::for_config(&cfg, spec.len())?, cfg.input_size, purpose, metadata)
         }
     };
-    let bytes = crate::with_device!(crate::config::Device::Cpu, |dev: D| {
+    let (bytes, reference) = crate::with_device!(crate::config::Device::Cpu, |dev: D| {
         let mut net = Network::<D>::new(&dev, &bp, 0);
         crate::model::checkpoint::load(&mut net, &req.checkpoint)?;
-        crate::export::export(&net, input, &purpose, &req.options, metadata)
+        let bytes = crate::export::export(&net, input, &purpose, &req.options, metadata)?;
+        let reference = match &req.reference {
+            Some(_) => req
+                .reference_batches
+                .iter()
+                .map(|&n| reference_arrays(&mut net, input, &purpose, &req.options, n))
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        anyhow::Ok((bytes, reference))
     })?;
     crate::fsutil::write_new(&req.out, &bytes, req.force)?;
-    Ok(summary(req, input, &purpose, bytes.len()))
+    let mut text = summary(req, input, &purpose, bytes.len());
+    if let Some(dir) = &req.reference {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the folder", dir.display()))?;
+        for (name, shape, values) in reference.into_iter().flatten() {
+            let path = dir.join(format!("{name}.npy"));
+            crate::fsutil::write_new(&path, &npy_bytes(&shape, &values), req.force)?;
+        }
+        text += &format!("\nreference inputs and dypose's outputs (batches {:?}) in {}", req.reference_batches, dir.display());
+    }
+    Ok(text)
+}
+
+/// The batch size a graph is fixed to, if any.
+fn fixed_batch(o: &ExportOptions) -> Option<usize> {
+    match o.form {
+        DynamicForm::Grouped => Some(o.batch.unwrap_or(1)),
+        _ => o.batch,
+    }
+}
+
+/// One named array of a reference set: name (with the batch), shape, values.
+type Array = (String, Vec<usize>, Values);
+
+/// Seeded inputs of batch `n` and what dypose computes from them, named as the graph's outputs.
+fn reference_arrays<D: ConvBackend>(
+    net: &mut Network<D>,
+    input: Size,
+    purpose: &Purpose,
+    opts: &ExportOptions,
+    n: usize,
+) -> Result<Vec<Array>> {
+    let (h, w) = (input.height, input.width);
+    let mut rng = crate::seed::stream(n as u64, crate::seed::INIT, 1);
+    let x: Vec<f32> = (0..n * 3 * h * w).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let mut out: Vec<Array> = vec![(format!("input_b{n}"), vec![n, 3, h, w], Values::F32(x.clone()))];
+    let mut push = |name: &str, shape: Vec<usize>, values: Values| out.push((format!("{name}_b{n}"), shape, values));
+    match purpose {
+        Purpose::Pose { codec, decoding, flip_permutation } => {
+            let perm = opts.flip.then_some(&flip_permutation[..]);
+            let maps = crate::infer::predictor::heatmaps_with_flip(net, &x, n, codec, perm)?;
+            let plane = codec.heatmap.area();
+            let j = maps.len() / n / plane;
+            if opts.decode {
+                let joints: Vec<([f32; 2], f32)> = maps.chunks(j * plane).flat_map(|m| codec.decode(m, *decoding)).collect();
+                push("keypoints", vec![n, j, 2], Values::F32(joints.iter().flat_map(|(p, _)| *p).collect()));
+                push("scores", vec![n, j], Values::F32(joints.iter().map(|(_, s)| *s).collect()));
+            }
+            push("heatmaps", vec![n, j, codec.heatmap.height, codec.heatmap.width], Values::F32(maps));
+        }
+        Purpose::Detect { codec, top_k, min_score } => {
+            let maps = net.heatmaps(&x, n, input)?;
+            let (mh, mw) = (codec.output.height, codec.output.width);
+            if !opts.decode {
+                push("maps", vec![n, 5, mh, mw], Values::F32(maps));
+                return Ok(out);
+            }
+            let mirrored = match opts.flip {
+                true => Some(net.heatmaps(&crate::infer::post::mirror_inputs(&x, input), n, input)?),
+                false => None,
+            };
+            let found = crate::infer::detect::boxes_of_maps(codec, maps, mirrored, *top_k, *min_score);
+            let k = (*top_k).min(mh * mw);
+            let (mut boxes, mut scores) = (vec![0.0f32; n * k * 4], vec![0.0f32; n * k]);
+            for (i, image) in found.iter().enumerate() {
+                for (r, b) in image.iter().enumerate() {
+                    (0..4).for_each(|c| boxes[(i * k + r) * 4 + c] = b.bbox[c] as f32);
+                    scores[i * k + r] = b.score as f32;
+                }
+            }
+            push("boxes", vec![n, k, 4], Values::F32(boxes));
+            push("scores", vec![n, k], Values::F32(scores));
+            push("num_detections", vec![n], Values::I64(found.iter().map(|b| b.len() as i64).collect()));
+        }
+        Purpose::Classify => {
+            let logits = crate::infer::classify::ImageClassifier::logits(net, &x, n, input)?;
+            let classes = logits.len() / n;
+            if opts.decode {
+                let p: Vec<f32> = logits.chunks(classes).flat_map(softmax).collect();
+                push("probabilities", vec![n, classes], Values::F32(p));
+            }
+            push("logits", vec![n, classes], Values::F32(logits));
+        }
+    }
+    Ok(out)
+}
+
+/// Probabilities of one row of logits, in f64.
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let e: Vec<f64> = logits.iter().map(|&v| (v as f64 - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.iter().map(|v| (v / sum) as f32).collect()
 }
 
 /// The decoding a config asks for, and the metadata a deployment needs to use the outputs.

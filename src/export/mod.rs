@@ -6,7 +6,8 @@
 pub mod decode;
 pub mod graph;
 pub mod network;
-mod proto;
+pub mod npy;
+pub mod proto;
 
 pub use network::DynamicForm;
 
@@ -210,6 +211,11 @@ fn detector_outputs(
     outs
 }
 
+/// A JSON list of f32 values in their shortest exact form (0.485, not 0.48500001430511475).
+fn shortest(v: &[f32]) -> String {
+    format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "))
+}
+
 /// What the exporter itself states about the input and the outputs.
 fn own_metadata(input: Size, outputs: &[Output], opts: &ExportOptions, batch: Option<usize>) -> Vec<(String, String)> {
     let [m, s] = [crate::data::warp::MEAN, crate::data::warp::STD];
@@ -225,8 +231,8 @@ fn own_metadata(input: Size, outputs: &[Output], opts: &ExportOptions, batch: Op
         ("input_height".into(), input.height.to_string()),
         ("batch".into(), batch.map_or_else(|| "dynamic".into(), |b| b.to_string())),
         ("normalization".into(), "(pixel / 255 - mean) / std per channel".into()),
-        ("mean".into(), serde_json::json!(m).to_string()),
-        ("std".into(), serde_json::json!(s).to_string()),
+        ("mean".into(), shortest(&m)),
+        ("std".into(), shortest(&s)),
         ("outputs".into(), serde_json::Value::Array(outs).to_string()),
         ("dynamic_form".into(), opts.form.to_string()),
         ("flip_test".into(), opts.flip.to_string()),

@@ -89,6 +89,8 @@ fn every_backbone_and_head_gives_dypose_heatmaps_in_every_form() {
     let cases = [
         (Arch::DyResnet10, 0.25, false),
         (Arch::Resnet10, 0.25, false),
+        (Arch::DyResnet18, 0.25, true),
+        (Arch::Resnet18, 0.25, true),
         (Arch::DyMobilenetv2, 0.35, true),
         (Arch::Mobilenetv2, 0.35, false),
         (Arch::DyMobilenetv3Small, 0.5, true),
@@ -265,4 +267,30 @@ fn classifiers_give_dypose_logits() {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{arch}: probabilities sum to 1");
         }
     }
+}
+
+#[test]
+fn what_a_network_cannot_do_is_refused() {
+    let dev: Cpu = Default::default();
+    let model = dypose::config::ClassifierModel {
+        arch: Arch::Resnet10,
+        width: 0.25,
+        kernels: 4,
+        dynamic_shortcut: false,
+        classes: 3,
+        input_size: INPUT,
+        class_names: vec![],
+    };
+    let net = Network::new(&dev, &Blueprint::classifier(&model).unwrap(), 0);
+    let flip = ExportOptions { form: DynamicForm::Experts, batch: None, decode: true, flip: true };
+    let e = export(&net, INPUT, &Purpose::Classify, &flip, vec![]).unwrap_err().to_string();
+    assert!(e.contains("not classifiers"), "{e}");
+    let codec = CenterCodec { input: INPUT, output: Size::new(16, 24), gaussian_alpha: 0.54 };
+    let detector = network(&pose_blueprint(Arch::Resnet10, 0.25, false, 5), 1, 1.0);
+    let purpose = Purpose::Detect { codec, top_k: 10, min_score: 0.1 };
+    let raw_flip = ExportOptions { decode: false, ..flip };
+    let e = export(&detector, INPUT, &purpose, &raw_flip, vec![]).unwrap_err().to_string();
+    assert!(e.contains("--decode"), "{e}");
+    let zero = ExportOptions { batch: Some(0), ..flip };
+    assert!(export(&detector, INPUT, &purpose, &zero, vec![]).is_err(), "batch 0");
 }

@@ -22,8 +22,8 @@ use network::OnnxTrace;
 use prost::Message;
 use proto::tensor_proto::DataType;
 
-/// The operator set the graphs use: opset 17 is taken by onnxruntime ≥ 1.12, TensorRT ≥ 8.5,
-/// OpenVINO ≥ 2022.3 and tract.
+/// The operator set the graphs use: 17, which current onnxruntime, TensorRT, OpenVINO and tract
+/// releases take (onnxruntime since 1.12).
 pub const OPSET: i64 = 17;
 /// The ONNX IR version of opset 17.
 const IR_VERSION: i64 = 8;

@@ -3,8 +3,7 @@ use clap::Parser;
 use dypose::app;
 use dypose::cli::{
     BenchCommand, ClassifyArgs, Cli, Command, DataCommand, DetectArgs, DrawArgs, EvalArgs, ExplainArgs, ExportArgs,
-    ImageInput,
-    ImportTorchvisionArgs, InfoArgs, PredictArgs, RunArgs, SynthArgs,
+    ImageInput, ImportTorchvisionArgs, InfoArgs, PredictArgs, RunArgs, SynthArgs,
 };
 use dypose::config::{Config, IouType, KeypointMetric, Task};
 use std::path::PathBuf;

@@ -79,7 +79,17 @@ fn options(form: DynamicForm, batch: Option<usize>) -> ExportOptions {
 
 fn pose_purpose(joints: usize, decoding: Decoding) -> Purpose {
     let codec = HeatmapCodec::new(INPUT, Size::new(16, 24), 2.0);
-    let perm: Vec<usize> = (0..joints).map(|j| if j == 0 { 0 } else if j % 2 == 1 { j + 1 } else { j - 1 }).collect();
+    let perm: Vec<usize> = (0..joints)
+        .map(|j| {
+            if j == 0 {
+                0
+            } else if j % 2 == 1 {
+                j + 1
+            } else {
+                j - 1
+            }
+        })
+        .collect();
     let perm = perm.into_iter().map(|p| p.min(joints - 1)).collect();
     Purpose::Pose { codec, decoding, flip_permutation: perm }
 }
@@ -108,11 +118,16 @@ fn every_backbone_and_head_gives_dypose_heatmaps_in_every_form() {
             let batch = (form == DynamicForm::Grouped).then_some(n);
             let x = inputs(n, 11);
             let want = net.heatmaps(&x, n, INPUT).unwrap();
-            let bytes = export(&net, INPUT, &pose_purpose(5, Decoding::Quarter), &options(form, batch), vec![]).unwrap();
+            let bytes =
+                export(&net, INPUT, &pose_purpose(5, Decoding::Quarter), &options(form, batch), vec![]).unwrap();
             let out = run_tract(&bytes, &x, n);
             assert_eq!(out[0].0, vec![n, 5, 24, 16], "{arch} {form}");
             let err = max_rel(&out[0].1, &want);
-            assert!(err < 1e-4, "{arch} ({}) as {form}: heatmaps differ by {err:.2e}", if light { "light" } else { "deconv" });
+            assert!(
+                err < 1e-4,
+                "{arch} ({}) as {form}: heatmaps differ by {err:.2e}",
+                if light { "light" } else { "deconv" }
+            );
         }
     }
 }
@@ -165,7 +180,10 @@ fn check_decoding(net: &mut Network<Cpu>, x: &[f32], n: usize, method: Decoding,
         compared += 1;
         for c in 0..2 {
             let (got, want) = (out[1].1[2 * i + c], want_xy[2 * i + c]);
-            assert!((got - want).abs() < 1e-3, "{what} {method} flip {flip}: joint {i} coordinate {c}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-3,
+                "{what} {method} flip {flip}: joint {i} coordinate {c}: {got} vs {want}"
+            );
         }
         assert!((out[2].1[i] - want_s[i]).abs() <= 1e-4 * want_s[i].abs().max(1.0), "{what}: joint {i} score");
     }

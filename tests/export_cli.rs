@@ -29,7 +29,8 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let len = u16::from_le_bytes([b[8], b[9]]) as usize;
     let header = std::str::from_utf8(&b[10..10 + len]).unwrap();
     let shape_text = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
-    let shape: Vec<usize> = shape_text.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
+    let shape: Vec<usize> =
+        shape_text.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
     let data = &b[10 + len..];
     let values = if header.contains("'<f4'") {
         data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
@@ -72,8 +73,19 @@ fn a_trained_pose_model_exports_with_its_decoding_and_reproduces_dypose() {
     let out = dir.path().join("pose.onnx");
     let reference = dir.path().join("reference");
     let text = ok(&[
-        "export", "--checkpoint", POSE, "--out", out.to_str().unwrap(), "--decode", "--flip", "--form", "experts",
-        "--reference", reference.to_str().unwrap(), "--reference-batches", "1,3",
+        "export",
+        "--checkpoint",
+        POSE,
+        "--out",
+        out.to_str().unwrap(),
+        "--decode",
+        "--flip",
+        "--form",
+        "experts",
+        "--reference",
+        reference.to_str().unwrap(),
+        "--reference-batches",
+        "1,3",
     ]);
     assert!(text.contains("outputs heatmaps, keypoints, scores"), "{text}");
     for n in [1, 3] {
@@ -96,7 +108,10 @@ fn a_trained_pose_model_exports_with_its_decoding_and_reproduces_dypose() {
     let names: Vec<String> = serde_json::from_str(&meta["keypoint_names"]).unwrap();
     assert_eq!((names.len(), names[0].as_str()), (17, "nose"));
     let config: serde_json::Value = serde_json::from_str(&meta["config"]).unwrap();
-    assert_eq!(config["input_size"], serde_json::json!([meta["input_width"].parse::<u64>().unwrap(), meta["input_height"].parse::<u64>().unwrap()]));
+    assert_eq!(
+        config["input_size"],
+        serde_json::json!([meta["input_width"].parse::<u64>().unwrap(), meta["input_height"].parse::<u64>().unwrap()])
+    );
     assert!(meta["outputs"].contains("\"keypoints\""));
 }
 
@@ -106,8 +121,20 @@ fn a_trained_classifier_exports_in_the_grouped_form() {
     let out = dir.path().join("classifier.onnx");
     let reference = dir.path().join("reference");
     ok(&[
-        "export", "--checkpoint", CLASSIFIER, "--out", out.to_str().unwrap(), "--decode", "--form", "grouped",
-        "--batch", "2", "--reference", reference.to_str().unwrap(), "--reference-batches", "2",
+        "export",
+        "--checkpoint",
+        CLASSIFIER,
+        "--out",
+        out.to_str().unwrap(),
+        "--decode",
+        "--form",
+        "grouped",
+        "--batch",
+        "2",
+        "--reference",
+        reference.to_str().unwrap(),
+        "--reference-batches",
+        "2",
     ]);
     let input = read_npy(&reference.join("input_b2.npy"));
     let got = run_tract(&out, &input);
@@ -116,12 +143,24 @@ fn a_trained_classifier_exports_in_the_grouped_form() {
     assert!(max_abs(&got[0], &logits.1) <= 1e-4 * scale, "logits");
     assert!(max_abs(&got[1], &read_npy(&reference.join("probabilities_b2.npy")).1) < 1e-5, "probabilities");
     let meta = metadata(&out);
-    assert_eq!((meta["task"].as_str(), meta["batch"].as_str(), meta["dynamic_form"].as_str()), ("classify", "2", "grouped"));
+    assert_eq!(
+        (meta["task"].as_str(), meta["batch"].as_str(), meta["dynamic_form"].as_str()),
+        ("classify", "2", "grouped")
+    );
     // A fixed batch cannot run a reference of another size: refused before anything is written.
     let other = dir.path().join("other.onnx");
     let o = dypose(&[
-        "export", "--checkpoint", CLASSIFIER, "--out", other.to_str().unwrap(), "--form", "grouped",
-        "--reference", dir.path().join("r2").to_str().unwrap(), "--reference-batches", "8",
+        "export",
+        "--checkpoint",
+        CLASSIFIER,
+        "--out",
+        other.to_str().unwrap(),
+        "--form",
+        "grouped",
+        "--reference",
+        dir.path().join("r2").to_str().unwrap(),
+        "--reference-batches",
+        "8",
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("fixed batch 1"), "{}", String::from_utf8_lossy(&o.stderr));
@@ -129,7 +168,11 @@ fn a_trained_classifier_exports_in_the_grouped_form() {
 }
 
 /// The pose checkpoint rewritten by `edit`, which may drop or replace tensors.
-fn broken_checkpoint(dir: &Path, name: &str, edit: impl Fn(&str, Vec<usize>, Vec<u8>) -> Option<(Vec<usize>, Vec<u8>)>) -> PathBuf {
+fn broken_checkpoint(
+    dir: &Path,
+    name: &str,
+    edit: impl Fn(&str, Vec<usize>, Vec<u8>) -> Option<(Vec<usize>, Vec<u8>)>,
+) -> PathBuf {
     let bytes = std::fs::read(POSE).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -141,7 +184,9 @@ fn broken_checkpoint(dir: &Path, name: &str, edit: impl Fn(&str, Vec<usize>, Vec
     }
     let views: Vec<(String, safetensors::tensor::TensorView)> = kept
         .iter()
-        .map(|(k, s, d)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()))
+        .map(|(k, s, d)| {
+            (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())
+        })
         .collect();
     let path = dir.join(name);
     safetensors::serialize_to_file(views, meta.metadata().clone(), &path).unwrap();
@@ -151,7 +196,9 @@ fn broken_checkpoint(dir: &Path, name: &str, edit: impl Fn(&str, Vec<usize>, Vec
 #[test]
 fn a_broken_checkpoint_is_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = broken_checkpoint(dir.path(), "missing.safetensors", |k, s, d| (k != "head.final_layer.bias").then_some((s, d)));
+    let missing = broken_checkpoint(dir.path(), "missing.safetensors", |k, s, d| {
+        (k != "head.final_layer.bias").then_some((s, d))
+    });
     let reshaped = broken_checkpoint(dir.path(), "reshaped.safetensors", |k, s, d| {
         Some(if k == "head.final_layer.bias" { (vec![s[0] - 1], d[..d.len() - 4].to_vec()) } else { (s, d) })
     });
@@ -160,7 +207,10 @@ fn a_broken_checkpoint_is_refused_before_anything_is_written() {
         let o = dypose(&["export", "--checkpoint", ck.to_str().unwrap(), "--out", out.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{what}: refused");
-        assert!(err.contains("head.final_layer.bias") && err.contains(ck.file_name().unwrap().to_str().unwrap()), "{what}: {err}");
+        assert!(
+            err.contains("head.final_layer.bias") && err.contains(ck.file_name().unwrap().to_str().unwrap()),
+            "{what}: {err}"
+        );
         assert!(!out.exists(), "{what}: nothing written");
     }
     // Nor is an input ever replaced, or an existing file without --force.

@@ -7,7 +7,7 @@ dynamic.
 
     pip install onnx==1.23.2 onnxruntime==1.32.0
     cargo build --release
-    python3 tools/onnx_check.py [--quick]
+    python3 tools/onnx_check.py [--quick] [--only classifier]
 
 Weights are fresh (`dypose init`): the check is of the graph, not of a training run. Prints a
 Markdown table; exits 1 if anything differs beyond the bounds: maps and logits 1e-4 relative,
@@ -90,11 +90,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dypose", default="target/release/dypose")
     ap.add_argument("--quick", action="store_true", help="batches 1 and 8, two forms")
+    ap.add_argument("--only", default="", help="only the networks whose name contains this")
     args = ap.parse_args()
     forms = QUICK_FORMS if args.quick else FORMS
     rows, failed = [], False
     with tempfile.TemporaryDirectory() as tmp:
-        for name, init, flags in MODELS:
+        for name, init, flags in [m for m in MODELS if args.only in m[0]]:
             ck = os.path.join(tmp, "weights.safetensors")
             run([args.dypose, "init", *init, "--out", ck, "--force"])
             config = init[1:2] if init[0] == "--config" else []

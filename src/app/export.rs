@@ -2,13 +2,13 @@
 
 use super::classify::classifier_of;
 use crate::config::{Config, Size, Task};
+use crate::export::npy::{npy_bytes, Values};
 use crate::export::{DynamicForm, ExportOptions, Purpose};
+use crate::infer::HeatmapModel;
+use crate::model::backend::ConvBackend;
 use crate::model::blueprint::Blueprint;
 use crate::model::checkpoint::CheckpointMeta;
 use crate::model::network::Network;
-use crate::export::npy::{npy_bytes, Values};
-use crate::infer::HeatmapModel;
-use crate::model::backend::ConvBackend;
 use anyhow::{Context, Result};
 use rand_distr::{Distribution, StandardNormal};
 use std::path::PathBuf;
@@ -83,7 +83,11 @@ pub fn export(req: &ExportRequest) -> Result<String> {
             let path = dir.join(format!("{name}.npy"));
             crate::fsutil::write_new(&path, &npy_bytes(&shape, &values), req.force)?;
         }
-        text += &format!("\nreference inputs and dypose's outputs (batches {:?}) in {}", req.reference_batches, dir.display());
+        text += &format!(
+            "\nreference inputs and dypose's outputs (batches {:?}) in {}",
+            req.reference_batches,
+            dir.display()
+        );
     }
     Ok(text)
 }
@@ -119,7 +123,8 @@ fn reference_arrays<D: ConvBackend>(
             let plane = codec.heatmap.area();
             let j = maps.len() / n / plane;
             if opts.decode {
-                let joints: Vec<([f32; 2], f32)> = maps.chunks(j * plane).flat_map(|m| codec.decode(m, *decoding)).collect();
+                let joints: Vec<([f32; 2], f32)> =
+                    maps.chunks(j * plane).flat_map(|m| codec.decode(m, *decoding)).collect();
                 push("keypoints", vec![n, j, 2], Values::F32(joints.iter().flat_map(|(p, _)| *p).collect()));
                 push("scores", vec![n, j], Values::F32(joints.iter().map(|(_, s)| *s).collect()));
             }

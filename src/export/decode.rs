@@ -135,6 +135,32 @@ fn quarter_offsets(g: &mut Graph, flat: &str, idx: &str, [px, py]: [&str; 2], [w
 /// (as two MatMuls with band matrices, zero border), rescaled to its maximum, logged; then
 /// −H⁻¹·∇ at the peak from finite differences; zero near the border or for a flat Hessian.
 fn dark_offsets(g: &mut Graph, maps: &Value, idx: &str, [px, py]: [&str; 2], sigma: f32) -> (String, String) {
+    let (h, w) = (maps.dims[1] as i64, maps.dims[2] as i64);
+    let flat = dark_log_maps(g, maps, sigma);
+    // Neighbours: centre, x ± 1, x ± 2, y ± 1, y ± 2, and the four diagonals.
+    let offsets = [0, 1, -1, 2, -2, w, -w, 2 * w, -2 * w, w + 1, w - 1, -w + 1, -w - 1];
+    let l = neighbours(g, &flat, idx, &offsets, w * h, "dark");
+    let (ox, oy, det) = dark_step(g, std::array::from_fn(|i| l[i].as_str()));
+    // Used only 2 cells or more from the border, and where the Hessian is not flat.
+    let inside_x = between(g, px, 1, w - 2, "dark_inside_x");
+    let inside_y = between(g, py, 1, h - 2, "dark_inside_y");
+    let inside = binary(g, "And", &inside_x, &inside_y, "dark_inside");
+    let zero = g.f64s("zero_f64", &[], vec![0.0]);
+    let flat_h = binary(g, "Equal", &det, &zero, "dark_flat");
+    let curved = g.node("Not", &[&flat_h], vec![], "dark_curved");
+    let ok = binary(g, "And", &inside, &curved, "dark_usable");
+    let mut out = Vec::new();
+    for (o, axis) in [(ox, "x"), (oy, "y")] {
+        let o = g.node("Where", &[&ok, &o, &zero], vec![], &format!("dark_offset_{axis}_f64"));
+        out.push(cast(g, &o, FLOAT, &format!("offset_{axis}")));
+    }
+    let y = out.pop().expect("two offsets");
+    (out.pop().expect("two offsets"), y)
+}
+
+/// The log of each map blurred by DARK's Gaussian and rescaled to its maximum, in f64,
+/// flattened to (B, J, h·w).
+fn dark_log_maps(g: &mut Graph, maps: &Value, sigma: f32) -> String {
     let (j, h, w) = (maps.dims[0] as i64, maps.dims[1] as i64, maps.dims[2] as i64);
     let b = maps.batch_dim();
     let kernel = crate::data::codec::dark_blur_kernel(sigma);
@@ -172,11 +198,14 @@ fn dark_offsets(g: &mut Graph, maps: &Value, idx: &str, [px, py]: [&str; 2], sig
     let floor = g.f64s("dark_floor", &[], vec![1e-10]);
     let floored = binary(g, "Max", &scaled, &floor, "dark_floored");
     let logs = g.node("Log", &[&floored], vec![], "dark_log");
-    let flat = g.reshape(&logs, &[b, j, h * w], "dark_log_flat");
-    // Neighbours: centre, x ± 1, x ± 2, y ± 1, y ± 2, and the four diagonals.
-    let offsets = [0, 1, -1, 2, -2, w, -w, 2 * w, -2 * w, w + 1, w - 1, -w + 1, -w - 1];
-    let l = neighbours(g, &flat, idx, &offsets, w * h, "dark");
-    let [c, xp, xm, xp2, xm2, yp, ym, yp2, ym2, pp, mp, pm, mm] = std::array::from_fn(|i| l[i].as_str());
+    g.reshape(&logs, &[b, j, h * w], "dark_log_flat")
+}
+
+/// −H⁻¹·∇ of the log map from its values around the peak (centre, x ± 1, x ± 2, y ± 1, y ± 2,
+/// then (x+1, y+1), (x−1, y+1), (x+1, y−1), (x−1, y−1)): the codec's expressions, operation by
+/// operation. Returns (offset x, offset y, the Hessian's determinant).
+fn dark_step(g: &mut Graph, l: [&str; 13]) -> (String, String, String) {
+    let [c, xp, xm, xp2, xm2, yp, ym, yp2, ym2, pp, mp, pm, mm] = l;
     let (half, quarter, two) =
         (g.f64s("half_f64", &[], vec![0.5]), g.f64s("quarter_f64", &[], vec![0.25]), g.f64s("two_f64", &[], vec![2.0]));
     // The codec's expressions, operation by operation.
@@ -210,20 +239,7 @@ fn dark_offsets(g: &mut Graph, maps: &Value, idx: &str, [px, py]: [&str; 2], sig
     let oy = binary(g, "Add", &a, &bb, "dark_oy_num");
     let oy = g.node("Neg", &[&oy], vec![], "dark_oy_neg");
     let oy = binary(g, "Div", &oy, &det, "dark_oy");
-    // Used only 2 cells or more from the border, and where the Hessian is not flat.
-    let inside_x = between(g, px, 1, w - 2, "dark_inside_x");
-    let inside_y = between(g, py, 1, h - 2, "dark_inside_y");
-    let inside = binary(g, "And", &inside_x, &inside_y, "dark_inside");
-    let flat_h = binary(g, "Equal", &det, &zero, "dark_flat");
-    let curved = g.node("Not", &[&flat_h], vec![], "dark_curved");
-    let ok = binary(g, "And", &inside, &curved, "dark_usable");
-    let mut out = Vec::new();
-    for (o, axis) in [(ox, "x"), (oy, "y")] {
-        let o = g.node("Where", &[&ok, &o, &zero], vec![], &format!("dark_offset_{axis}_f64"));
-        out.push(cast(g, &o, FLOAT, &format!("offset_{axis}")));
-    }
-    let y = out.pop().expect("two offsets");
-    (out.pop().expect("two offsets"), y)
+    (ox, oy, det)
 }
 
 /// The detector's maps (B, 5, h, w) → boxes (B, K, 4: x, y, w, h in input pixels), scores
@@ -238,6 +254,24 @@ pub fn decode_boxes(
     flip: bool,
 ) -> (String, String, String) {
     let (h, w) = (maps.dims[1] as i64, maps.dims[2] as i64);
+    let (heat, regression, batch) = detector_maps(g, maps, flip);
+    let b = batch.map_or(0, |b| b as i64);
+    let k = top_k.min((h * w) as usize) as i64;
+    let (scores, at, valid) = peaks(g, &heat, min_score, [b, h * w, k]);
+    let boxes = boxes_at(g, &regression, &at, &valid, codec.stride(), [b, w, h * w, k]);
+    let zero = g.scalar("zero", 0.0);
+    let scores = g.node("Where", &[&valid, &scores, &zero], vec![], "box_scores");
+    let count = cast(g, &valid, INT64, "detection_flags");
+    let axis = g.ints("axis_1", &[1]);
+    let count = g.node("ReduceSum", &[&count, &axis], vec![("keepdims", Attr::Int(0))], "detections_counted");
+    (boxes, scores, count)
+}
+
+/// The centre probabilities (B, 1, h, w) and ln distances (B, 4, h, w) of the detector's maps,
+/// with the flip test the mirror's averaged in (its left distance is the right one); and the
+/// batch of the result.
+fn detector_maps(g: &mut Graph, maps: &Value, flip: bool) -> (String, String, Option<usize>) {
+    let w = maps.dims[2];
     let slice = |g: &mut Graph, x: &str, from: i64, to: i64, hint: &str| {
         let (s, e, a) = (g.ints("slice_start", &[from]), g.ints("slice_end", &[to]), g.ints("axis_1", &[1]));
         g.node("Slice", &[x, &s, &e, &a], vec![], hint)
@@ -247,50 +281,59 @@ pub fn decode_boxes(
         let heat = g.node("Sigmoid", &[&heat], vec![], &format!("{hint}_heat"));
         (heat, slice(g, x, 1, 5, &format!("{hint}_regression")))
     };
-    let (mut heat, mut reg, batch) = if flip {
-        let (plain, mirrored) = halves(g, maps);
-        let (heat, reg) = parts(g, &plain, "plain");
-        let (mheat, mreg) = parts(g, &mirrored, "mirrored");
-        // The mirror's left distance is the right one.
-        let perm = g.ints("box_flip_permutation", &[2, 1, 0, 3]);
-        let mreg = g.node("Gather", &[&mreg, &perm], vec![("axis", Attr::Int(1))], "mirrored_regression_swapped");
-        let half = g.scalar("half", 0.5);
-        let avg = |g: &mut Graph, a: &str, m: &str, hint: &str| {
-            let back = mirror(g, m, w as usize, &format!("{hint}_back"));
-            let s = binary(g, "Add", a, &back, &format!("{hint}_sum"));
-            binary(g, "Mul", &s, &half, hint)
-        };
-        let heat = avg(g, &heat, &mheat, "heat");
-        let reg = avg(g, &reg, &mreg, "regression");
-        (heat, reg, maps.batch.map(|b| b / 2))
-    } else {
+    if !flip {
         let (heat, reg) = parts(g, &maps.name, "maps");
-        (heat, reg, maps.batch)
+        return (heat, reg, maps.batch);
+    }
+    let (plain, mirrored) = halves(g, maps);
+    let (heat, reg) = parts(g, &plain, "plain");
+    let (mheat, mreg) = parts(g, &mirrored, "mirrored");
+    let perm = g.ints("box_flip_permutation", &[2, 1, 0, 3]);
+    let mreg = g.node("Gather", &[&mreg, &perm], vec![("axis", Attr::Int(1))], "mirrored_regression_swapped");
+    let half = g.scalar("half", 0.5);
+    let avg = |g: &mut Graph, a: &str, m: &str, hint: &str| {
+        let back = mirror(g, m, w, &format!("{hint}_back"));
+        let s = binary(g, "Add", a, &back, &format!("{hint}_sum"));
+        binary(g, "Mul", &s, &half, hint)
     };
-    let b = batch.map_or(0, |b| b as i64);
-    // Peaks of their 3×3 neighbourhood, at least `min_score` (compared in f64, as the codec does).
+    let heat = avg(g, &heat, &mheat, "heat");
+    let reg = avg(g, &reg, &mreg, "regression");
+    (heat, reg, maps.batch.map(|b| b / 2))
+}
+
+/// The `k` best cells that are the maximum of their 3×3 neighbourhood with a score of at least
+/// `min_score` (compared in f64, as the codec does), best first (ties: the lower index, as the
+/// codec's raster order): (scores, flat indices, valid) each (B, k); an invalid row is a cell
+/// that is no such peak.
+fn peaks(g: &mut Graph, heat: &str, min_score: f64, [b, hw, k]: [i64; 3]) -> (String, String, String) {
     let pool = vec![
         ("kernel_shape", Attr::Ints(vec![3, 3])),
         ("strides", Attr::Ints(vec![1, 1])),
         ("pads", Attr::Ints(vec![1, 1, 1, 1])),
     ];
-    let pooled = g.node("MaxPool", &[&heat], pool, "heat_neighbourhood_max");
-    let peak = binary(g, "Equal", &heat, &pooled, "heat_is_peak");
-    let heat64 = cast(g, &heat, DOUBLE, "heat_f64");
+    let pooled = g.node("MaxPool", &[heat], pool, "heat_neighbourhood_max");
+    let peak = binary(g, "Equal", heat, &pooled, "heat_is_peak");
+    let heat64 = cast(g, heat, DOUBLE, "heat_f64");
     let min = g.f64s("min_score", &[], vec![min_score]);
     let enough = binary(g, "GreaterOrEqual", &heat64, &min, "heat_enough");
     let keep = binary(g, "And", &peak, &enough, "heat_kept");
     let none = g.scalar("not_a_peak", -1.0);
-    heat = g.node("Where", &[&keep, &heat, &none], vec![], "peak_scores");
-    heat = g.reshape(&heat, &[b, h * w], "peak_scores_flat");
-    let k = top_k.min((h * w) as usize) as i64;
+    let scores = g.node("Where", &[&keep, heat, &none], vec![], "peak_scores");
+    let scores = g.reshape(&scores, &[b, hw], "peak_scores_flat");
     let kc = g.ints("top_k", &[k]);
     let attrs = vec![("axis", Attr::Int(1)), ("largest", Attr::Int(1)), ("sorted", Attr::Int(1))];
-    let top = g.node_n("TopK", &[&heat, &kc], attrs, &["top_scores", "top_index"]);
-    let (scores, at) = (&top[0], &top[1]);
+    let mut top = g.node_n("TopK", &[&scores, &kc], attrs, &["top_scores", "top_index"]);
+    let at = top.pop().expect("two outputs");
+    let scores = top.pop().expect("two outputs");
     let floor = g.scalar("peak_floor", -0.5);
-    let valid = binary(g, "Greater", scores, &floor, "detection_valid");
-    // Cell centres, in f64: (at mod w + 0.5, at div w + 0.5).
+    let valid = binary(g, "Greater", &scores, &floor, "detection_valid");
+    (scores, at, valid)
+}
+
+/// The boxes (B, k, 4) read at the cells `at` (B, k) of the ln-distance maps, as the codec
+/// reads them in f64: cell centre ∓ exp(min(ln distance, 20)), times the stride; zeros where
+/// not `valid`.
+fn boxes_at(g: &mut Graph, regression: &str, at: &str, valid: &str, stride: f64, [b, w, hw, k]: [i64; 4]) -> String {
     let wi = g.i64s("map_width", &[], vec![w]);
     let row = binary(g, "Div", at, &wi, "box_cell_y");
     let start = binary(g, "Mul", &row, &wi, "box_row_start");
@@ -300,8 +343,7 @@ pub fn decode_boxes(
     let cx = binary(g, "Add", &cx, &half, "box_centre_x");
     let cy = cast(g, &row, DOUBLE, "box_cell_y_f64");
     let cy = binary(g, "Add", &cy, &half, "box_centre_y");
-    // Distances at the peaks: exp(min(ln distance, 20)).
-    reg = g.reshape(&reg, &[b, 4, h * w], "regression_flat");
+    let reg = g.reshape(regression, &[b, 4, hw], "regression_flat");
     let at4 = g.reshape(at, &[b, 1, k], "top_index_row");
     let four = g.ints("four_rows", &[1, 4, 1]);
     let at4 = g.node("Expand", &[&at4, &four], vec![], "top_index_rows");
@@ -313,28 +355,22 @@ pub fn decode_boxes(
     let names = ["left", "top", "right", "bottom"].map(|s| format!("distance_{s}"));
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let dist = g.node_n("Split", &[&d], vec![("axis", Attr::Int(1))], &names);
-    let dist: Vec<String> = dist.iter().enumerate().map(|(i, v)| g.reshape(v, &[b, k], &format!("{}_flat", names[i]))).collect();
+    let dist: Vec<String> = dist.iter().zip(&names).map(|(v, n)| g.reshape(v, &[b, k], &format!("{n}_flat"))).collect();
     let x0 = binary(g, "Sub", &cx, &dist[0], "box_x0");
     let y0 = binary(g, "Sub", &cy, &dist[1], "box_y0");
     let x1 = binary(g, "Add", &cx, &dist[2], "box_x1");
     let y1 = binary(g, "Add", &cy, &dist[3], "box_y1");
-    let stride = g.f64s("box_stride", &[], vec![codec.stride()]);
+    let stride = g.f64s("box_stride", &[], vec![stride]);
     let bw = binary(g, "Sub", &x1, &x0, "box_w_cells");
     let bh = binary(g, "Sub", &y1, &y0, "box_h_cells");
     let zero64 = g.f64s("zero_f64", &[], vec![0.0]);
     let mut cols = Vec::new();
     for (v, n) in [(x0, "x"), (y0, "y"), (bw, "w"), (bh, "h")] {
         let v = binary(g, "Mul", &v, &stride, &format!("box_{n}_px"));
-        let v = g.node("Where", &[&valid, &v, &zero64], vec![], &format!("box_{n}_kept"));
+        let v = g.node("Where", &[valid, &v, &zero64], vec![], &format!("box_{n}_kept"));
         let v = cast(g, &v, FLOAT, &format!("box_{n}"));
         cols.push(g.reshape(&v, &[b, k, 1], &format!("box_{n}_column")));
     }
     let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
-    let boxes = g.node("Concat", &refs, vec![("axis", Attr::Int(2))], "boxes_decoded");
-    let zero = g.scalar("zero", 0.0);
-    let scores = g.node("Where", &[&valid, scores, &zero], vec![], "box_scores");
-    let count = cast(g, &valid, INT64, "detection_flags");
-    let axis = g.ints("axis_1", &[1]);
-    let count = g.node("ReduceSum", &[&count, &axis], vec![("keepdims", Attr::Int(0))], "detections_counted");
-    (boxes, scores, count)
+    g.node("Concat", &refs, vec![("axis", Attr::Int(2))], "boxes_decoded")
 }

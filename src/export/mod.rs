@@ -144,18 +144,17 @@ fn classifier_outputs(g: &mut Graph, logits: &Value, decode: bool) -> Vec<Output
     if decode {
         let p = g.node("Softmax", &[&logits.name], vec![("axis", graph::Attr::Int(1))], "softmax");
         output(g, &p, "probabilities");
-        outs.push(Output { name: "probabilities", dims: vec![n], int64: false, meaning: "softmax of the logits".into() });
+        outs.push(Output {
+            name: "probabilities",
+            dims: vec![n],
+            int64: false,
+            meaning: "softmax of the logits".into(),
+        });
     }
     outs
 }
 
-fn pose_outputs(
-    g: &mut Graph,
-    maps: &Value,
-    codec: &HeatmapCodec,
-    decoding: Decoding,
-    decode: bool,
-) -> Vec<Output> {
+fn pose_outputs(g: &mut Graph, maps: &Value, codec: &HeatmapCodec, decoding: Decoding, decode: bool) -> Vec<Output> {
     let j = maps.dims[0];
     let mut outs = vec![Output {
         name: "heatmaps",
@@ -174,7 +173,12 @@ fn pose_outputs(
             int64: false,
             meaning: format!("x, y of each joint in input pixels ({decoding} decoding)"),
         });
-        outs.push(Output { name: "scores", dims: vec![j], int64: false, meaning: "each joint's heatmap maximum".into() });
+        outs.push(Output {
+            name: "scores",
+            dims: vec![j],
+            int64: false,
+            meaning: "each joint's heatmap maximum".into(),
+        });
     }
     outs
 }
@@ -219,10 +223,8 @@ fn shortest(v: &[f32]) -> String {
 /// What the exporter itself states about the input and the outputs.
 fn own_metadata(input: Size, outputs: &[Output], opts: &ExportOptions, batch: Option<usize>) -> Vec<(String, String)> {
     let [m, s] = [crate::data::warp::MEAN, crate::data::warp::STD];
-    let outs: Vec<serde_json::Value> = outputs
-        .iter()
-        .map(|o| serde_json::json!({"name": o.name, "shape": o.dims, "meaning": o.meaning}))
-        .collect();
+    let outs: Vec<serde_json::Value> =
+        outputs.iter().map(|o| serde_json::json!({"name": o.name, "shape": o.dims, "meaning": o.meaning})).collect();
     vec![
         ("dypose_version".into(), env!("CARGO_PKG_VERSION").into()),
         ("input".into(), "input".into()),

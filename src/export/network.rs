@@ -80,7 +80,7 @@ impl OnnxTrace<'_> {
     /// A static conv (or transposed conv) with its folded weights and bias.
     fn static_conv(&mut self, x: &Value, c: &FoldedConv) -> String {
         let s = &c.spec;
-        let dims = if s.transposed { [s.cin, s.cout] } else { [s.cout, s.cin / s.groups] };
+        let dims = if s.transposed { [s.cin, s.cout / s.groups] } else { [s.cout, s.cin / s.groups] };
         let g = &mut *self.graph;
         let w = g.f32s(&format!("{}.weight", c.name), &[dims[0], dims[1], s.kernel, s.kernel], c.weight.clone());
         let b = g.f32s(&format!("{}.bias", c.name), &[s.cout], c.bias.clone());
@@ -96,15 +96,14 @@ impl OnnxTrace<'_> {
         let (groups, per_group) = (s.groups, s.cout / s.groups);
         let set = c.weight.len() / kk;
         let mut w = Vec::with_capacity(c.weight.len());
-        let dims;
-        if s.transposed {
+        let dims = if s.transposed {
             // IOHW per set → I, (K·O), H, W.
             for i in 0..s.cin {
                 for k in 0..kk {
                     w.extend_from_slice(&c.weight[k * set + i * s.cout * ksz..][..s.cout * ksz]);
                 }
             }
-            dims = [s.cin, kk * s.cout, s.kernel, s.kernel];
+            [s.cin, kk * s.cout, s.kernel, s.kernel]
         } else {
             // OIHW per set → (groups, K, O/groups) outputs.
             let per_out = s.cin / groups * ksz;
@@ -113,15 +112,16 @@ impl OnnxTrace<'_> {
                     w.extend_from_slice(&c.weight[k * set + gi * per_group * per_out..][..per_group * per_out]);
                 }
             }
-            dims = [groups * kk * per_group, s.cin / groups, s.kernel, s.kernel];
-        }
+            [groups * kk * per_group, s.cin / groups, s.kernel, s.kernel]
+        };
         let g = &mut *self.graph;
         let wn = g.f32s(&format!("{}.experts.weight", c.name), &dims, w);
         let op = if s.transposed { "ConvTranspose" } else { "Conv" };
         let y = g.node(op, &[&x.name, &wn], conv_attrs(s, groups), &format!("{}.experts", c.name));
         let b = x.batch_dim();
         let hw = (out.width * out.height) as i64;
-        let y = g.reshape(&y, &[b, groups as i64, kk as i64, per_group as i64, hw], &format!("{}.experts.split", c.name));
+        let y =
+            g.reshape(&y, &[b, groups as i64, kk as i64, per_group as i64, hw], &format!("{}.experts.split", c.name));
         let p = g.reshape(pi, &[b, 1, kk as i64, 1, 1], &format!("{}.attention.expanded", c.name));
         let y = g.node("Mul", &[&y, &p], vec![], &format!("{}.experts.weighted", c.name));
         let axis = g.ints("axis_2", &[2]);
@@ -200,7 +200,7 @@ impl Trace for OnnxTrace<'_> {
             let y = match self.form {
                 DynamicForm::Grouped => self.grouped(&x, c, &pi, out),
                 DynamicForm::Matmul if one_by_one => self.matmul(&x, c, &pi, out),
-                DynamicForm::Experts | DynamicForm::Matmul => self.experts(&x, c, &pi, out, ),
+                DynamicForm::Experts | DynamicForm::Matmul => self.experts(&x, c, &pi, out),
             };
             let g = &mut *self.graph;
             let b = g.f32s(&format!("{}.bias", c.name), &[1, s.cout, 1, 1], c.bias.clone());
@@ -244,7 +244,12 @@ impl Trace for OnnxTrace<'_> {
                 h = g.node("Relu", &[&h], vec![], "se.relu");
             }
         }
-        let gate = g.node("HardSigmoid", &[&h], vec![("alpha", Attr::Float(1.0 / 6.0)), ("beta", Attr::Float(0.5))], "se.gate");
+        let gate = g.node(
+            "HardSigmoid",
+            &[&h],
+            vec![("alpha", Attr::Float(1.0 / 6.0)), ("beta", Attr::Float(0.5))],
+            "se.gate",
+        );
         let y = g.node("Mul", &[&x.name, &gate], vec![], "se.out");
         x.with(y, x.dims.clone())
     }

@@ -96,16 +96,17 @@ fn pose_purpose(joints: usize, decoding: Decoding) -> Purpose {
 
 #[test]
 fn every_backbone_and_head_gives_dypose_heatmaps_in_every_form() {
-    let cases = [
-        (Arch::DyResnet10, 0.25, false),
-        (Arch::Resnet10, 0.25, false),
-        (Arch::DyResnet18, 0.25, true),
-        (Arch::Resnet18, 0.25, true),
-        (Arch::DyMobilenetv2, 0.35, true),
-        (Arch::Mobilenetv2, 0.35, false),
-        (Arch::DyMobilenetv3Small, 0.5, true),
-        (Arch::Mobilenetv3Small, 0.5, false),
+    let backbones = [
+        (Arch::DyResnet10, 0.25),
+        (Arch::Resnet10, 0.25),
+        (Arch::DyResnet18, 0.25),
+        (Arch::Resnet18, 0.25),
+        (Arch::DyMobilenetv2, 0.35),
+        (Arch::Mobilenetv2, 0.35),
+        (Arch::DyMobilenetv3Small, 0.5),
+        (Arch::Mobilenetv3Small, 0.5),
     ];
+    let cases = backbones.iter().flat_map(|&(arch, width)| [(arch, width, false), (arch, width, true)]);
     for (arch, width, light) in cases {
         let mut net = network(&pose_blueprint(arch, width, light, 5), 3, 300.0);
         let forms: &[DynamicForm] = if arch.is_dynamic() {
@@ -152,15 +153,25 @@ fn near_tie(map: &[f32]) -> bool {
     (v[0] - v[1]).abs() <= 1e-5 * v[0].abs()
 }
 
-fn check_decoding(net: &mut Network<Cpu>, x: &[f32], n: usize, method: Decoding, flip: bool, what: &str) {
+fn check_decoding(
+    net: &mut Network<Cpu>,
+    x: &[f32],
+    n: usize,
+    method: Decoding,
+    flip: bool,
+    form: DynamicForm,
+    what: &str,
+) {
     let joints = 5;
     let purpose = pose_purpose(joints, method);
     let Purpose::Pose { codec, flip_permutation, .. } = &purpose else { unreachable!() };
     let maps = heatmaps_with_flip(net, x, n, codec, flip.then_some(&flip_permutation[..])).unwrap();
     let (want_xy, want_s) = dypose_joints(&maps, n, codec, method);
-    let opts = ExportOptions { form: DynamicForm::Experts, batch: None, decode: true, flip };
+    let batch = (form == DynamicForm::Grouped).then_some(n);
+    let opts = ExportOptions { form, batch, decode: true, flip };
     let out = run_tract(&export(net, INPUT, &purpose, &opts, vec![]).unwrap(), x, n);
     assert_eq!((out[1].0.clone(), out[2].0.clone()), (vec![n, joints, 2], vec![n, joints]));
+    let what = &format!("{what} as {form}");
     assert!(max_rel(&out[0].1, &maps) < 1e-4, "{what}: heatmaps");
     // The graph's decoding is dypose's: on the same maps, the same joints.
     let (same_maps, _) = dypose_joints(&out[0].1, n, codec, method);
@@ -196,7 +207,9 @@ fn decoded_joints_equal_dypose_decoding_on_random_inputs() {
     let x = inputs(3, 21);
     for method in [Decoding::Quarter, Decoding::Dark] {
         for flip in [false, true] {
-            check_decoding(&mut net, &x, 3, method, flip, "random inputs");
+            for form in [DynamicForm::Experts, DynamicForm::Grouped] {
+                check_decoding(&mut net, &x, 3, method, flip, form, "random inputs");
+            }
         }
     }
 }
@@ -223,7 +236,7 @@ fn decoded_joints_equal_dypose_decoding_on_a_real_crop() {
     for (arch, light) in [(Arch::DyMobilenetv3Small, true), (Arch::DyResnet10, false)] {
         let mut net = network(&pose_blueprint(arch, 0.5, light, 5), 9, 300.0);
         for method in [Decoding::Quarter, Decoding::Dark] {
-            check_decoding(&mut net, &x, 1, method, true, &format!("real crop, {arch}"));
+            check_decoding(&mut net, &x, 1, method, true, DynamicForm::Grouped, &format!("real crop, {arch}"));
         }
     }
 }
@@ -236,13 +249,13 @@ fn the_detector_gives_dypose_boxes() {
     let codec = CenterCodec { input: INPUT, output: Size::new(16, 24), gaussian_alpha: 0.54 };
     let n = 2;
     let x = inputs(n, 17);
-    for flip in [false, true] {
+    for (flip, form) in [(false, DynamicForm::Experts), (true, DynamicForm::Experts), (true, DynamicForm::Grouped)] {
         let (top_k, min_score) = (20, 0.3);
         let maps = net.heatmaps(&x, n, INPUT).unwrap();
         let mirrored = flip.then(|| net.heatmaps(&dypose::infer::post::mirror_inputs(&x, INPUT), n, INPUT).unwrap());
         let want = dypose::infer::detect::boxes_of_maps(&codec, maps, mirrored, top_k, min_score);
         let purpose = Purpose::Detect { codec: codec.clone(), top_k, min_score };
-        let opts = ExportOptions { form: DynamicForm::Experts, batch: None, decode: true, flip };
+        let opts = ExportOptions { form, batch: (form == DynamicForm::Grouped).then_some(n), decode: true, flip };
         let out = run_tract(&export(&net, INPUT, &purpose, &opts, vec![]).unwrap(), &x, n);
         let (boxes, scores, count) = (&out[0].1, &out[1].1, &out[2].1);
         for (i, want) in want.iter().enumerate() {
@@ -272,6 +285,7 @@ fn classifiers_give_dypose_logits() {
             classes: 7,
             input_size: INPUT,
             class_names: vec![],
+            classifier_hidden: None,
         };
         let bp = Blueprint::classifier(&model).unwrap();
         let mut net = Network::new(&dev, &bp, 2);
@@ -298,6 +312,7 @@ fn what_a_network_cannot_do_is_refused() {
         classes: 3,
         input_size: INPUT,
         class_names: vec![],
+        classifier_hidden: None,
     };
     let net = Network::new(&dev, &Blueprint::classifier(&model).unwrap(), 0);
     let flip = ExportOptions { form: DynamicForm::Experts, batch: None, decode: true, flip: true };

@@ -67,68 +67,57 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
+/// A DY-ResNet-10 pose checkpoint of the quickstart's config, written through the library,
+/// whose output layer is scaled up so that its maps have peaks to decode (fresh weights give
+/// nearly flat maps, whose joints all sit at the first cell).
+fn peaked_dynamic_checkpoint(dir: &Path) -> PathBuf {
+    use dfdx::prelude::*;
+    let cfg = dypose::config::Config::load(Path::new("configs/quickstart.json"), &[]).unwrap();
+    let spec = dypose::coco::KeypointSpec::coco17();
+    let bp = dypose::model::blueprint::Blueprint::for_config(&cfg, spec.len()).unwrap();
+    let mut net = dypose::model::network::Network::new(&Cpu::default(), &bp, 3);
+    for p in net.params_mut().into_iter().filter(|p| p.name == "head.final_layer.weight") {
+        p.value = p.value.clone() * 300.0;
+    }
+    let meta = dypose::model::checkpoint::CheckpointMeta {
+        keypoints: Some(serde_json::to_string(&spec).unwrap()),
+        config: Some(cfg),
+        ..Default::default()
+    };
+    let path = dir.join("dy_pose.safetensors");
+    dypose::model::checkpoint::save(&net, &path, &meta, false).unwrap();
+    path
+}
+
+/// Runs `model` in tract on each reference input and compares every output with dypose's:
+/// maps and scores to 1e-4 of their scale, joints to 1e-3 px.
+fn reproduces_reference(model: &Path, reference: &Path, batches: &[usize], outputs: &[&str]) {
+    for &n in batches {
+        let input = read_npy(&reference.join(format!("input_b{n}.npy")));
+        let got = run_tract(model, &input);
+        for (k, got) in outputs.iter().zip(&got) {
+            let want = read_npy(&reference.join(format!("{k}_b{n}.npy")));
+            let scale = want.1.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let bound = if *k == "keypoints" { 1e-3 } else { 1e-4 * scale };
+            assert!(max_abs(got, &want.1) <= bound, "batch {n}: {k} differ by {}", max_abs(got, &want.1));
+        }
+    }
+}
+
 #[test]
-fn a_trained_pose_model_exports_with_its_decoding_and_reproduces_dypose() {
+fn a_dynamic_pose_model_exports_in_the_default_form_with_its_decoding_and_reproduces_dypose() {
     let dir = tempfile::tempdir().unwrap();
+    let ck = peaked_dynamic_checkpoint(dir.path());
     let out = dir.path().join("pose.onnx");
     let reference = dir.path().join("reference");
     let text = ok(&[
         "export",
         "--checkpoint",
-        POSE,
+        ck.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
         "--decode",
         "--flip",
-        "--form",
-        "experts",
-        "--reference",
-        reference.to_str().unwrap(),
-        "--reference-batches",
-        "1,3",
-    ]);
-    assert!(text.contains("outputs heatmaps, keypoints, scores"), "{text}");
-    for n in [1, 3] {
-        let input = read_npy(&reference.join(format!("input_b{n}.npy")));
-        let got = run_tract(&out, &input);
-        let want: Vec<_> = ["heatmaps", "keypoints", "scores"]
-            .iter()
-            .map(|k| read_npy(&reference.join(format!("{k}_b{n}.npy"))))
-            .collect();
-        let scale = want[0].1.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert!(max_abs(&got[0], &want[0].1) <= 1e-4 * scale, "batch {n}: heatmaps");
-        assert!(max_abs(&got[1], &want[1].1) < 1e-3, "batch {n}: joints (px)");
-        assert!(max_abs(&got[2], &want[2].1) <= 1e-4 * scale, "batch {n}: scores");
-        assert_eq!(want[1].0, vec![n, 17, 2]);
-    }
-    let meta = metadata(&out);
-    assert_eq!(meta["task"], "pose");
-    assert_eq!(meta["mean"], "[0.485, 0.456, 0.406]");
-    assert_eq!(meta["batch"], "dynamic");
-    let names: Vec<String> = serde_json::from_str(&meta["keypoint_names"]).unwrap();
-    assert_eq!((names.len(), names[0].as_str()), (17, "nose"));
-    let config: serde_json::Value = serde_json::from_str(&meta["config"]).unwrap();
-    assert_eq!(
-        config["input_size"],
-        serde_json::json!([meta["input_width"].parse::<u64>().unwrap(), meta["input_height"].parse::<u64>().unwrap()])
-    );
-    assert!(meta["outputs"].contains("\"keypoints\""));
-}
-
-#[test]
-fn a_trained_classifier_exports_in_the_grouped_form() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("classifier.onnx");
-    let reference = dir.path().join("reference");
-    ok(&[
-        "export",
-        "--checkpoint",
-        CLASSIFIER,
-        "--out",
-        out.to_str().unwrap(),
-        "--decode",
-        "--form",
-        "grouped",
         "--batch",
         "2",
         "--reference",
@@ -136,35 +125,108 @@ fn a_trained_classifier_exports_in_the_grouped_form() {
         "--reference-batches",
         "2",
     ]);
-    let input = read_npy(&reference.join("input_b2.npy"));
-    let got = run_tract(&out, &input);
-    let logits = read_npy(&reference.join("logits_b2.npy"));
-    let scale = logits.1.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    assert!(max_abs(&got[0], &logits.1) <= 1e-4 * scale, "logits");
-    assert!(max_abs(&got[1], &read_npy(&reference.join("probabilities_b2.npy")).1) < 1e-5, "probabilities");
+    assert!(text.contains("input [2, 3, 128, 96]") && text.contains("as `grouped`"), "{text}");
+    reproduces_reference(&out, &reference, &[2], &["heatmaps", "keypoints", "scores"]);
+    // The joints are spread over the crop, not all at the first cell.
+    let joints = read_npy(&reference.join("keypoints_b2.npy")).1;
+    assert!(joints.iter().filter(|&&v| v > 8.0).count() > joints.len() / 2, "{joints:?}");
     let meta = metadata(&out);
     assert_eq!(
         (meta["task"].as_str(), meta["batch"].as_str(), meta["dynamic_form"].as_str()),
-        ("classify", "2", "grouped")
+        ("pose", "2", "grouped")
     );
-    // A fixed batch cannot run a reference of another size: refused before anything is written.
+    assert_eq!(meta["mean"], "[0.485, 0.456, 0.406]");
+    let names: Vec<String> = serde_json::from_str(&meta["keypoint_names"]).unwrap();
+    assert_eq!((names.len(), names[0].as_str()), (17, "nose"));
+    let config: serde_json::Value = serde_json::from_str(&meta["config"]).unwrap();
+    assert_eq!(config["input_size"], serde_json::json!([96, 128]));
+    assert!(meta["outputs"].contains("\"keypoints\""));
+    // A fixed batch cannot run a reference of another size, nor a batch of 0: refused before
+    // anything is written.
     let other = dir.path().join("other.onnx");
+    for (batches, says) in [("8", "fixed batch 1"), ("0", "at least 1")] {
+        let o = dypose(&[
+            "export",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--out",
+            other.to_str().unwrap(),
+            "--reference",
+            dir.path().join("r2").to_str().unwrap(),
+            "--reference-batches",
+            batches,
+        ]);
+        assert!(String::from_utf8_lossy(&o.stderr).contains(says), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!other.exists() && !dir.path().join("r2").exists());
+    }
+    // A reference file in the way stops the export before the model is written.
+    let o = dypose(&[
+        "export",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+        "--decode",
+        "--flip",
+        "--batch",
+        "2",
+        "--reference",
+        reference.to_str().unwrap(),
+        "--reference-batches",
+        "2",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!other.exists());
+}
+
+#[test]
+fn trained_checkpoints_of_the_previous_release_export_and_reproduce_dypose() {
+    let dir = tempfile::tempdir().unwrap();
+    // A static network keeps its batch dynamic in the default form: one file, batches 1 and 3.
+    let out = dir.path().join("pose.onnx");
+    let reference = dir.path().join("pose_reference");
+    ok(&[
+        "export",
+        "--checkpoint",
+        POSE,
+        "--out",
+        out.to_str().unwrap(),
+        "--decode",
+        "--flip",
+        "--reference",
+        reference.to_str().unwrap(),
+        "--reference-batches",
+        "1,3",
+    ]);
+    assert_eq!(metadata(&out)["batch"], "dynamic");
+    reproduces_reference(&out, &reference, &[1, 3], &["heatmaps", "keypoints", "scores"]);
+    let out = dir.path().join("classifier.onnx");
+    let reference = dir.path().join("classifier_reference");
+    ok(&[
+        "export",
+        "--checkpoint",
+        CLASSIFIER,
+        "--out",
+        out.to_str().unwrap(),
+        "--decode",
+        "--reference",
+        reference.to_str().unwrap(),
+        "--reference-batches",
+        "2",
+    ]);
+    reproduces_reference(&out, &reference, &[2], &["logits", "probabilities"]);
+    assert_eq!(metadata(&out)["task"], "classify");
+    // A classifier describes its own network: another config is refused.
     let o = dypose(&[
         "export",
         "--checkpoint",
         CLASSIFIER,
         "--out",
-        other.to_str().unwrap(),
-        "--form",
-        "grouped",
-        "--reference",
-        dir.path().join("r2").to_str().unwrap(),
-        "--reference-batches",
-        "8",
+        dir.path().join("x.onnx").to_str().unwrap(),
+        "--config",
+        "configs/quickstart.json",
     ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("fixed batch 1"), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(!other.exists());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("describes its own network"));
 }
 
 /// The pose checkpoint rewritten by `edit`, which may drop or replace tensors.

@@ -66,6 +66,7 @@ fn write_state_dict(arch: Arch, path: &Path) -> BTreeSet<String> {
         classes: 1000,
         input_size: Size::new(224, 224),
         class_names: vec![],
+        classifier_hidden: None,
     };
     let bp = Blueprint::classifier(&model).unwrap();
     let net = Network::new(&dfdx::prelude::Cpu::default(), &bp, 0);

@@ -36,6 +36,7 @@ pub fn import_torchvision(req: &ImportRequest) -> Result<String> {
         classes: 1,
         input_size: req.input,
         class_names: Vec::new(),
+        classifier_hidden: None,
     };
     // The class count: the rows of the classifier's last linear layer.
     let probe = Blueprint::classifier(&model)?;

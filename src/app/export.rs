@@ -3,7 +3,7 @@
 use super::classify::classifier_of;
 use crate::config::{Config, Size, Task};
 use crate::export::npy::{npy_bytes, Values};
-use crate::export::{DynamicForm, ExportOptions, Purpose};
+use crate::export::{ExportOptions, Purpose};
 use crate::infer::HeatmapModel;
 use crate::model::backend::ConvBackend;
 use crate::model::blueprint::Blueprint;
@@ -29,38 +29,18 @@ pub struct ExportRequest {
 }
 
 /// Writes the ONNX file (atomically, after the checkpoint has loaded and the graph is built)
-/// and says what it holds.
+/// and says what it holds. Nothing is written until everything is computed and every output
+/// path is known to be free.
 pub fn export(req: &ExportRequest) -> Result<String> {
     let mut inputs = vec![req.checkpoint.clone()];
     inputs.extend(req.config.iter().cloned());
     crate::fsutil::refuse_overwriting_inputs(std::slice::from_ref(&req.out), &inputs)?;
     crate::fsutil::refuse_existing(std::slice::from_ref(&req.out), req.force)?;
-    if let (Some(dir), Some(fixed)) = (&req.reference, fixed_batch(&req.options)) {
-        let other = req.reference_batches.iter().find(|&&n| n != fixed);
-        anyhow::ensure!(
-            other.is_none(),
-            "{}: a reference for batch {} cannot run a graph of fixed batch {fixed}",
-            dir.display(),
-            other.copied().unwrap_or_default()
-        );
+    let Exportable { blueprint: bp, input, purpose, metadata } = describe(req)?;
+    let batch = crate::export::graph_batch(&req.options, bp.is_dynamic());
+    if let Some(dir) = &req.reference {
+        check_reference_batches(dir, &req.reference_batches, batch)?;
     }
-    let meta = CheckpointMeta::read(&req.checkpoint)?;
-    let (bp, input, purpose, metadata) = match &meta.classifier {
-        Some(_) => {
-            let model = classifier_of(&req.checkpoint)?;
-            let metadata = vec![
-                ("task".to_string(), "classify".to_string()),
-                ("classifier".to_string(), serde_json::to_string(&model)?),
-                ("class_names".to_string(), serde_json::to_string(&model.class_names)?),
-            ];
-            (Blueprint::classifier(&model)?, model.input_size, Purpose::Classify, metadata)
-        }
-        None => {
-            let (cfg, spec) = super::described_by(&req.checkpoint, req.config.as_deref())?;
-            let (purpose, metadata) = purpose_of(&cfg, &spec)?;
-            (Blueprint::for_config(&cfg, spec.len())?, cfg.input_size, purpose, metadata)
-        }
-    };
     let (bytes, reference) = crate::with_device!(crate::config::Device::Cpu, |dev: D| {
         let mut net = Network::<D>::new(&dev, &bp, 0);
         crate::model::checkpoint::load(&mut net, &req.checkpoint)?;
@@ -75,29 +55,71 @@ pub fn export(req: &ExportRequest) -> Result<String> {
         };
         anyhow::Ok((bytes, reference))
     })?;
-    crate::fsutil::write_new(&req.out, &bytes, req.force)?;
-    let mut text = summary(req, input, &purpose, bytes.len());
+    let files: Vec<(PathBuf, Vec<u8>)> = match &req.reference {
+        Some(dir) => reference
+            .into_iter()
+            .flatten()
+            .map(|(name, shape, values)| (dir.join(format!("{name}.npy")), npy_bytes(&shape, &values)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    crate::fsutil::refuse_overwriting_inputs(&paths, &inputs)?;
+    crate::fsutil::refuse_existing(&paths, req.force)?;
     if let Some(dir) = &req.reference {
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the folder", dir.display()))?;
-        for (name, shape, values) in reference.into_iter().flatten() {
-            let path = dir.join(format!("{name}.npy"));
-            crate::fsutil::write_new(&path, &npy_bytes(&shape, &values), req.force)?;
-        }
-        text += &format!(
-            "\nreference inputs and dypose's outputs (batches {:?}) in {}",
-            req.reference_batches,
-            dir.display()
-        );
+    }
+    crate::fsutil::write_new(&req.out, &bytes, req.force)?;
+    for (path, data) in &files {
+        crate::fsutil::write_new(path, data, req.force)?;
+    }
+    let mut text = summary(req, batch, input, &purpose, bytes.len());
+    if let Some(dir) = &req.reference {
+        let batches = &req.reference_batches;
+        text += &format!("\nreference inputs and dypose's outputs (batches {batches:?}) in {}", dir.display());
     }
     Ok(text)
 }
 
-/// The batch size a graph is fixed to, if any.
-fn fixed_batch(o: &ExportOptions) -> Option<usize> {
-    match o.form {
-        DynamicForm::Grouped => Some(o.batch.unwrap_or(1)),
-        _ => o.batch,
+/// What a checkpoint describes: its network, input size, what it computes, and the metadata a
+/// deployment needs.
+struct Exportable {
+    blueprint: Blueprint,
+    input: Size,
+    purpose: Purpose,
+    metadata: Vec<(String, String)>,
+}
+
+fn describe(req: &ExportRequest) -> Result<Exportable> {
+    let meta = CheckpointMeta::read(&req.checkpoint)?;
+    if meta.classifier.is_some() {
+        anyhow::ensure!(
+            req.config.is_none(),
+            "{}: a classifier checkpoint describes its own network; --config is for pose models and detectors",
+            req.checkpoint.display()
+        );
+        let model = classifier_of(&req.checkpoint)?;
+        let metadata = vec![
+            ("task".to_string(), "classify".to_string()),
+            ("classifier".to_string(), serde_json::to_string(&model)?),
+            ("class_names".to_string(), serde_json::to_string(&model.class_names)?),
+        ];
+        let blueprint = Blueprint::classifier(&model)?;
+        return Ok(Exportable { blueprint, input: model.input_size, purpose: Purpose::Classify, metadata });
     }
+    let (cfg, spec) = super::described_by(&req.checkpoint, req.config.as_deref())?;
+    let (purpose, metadata) = purpose_of(&cfg, &spec)?;
+    Ok(Exportable { blueprint: Blueprint::for_config(&cfg, spec.len())?, input: cfg.input_size, purpose, metadata })
+}
+
+/// Reference batches are at least 1, and equal to the graph's batch where that is fixed.
+fn check_reference_batches(dir: &std::path::Path, batches: &[usize], graph: Option<usize>) -> Result<()> {
+    anyhow::ensure!(!batches.is_empty(), "{}: no reference batch sizes given", dir.display());
+    anyhow::ensure!(!batches.contains(&0), "{}: a reference batch size must be at least 1", dir.display());
+    if let (Some(fixed), Some(other)) = (graph, batches.iter().find(|&&n| Some(n) != graph)) {
+        anyhow::bail!("{}: a reference for batch {other} cannot run a graph of fixed batch {fixed}", dir.display());
+    }
+    Ok(())
 }
 
 /// One named array of a reference set: name (with the batch), shape, values.
@@ -215,13 +237,9 @@ fn purpose_of(cfg: &Config, spec: &crate::coco::KeypointSpec) -> Result<(Purpose
     Ok((purpose, metadata))
 }
 
-fn summary(req: &ExportRequest, input: Size, purpose: &Purpose, bytes: usize) -> String {
+fn summary(req: &ExportRequest, batch: Option<usize>, input: Size, purpose: &Purpose, bytes: usize) -> String {
     let o = &req.options;
-    let batch = match (o.form, o.batch) {
-        (DynamicForm::Grouped, b) => b.unwrap_or(1).to_string(),
-        (_, Some(b)) => b.to_string(),
-        (_, None) => "batch".to_string(),
-    };
+    let batch = batch.map_or_else(|| "batch".to_string(), |b| b.to_string());
     let outputs = match (purpose, o.decode) {
         (Purpose::Pose { .. }, false) => "heatmaps",
         (Purpose::Pose { .. }, true) => "heatmaps, keypoints, scores",

@@ -110,10 +110,9 @@ pub fn init(src: &ArchSource, seed: u64, out: &Path, force: bool) -> Result<Stri
     if let Some((cfg, spec)) = &d.config {
         (meta.config, meta.keypoints) = (Some(cfg.clone()), Some(serde_json::to_string(spec)?));
     }
-    // A classifier that a classifier description rebuilds (torchvision's hidden width) says so,
-    // so that `classify` and `export` open it as they open a pretrained one.
+    // A classifier says so, so that `classify` and `export` open it as they open a pretrained one.
     if let ArchSource::Named(a) = src {
-        if a.head.is_none() && a.classifier_hidden.is_none() {
+        if a.head.is_none() {
             meta.classifier = Some(crate::config::ClassifierModel {
                 arch: a.arch,
                 width: a.width,
@@ -122,6 +121,7 @@ pub fn init(src: &ArchSource, seed: u64, out: &Path, force: bool) -> Result<Stri
                 classes: d.blueprint.classifier.unwrap_or(1000),
                 input_size: d.input,
                 class_names: Vec::new(),
+                classifier_hidden: a.classifier_hidden,
             });
         }
     }

@@ -342,6 +342,10 @@ pub struct ClassifierModel {
     /// Class names by index (may be empty).
     #[serde(default)]
     pub class_names: Vec<String>,
+    /// MobileNetV3's hidden classifier layer at another width than torchvision's
+    /// (`init --classifier-hidden`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier_hidden: Option<usize>,
 }
 
 fn one() -> f64 {

@@ -71,10 +71,7 @@ pub fn export<D: ConvBackend>(
     opts: &ExportOptions,
     metadata: Vec<(String, String)>,
 ) -> Result<Vec<u8>> {
-    let batch = match opts.form {
-        DynamicForm::Grouped => Some(opts.batch.unwrap_or(1)),
-        _ => opts.batch,
-    };
+    let batch = graph_batch(opts, net.blueprint.is_dynamic());
     ensure!(batch != Some(0), "the batch size must be at least 1");
     ensure!(
         !(opts.flip && matches!(purpose, Purpose::Classify)),
@@ -129,6 +126,16 @@ pub fn export<D: ConvBackend>(
         ..Default::default()
     };
     Ok(model.encode_to_vec())
+}
+
+/// The batch a graph is fixed to (`None`: dynamic). The `grouped` form fixes it (1 unless
+/// `opts.batch` says otherwise) where the network has dynamic convolutions; a static network is
+/// the same graph in every form, and keeps its batch dynamic unless asked.
+pub fn graph_batch(opts: &ExportOptions, dynamic: bool) -> Option<usize> {
+    match opts.form {
+        DynamicForm::Grouped if dynamic => Some(opts.batch.unwrap_or(1)),
+        _ => opts.batch,
+    }
 }
 
 /// Renames `value` to the output name `name` (which nothing else in the graph uses).

@@ -139,7 +139,6 @@ impl<M: HeatmapModel> Detector<M> {
     }
 }
 
-/// The centre logits (the first map of every 5) as probabilities.
 /// The boxes (input pixels, best first) in each image's raw network maps, the mirrored images'
 /// maps averaged in when given (the flip test): the detector's whole decoding.
 pub fn boxes_of_maps(
@@ -158,6 +157,7 @@ pub fn boxes_of_maps(
     maps.par_chunks(5 * plane).map(|m| codec.decode(&m[..plane], &m[plane..], top_k, min_score)).collect()
 }
 
+/// The centre logits (the first map of every 5) as probabilities.
 fn sigmoid(maps: &mut [f32], plane: usize) {
     for m in maps.chunks_exact_mut(5 * plane) {
         m[..plane].iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp()));

@@ -315,6 +315,22 @@ pub fn backbone(arch: Arch, width: f64, dynamic_shortcut: bool) -> Result<Backbo
 }
 
 impl Blueprint {
+    /// Whether any convolution is dynamic (else the network is a static one).
+    pub fn is_dynamic(&self) -> bool {
+        let b = &self.backbone;
+        let blocks = b.stages.iter().flatten().flat_map(|block| match block {
+            Block::Basic { conv1, conv2, shortcut } => vec![Some(*conv1), Some(*conv2), *shortcut],
+            Block::Inverted { expand, depthwise, project, .. } => vec![*expand, Some(*depthwise), Some(*project)],
+        });
+        let head = self.head.iter().flat_map(|h| match h {
+            Head::Deconv { deconvs, final_conv } => [deconvs.clone(), vec![*final_conv]].concat(),
+            Head::Light { stages, final_conv } => {
+                stages.iter().flat_map(|(d, p)| [*d, *p]).chain([*final_conv]).collect()
+            }
+        });
+        std::iter::once(Some(b.stem)).chain(blocks).chain([b.last_conv]).flatten().chain(head).any(|c| c.dynamic)
+    }
+
     /// The pose network of a model section, with one output map per joint of a set of `joints`.
     pub fn pose(m: &ModelConfig, joints: usize) -> Result<Blueprint> {
         ensure!(m.kernels >= 1, "model.kernels must be at least 1");
@@ -338,7 +354,11 @@ impl Blueprint {
     pub fn classifier(m: &ClassifierModel) -> Result<Blueprint> {
         ensure!(m.kernels >= 1 && m.classes >= 1, "a classifier needs at least one kernel and one class");
         ensure!(m.input_size.width >= 32 && m.input_size.height >= 32, "a classifier input is at least 32×32");
-        let b = backbone(m.arch, m.width, m.dynamic_shortcut)?;
+        let mut b = backbone(m.arch, m.width, m.dynamic_shortcut)?;
+        if let Some(h) = m.classifier_hidden {
+            ensure!(b.classifier_hidden.is_some() && h >= 1, "{} has no hidden classifier layer", m.arch);
+            b.classifier_hidden = Some(h);
+        }
         Ok(Blueprint { backbone: b, head: None, classifier: Some(m.classes), kernels: m.kernels })
     }
 }

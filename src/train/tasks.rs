@@ -286,6 +286,7 @@ impl ClassifierData {
             classes: train.classes.len(),
             input_size: cfg.input_size,
             class_names: train.classes.clone(),
+            classifier_hidden: None,
         };
         let report = format!(
             "classifier {} on {} images of {} classes, validating on {}",

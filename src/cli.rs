@@ -496,6 +496,10 @@ pub enum BenchCommand {
         /// Time inference only.
         #[arg(long)]
         inference_only: bool,
+        /// Also print where the time goes: each kind of op of the fast CPU path (forward and
+        /// backward: time, share, GFLOP/s) and the rest.
+        #[arg(long)]
+        profile: bool,
         /// Where the network runs (cuda needs a build with --features cuda).
         #[arg(long, value_enum, default_value_t = Device::Cpu)]
         device: Device,

@@ -287,9 +287,10 @@ fn bench(b: BenchCommand) -> Result<String> {
         BenchCommand::Eval { gt, results, spec, repeats } => {
             app::bench::bench_eval(&gt, &results, spec.as_deref(), repeats)
         }
-        BenchCommand::Model { config, set, batch, iters, generic, inference_only, device } => {
+        BenchCommand::Model { config, set, batch, iters, generic, inference_only, profile, device } => {
             let cfg = Config::load(&config, &set)?;
-            app::bench::bench_model(device, &cfg, &app::bench::ModelBench { batch, iters, generic, inference_only })
+            let how = app::bench::ModelBench { batch, iters, generic, inference_only, profile };
+            app::bench::bench_model(device, &cfg, &how)
         }
         BenchCommand::Predict {
             config,

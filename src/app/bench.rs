@@ -250,6 +250,9 @@ pub struct ModelBench {
     pub generic: bool,
     /// Time inference only (training is what takes long on the CPU).
     pub inference_only: bool,
+    /// Also print where the time goes: each kind of op of the fast CPU path, forward and
+    /// backward, and the rest.
+    pub profile: bool,
 }
 
 /// `dypose bench model`: inference and training images/s of the config's model on `device`,
@@ -270,7 +273,8 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
     use crate::model::layers::{init_rng, random_values, Ctx};
     use crate::model::network::Network;
     use dfdx::prelude::*;
-    let ModelBench { batch, iters, generic, inference_only } = *how;
+    let ModelBench { batch, iters, generic, inference_only, profile } = *how;
+    use crate::model::cpu::profile::{record, recorded};
     anyhow::ensure!(batch >= 1 && iters >= 1, "--batch and --iters must be at least 1");
     let generic = generic || !D::FAST;
     let bp = Blueprint::for_config(cfg, joints)?;
@@ -289,7 +293,9 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
         t.elapsed().as_secs_f64()
     };
     infer();
+    record(profile);
     let inference: Vec<f64> = (0..iters).map(|_| infer()).collect();
+    let inference_profile = recorded();
     let mut train = || {
         let t = Instant::now();
         let y = net.forward(x.leaky_trace(), Ctx { generic_ops: generic, ..Ctx::train(1.0) });
@@ -302,9 +308,13 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
         true => vec![f64::NAN],
         false => {
             train();
+            record(profile);
             (0..iters).map(|_| train()).collect()
         }
     };
+    let training_profile = recorded();
+    record(false);
+    let (inference_total, training_total) = (inference.iter().sum::<f64>(), training.iter().sum::<f64>());
     let (ti, tt) = (median(inference), median(training));
     let (ips_i, ips_t) = (batch as f64 / ti, batch as f64 / tt);
     let flops = 2.0 * cost.madds as f64;
@@ -346,6 +356,12 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
         );
     }
     s += &format!("peak host memory {rss:.0} MB\n");
+    if profile {
+        s += &profile_table("inference", &inference_profile, inference_total, iters);
+        if !inference_only {
+            s += &profile_table("training (fwd+bwd)", &training_profile, training_total, iters);
+        }
+    }
     let nan_null = |v: f64| if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null };
     s += &serde_json::json!({
         "device": device.to_string(), "batch": batch, "inference_img_per_s": ips_i, "training_img_per_s": nan_null(ips_t),
@@ -354,6 +370,44 @@ fn bench_model_on<D: ConvBackend + dfdx::prelude::Synchronize>(
     })
     .to_string();
     Ok(s)
+}
+
+/// Where `total` seconds of `iters` timed iterations went: each op kind of the fast CPU path
+/// (time, share, GFLOP/s), slowest first, and the rest (dfdx's own ops: activations, attention
+/// branches, the loss, reshapes and copies).
+fn profile_table(
+    title: &str,
+    rows: &[(String, crate::model::cpu::profile::Pass, crate::model::cpu::profile::Totals)],
+    total: f64,
+    iters: usize,
+) -> String {
+    use crate::model::cpu::profile::Pass;
+    let mut rows = rows.to_vec();
+    rows.sort_by(|a, b| b.2.seconds.total_cmp(&a.2.seconds));
+    let per = |v: f64| v / iters as f64;
+    let mut s = format!("\nprofile, {title}: ms per iteration (of {:.1})\n", 1e3 * per(total));
+    s += &format!("{:<24} {:>9} {:>7} {:>9} {:>7} {:>9}\n", "op", "pass", "calls", "ms", "share", "GFLOP/s");
+    for (kind, pass, t) in &rows {
+        let pass = if *pass == Pass::Forward { "forward" } else { "backward" };
+        let gflops = if t.flops > 0.0 { format!("{:.1}", t.flops / t.seconds / 1e9) } else { "-".into() };
+        s += &format!(
+            "{kind:<24} {pass:>9} {:>7} {:>9.2} {:>6.1}% {gflops:>9}\n",
+            t.calls / iters as u64,
+            1e3 * per(t.seconds),
+            100.0 * t.seconds / total
+        );
+    }
+    let rest = total - rows.iter().map(|r| r.2.seconds).sum::<f64>();
+    s += &format!(
+        "{:<24} {:>9} {:>7} {:>9.2} {:>6.1}% {:>9}\n",
+        "other (dfdx ops, copies)",
+        "",
+        "",
+        1e3 * per(rest),
+        100.0 * rest / total,
+        "-"
+    );
+    s
 }
 
 /// What `dypose bench predict` runs: a checkpoint (its config and keypoint set), or a config

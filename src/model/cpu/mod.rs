@@ -5,3 +5,4 @@
 pub mod gemm;
 pub mod kernels;
 pub mod ops;
+pub mod profile;

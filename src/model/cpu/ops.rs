@@ -5,6 +5,7 @@
 //! adding a logically ordered gradient into a permuted view's buffer would scramble it.
 
 use super::kernels::{backward, forward, scratch_len, Geometry};
+use super::profile::{conv_flops, conv_kind, timer, Pass};
 use crate::model::blueprint::ConvSpec;
 use crate::model::conv::T4;
 use dfdx::prelude::*;
@@ -117,6 +118,8 @@ where
     let g = Geometry::of(&spec, h, wd);
     let crate::config::Size { width: ow, height: oh } = spec.out_size(crate::config::Size::new(wd, h));
     let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(&spec, &g));
+    let flops = conv_flops(&spec, b, g.oh * g.ow);
+    let _t = timer(|| conv_kind(&spec), Pass::Forward, flops);
     let (xv, wv) = (host(&x), host(&w));
     let mut yv = vec![0.0f32; b * per_out];
     yv.par_chunks_mut(per_out).enumerate().for_each(|(i, y)| {
@@ -125,6 +128,7 @@ where
     let out = dev.tensor_from_vec(yv, (b, spec.cout, oh, ow));
     let (xg, wg, og) = (x.ghost(), w.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
+        let _t = timer(|| conv_kind(&spec), Pass::Backward, flops * (1.0 + spec.input_grad as u8 as f64));
         // One copy of the output gradient; the input gradient accumulates in place.
         let gy = grads.get_or_alloc_mut(&og)?.to_vec();
         let gx = grads.get_or_alloc_mut(&xg)?;
@@ -170,6 +174,8 @@ where
     let g = Geometry::of(&spec, h, wd);
     let crate::config::Size { width: ow, height: oh } = spec.out_size(crate::config::Size::new(wd, h));
     let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(&spec, &g));
+    let flops = conv_flops(&spec, b, g.oh * g.ow);
+    let _t = timer(|| conv_kind(&spec), Pass::Forward, flops);
     let (xv, pv, kv) = (host(&x), host(&pi), host(&kernels));
     let n = kv.len() / kk;
     let mut yv = vec![0.0f32; b * per_out];
@@ -183,6 +189,7 @@ where
     let out = dev.tensor_from_vec(yv, (b, spec.cout, oh, ow));
     let (xg, pg, kg, og) = (x.ghost(), pi.ghost(), kernels.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
+        let _t = timer(|| conv_kind(&spec), Pass::Backward, flops * (1.0 + spec.input_grad as u8 as f64));
         let gy = grads.get_or_alloc_mut(&og)?.to_vec();
         let mut gpi = vec![0.0f32; b * kk];
         let gx = grads.get_or_alloc_mut(&xg)?;
@@ -252,6 +259,7 @@ fn conv_folded_in_groups(
     let g = Geometry::of(spec, h, wd);
     let crate::config::Size { width: ow, height: oh } = spec.out_size(crate::config::Size::new(wd, h));
     let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(spec, &g));
+    let _t = timer(|| conv_kind(spec), Pass::Forward, conv_flops(spec, b, g.oh * g.ow));
     let p = oh * ow;
     let xv = host(&x);
     let kk = pi.map_or(1, |v| v.len() / b);
@@ -309,6 +317,7 @@ where
     let dev = x.device().clone();
     let (b, c, h, w) = *x.shape();
     let (hw, n) = (h * w, (b * h * w) as f64);
+    let _t = timer(|| "batch norm + act".into(), Pass::Forward, 0.0);
     let (xv, gv, bv) = (host(&x), host(&gamma), host(&beta));
     // Per-channel statistics (in f64: sums over B·H·W values).
     let stats: Vec<(f32, f32)> = (0..c)
@@ -339,6 +348,7 @@ where
     let vars: Vec<f32> = stats.iter().map(|s| s.1).collect();
     let m2 = means.clone();
     tape.add_backward_op(move |grads| {
+        let _t = timer(|| "batch norm + act".into(), Pass::Backward, 0.0);
         let gy = grads.get_or_alloc_mut(&og)?.to_vec();
         // g = ∂L/∂(pre-activation): the activation passes the gradient where it is not clipped.
         let pass = |y: f32| match relu_cap {
@@ -390,6 +400,7 @@ pub fn max_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>, k: usize, stride: usize, pad
     let spec = ConvSpec { padding, ..ConvSpec::new(c, c, k, stride) };
     let g = Geometry::of(&spec, h, w);
     let (oh, ow) = (g.oh, g.ow);
+    let _t = timer(|| "max pool".into(), Pass::Forward, 0.0);
     let xv = host(&x);
     let mut yv = vec![0.0f32; b * c * oh * ow];
     let mut arg = vec![0u32; yv.len()];
@@ -416,6 +427,7 @@ pub fn max_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>, k: usize, stride: usize, pad
     let out = dev.tensor_from_vec(yv, (b, c, oh, ow));
     let (xg, og) = (x.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
+        let _t = timer(|| "max pool".into(), Pass::Backward, 0.0);
         let gy = grads.get_or_alloc_mut(&og)?.to_vec();
         let gx = grads.get_or_alloc_mut(&xg)?;
         gx.par_chunks_mut(h * w).enumerate().for_each(|(i, gp)| {
@@ -434,12 +446,14 @@ pub fn global_avg_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> Tensor<(usize, usi
     let dev = x.device().clone();
     let (b, c, h, w) = *x.shape();
     let hw = h * w;
+    let _t = timer(|| "global avg pool".into(), Pass::Forward, 0.0);
     let xv = host(&x);
     let means: Vec<f32> =
         xv.par_chunks(hw).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32).collect();
     let out = dev.tensor_from_vec(means, (b, c));
     let (xg, og) = (x.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
+        let _t = timer(|| "global avg pool".into(), Pass::Backward, 0.0);
         let gy = grads.get_or_alloc_mut(&og)?.to_vec();
         let gx = grads.get_or_alloc_mut(&xg)?;
         gx.par_chunks_mut(hw).zip(gy.par_iter()).for_each(|(p, &g)| {
@@ -459,6 +473,7 @@ pub fn add_relu<Tp: Tape<f32, Cpu> + Merge<Tp>>(a: T4<Cpu, Tp>, b: T4<Cpu, Tp>) 
     let dev = a.device().clone();
     let shape = *a.shape();
     assert_eq!(shape, *b.shape(), "add_relu needs equal shapes");
+    let _t = timer(|| "add + relu".into(), Pass::Forward, 0.0);
     let (av, bv) = (host(&a), host(&b));
     let mut yv = vec![0.0f32; av.len()];
     const CHUNK: usize = 1 << 14;
@@ -470,6 +485,7 @@ pub fn add_relu<Tp: Tape<f32, Cpu> + Merge<Tp>>(a: T4<Cpu, Tp>, b: T4<Cpu, Tp>) 
     let out = dev.tensor_from_vec(yv.clone(), shape);
     let (ag, bg, og) = (a.ghost(), b.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
+        let _t = timer(|| "add + relu".into(), Pass::Backward, 0.0);
         let mut gy = grads.get_or_alloc_mut(&og)?.to_vec();
         gy.par_chunks_mut(CHUNK).zip(yv.par_chunks(CHUNK)).for_each(|(g, y)| {
             for (d, &v) in g.iter_mut().zip(y) {

@@ -482,7 +482,10 @@ pub fn add_relu<Tp: Tape<f32, Cpu> + Merge<Tp>>(a: T4<Cpu, Tp>, b: T4<Cpu, Tp>) 
             *o = (x + z).max(0.0);
         }
     });
-    let out = dev.tensor_from_vec(yv.clone(), shape);
+    // The output is kept for the backward pass only when there is one (not at inference).
+    let kept = if Tp::OWNS_TAPE { yv.clone() } else { Vec::new() };
+    let out = dev.tensor_from_vec(yv, shape);
+    let yv = kept;
     let (ag, bg, og) = (a.ghost(), b.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
         let _t = timer(|| "add + relu".into(), Pass::Backward, 0.0);

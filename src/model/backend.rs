@@ -9,6 +9,11 @@ use dfdx::prelude::*;
 
 type Flat<D, Tp> = Tensor<(usize,), f32, D, Tp>;
 
+/// A dynamic conv's attention at inference: the input's per-channel means (B × C, row-major) →
+/// the kernel weights π (B × K). The folded conv computes the means from the input it already
+/// holds, instead of a separate pooling op copying the input once more.
+pub type Attention<'a> = dyn Fn(&[f32]) -> Vec<f32> + 'a;
+
 pub trait ConvBackend: Device<f32> + 'static {
     /// Whether `fast_conv` / `fast_dynamic_conv` exist on this device.
     const FAST: bool = false;
@@ -34,16 +39,17 @@ pub trait ConvBackend: Device<f32> + 'static {
         unreachable!("callers check ConvBackend::FAST")
     }
 
-    /// Inference with BN folded into the weights and the activation fused (see `cpu::ops`).
+    /// Inference with BN folded into the weights and the activation fused (see `cpu::ops`);
+    /// a dynamic conv's `attention` maps the input's per-channel means (B × C) to π (B × K).
     fn fast_conv_folded(
         x: T4<Self>,
-        pi: Option<&[f32]>,
+        attention: Option<&Attention>,
         w: &[f32],
         bias: &[f32],
         relu_cap: Option<f32>,
         spec: &ConvSpec,
     ) -> T4<Self> {
-        let _ = (x, pi, w, bias, relu_cap, spec);
+        let _ = (x, attention, w, bias, relu_cap, spec);
         unreachable!("callers check ConvBackend::FAST")
     }
 
@@ -103,13 +109,13 @@ impl ConvBackend for Cpu {
 
     fn fast_conv_folded(
         x: T4<Cpu>,
-        pi: Option<&[f32]>,
+        attention: Option<&Attention>,
         w: &[f32],
         bias: &[f32],
         relu_cap: Option<f32>,
         spec: &ConvSpec,
     ) -> T4<Cpu> {
-        super::cpu::ops::conv_folded(x, pi, w, bias, relu_cap, spec)
+        super::cpu::ops::conv_folded(x, attention, w, bias, relu_cap, spec)
     }
 
     fn fast_conv<Tp: Tape<f32, Cpu> + Merge<Tp>>(x: T4<Cpu, Tp>, w: Flat<Cpu, Tp>, spec: &ConvSpec) -> T4<Cpu, Tp> {

@@ -192,7 +192,9 @@ fn folded_conv_results<D: ConvBackend>(dev: &D, spec: &ConvSpec) -> Results {
     let bias = random(dev, spec.cout, 7);
     let pi: Vec<f32> = random(dev, b * kernels, 8).iter().map(|v| v.abs() + 0.1).collect();
     let x: T4<D> = dev.tensor_from_vec(xv, (b, spec.cin, h, w));
-    let fast = D::fast_conv_folded(x.clone(), spec.dynamic.then_some(&pi[..]), &wv, &bias, Some(6.0), spec).as_vec();
+    let given = |_: &[f32]| pi.clone();
+    let attention = spec.dynamic.then_some(&given as &super::backend::Attention);
+    let fast = D::fast_conv_folded(x.clone(), attention, &wv, &bias, Some(6.0), spec).as_vec();
     let weights: Tensor<(usize,), f32, D> = dev.tensor_from_vec(wv, (kernels * per,));
     let y = if spec.dynamic {
         let pi_t: Tensor<(usize, usize), f32, D> = dev.tensor_from_vec(pi, (b, kernels));

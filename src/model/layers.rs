@@ -528,22 +528,23 @@ impl<D: ConvBackend> ConvBn<D> {
         let folded = self.folded_weights();
         let (w, bias) = (&folded.0, &folded.1);
         let cap = self.act.cap();
-        let pi = self.conv.attention.as_ref().map(|[w1, b1, w2, b2]| {
-            let a = AttentionWeights {
-                fc1_weight: w1.t2(w1.shape[0]),
-                fc1_bias: b1.t1(),
-                fc2_weight: w2.t2(w2.shape[0]),
-                fc2_bias: b2.t1(),
-            };
-            let pooled = match fast(x.device(), FastOp::GlobalAvgPool) {
-                true => D::fast_global_avg_pool(x.clone()),
-                false => x.clone().mean::<_, Axes2<2, 3>>(),
-            };
-            let pi = attention_head(pooled, a, ctx.temperature).as_vec();
-            *self.conv.last_attention.lock().unwrap_or_else(|p| p.into_inner()) = Some(pi.clone());
-            pi
+        let dev = x.device().clone();
+        let attention = self.conv.attention.as_ref().map(|[w1, b1, w2, b2]| {
+            move |means: &[f32]| {
+                let a = AttentionWeights {
+                    fc1_weight: w1.t2(w1.shape[0]),
+                    fc1_bias: b1.t1(),
+                    fc2_weight: w2.t2(w2.shape[0]),
+                    fc2_bias: b2.t1(),
+                };
+                let c = w1.shape[1];
+                let pooled = dev.tensor_from_vec(means.to_vec(), (means.len() / c, c));
+                let pi = attention_head(pooled, a, ctx.temperature).as_vec();
+                *self.conv.last_attention.lock().unwrap_or_else(|p| p.into_inner()) = Some(pi.clone());
+                pi
+            }
         });
-        D::fast_conv_folded(x, pi.as_deref(), w, bias, cap, s)
+        D::fast_conv_folded(x, attention.as_ref().map(|f| f as &super::backend::Attention), w, bias, cap, s)
     }
 
     /// The folded (weights, bias), computed once per parameter change.

@@ -233,20 +233,25 @@ where
 /// kernels. No tape: weights and BN are constants here.
 pub fn conv_folded(
     x: T4<Cpu>,
-    pi: Option<&[f32]>,
+    attention: Option<&crate::model::backend::Attention>,
     w: &[f32],
     bias: &[f32],
     relu_cap: Option<f32>,
     spec: &ConvSpec,
 ) -> T4<Cpu> {
-    conv_folded_in_groups(x, pi, w, bias, relu_cap, spec, 16 << 20)
+    conv_folded_in_groups(x, attention, w, bias, relu_cap, spec, 16 << 20)
+}
+
+/// The mean of each `hw`-long plane, summed in f64 (as the global average pool computes it).
+fn plane_means(xv: &[f32], hw: usize) -> Vec<f32> {
+    xv.par_chunks(hw).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32).collect()
 }
 
 /// `conv_folded` aggregating the kernels of at most `max_floats / |W|` samples at a time
 /// (and at least one per thread).
 fn conv_folded_in_groups(
     x: T4<Cpu>,
-    pi: Option<&[f32]>,
+    attention: Option<&crate::model::backend::Attention>,
     w: &[f32],
     bias: &[f32],
     relu_cap: Option<f32>,
@@ -262,6 +267,8 @@ fn conv_folded_in_groups(
     let _t = timer(|| conv_kind(spec), Pass::Forward, conv_flops(spec, b, g.oh * g.ow));
     let p = oh * ow;
     let xv = host(&x);
+    let pi = attention.map(|f| f(&plane_means(&xv, h * wd)));
+    let pi = pi.as_deref();
     let kk = pi.map_or(1, |v| v.len() / b);
     let n = w.len() / kk;
     let mut yv = vec![0.0f32; b * per_out];
@@ -448,8 +455,7 @@ pub fn global_avg_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> Tensor<(usize, usi
     let hw = h * w;
     let _t = timer(|| "global avg pool".into(), Pass::Forward, 0.0);
     let xv = host(&x);
-    let means: Vec<f32> =
-        xv.par_chunks(hw).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32).collect();
+    let means = plane_means(&xv, hw);
     let out = dev.tensor_from_vec(means, (b, c));
     let (xg, og) = (x.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
@@ -606,10 +612,19 @@ mod tests {
         }
         // Groups as small as allowed (one sample per thread: 7 = 2+2+2+1 on 2 threads) and all
         // samples at once.
+        // The attention is handed each input plane's mean.
+        let seen = std::cell::RefCell::new(Vec::new());
+        let attention = |means: &[f32]| {
+            *seen.borrow_mut() = means.to_vec();
+            pi.clone()
+        };
         for max_floats in [1, usize::MAX] {
-            let y = conv_folded_in_groups(x.clone(), Some(&pi), &bank, &bias, Some(6.0), &spec, max_floats);
+            let y = conv_folded_in_groups(x.clone(), Some(&attention), &bank, &bias, Some(6.0), &spec, max_floats);
             assert!(rel(&y.as_vec(), &expected) < 1e-5, "groups of {max_floats} floats");
         }
+        let means: Vec<f32> = x.as_vec().chunks(63).map(|p| p.iter().sum::<f32>() / 63.0).collect();
+        assert_eq!(seen.borrow().len(), b * 3);
+        assert!(rel(&seen.borrow(), &means) < 1e-6);
     }
 
     #[test]

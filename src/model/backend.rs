@@ -8,11 +8,7 @@ use super::fast_op::FastOp;
 use dfdx::prelude::*;
 
 type Flat<D, Tp> = Tensor<(usize,), f32, D, Tp>;
-
-/// A dynamic conv's attention at inference: the input's per-channel means (B × C, row-major) →
-/// the kernel weights π (B × K). The folded conv computes the means from the input it already
-/// holds, instead of a separate pooling op copying the input once more.
-pub type Attention<'a> = dyn Fn(&[f32]) -> Vec<f32> + 'a;
+pub use super::fast_op::Attention;
 
 pub trait ConvBackend: Device<f32> + 'static {
     /// Whether `fast_conv` / `fast_dynamic_conv` exist on this device.

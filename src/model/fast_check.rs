@@ -193,7 +193,7 @@ fn folded_conv_results<D: ConvBackend>(dev: &D, spec: &ConvSpec) -> Results {
     let pi: Vec<f32> = random(dev, b * kernels, 8).iter().map(|v| v.abs() + 0.1).collect();
     let x: T4<D> = dev.tensor_from_vec(xv, (b, spec.cin, h, w));
     let given = |_: &[f32]| pi.clone();
-    let attention = spec.dynamic.then_some(&given as &super::backend::Attention);
+    let attention = spec.dynamic.then_some(&given as &super::fast_op::Attention);
     let fast = D::fast_conv_folded(x.clone(), attention, &wv, &bias, Some(6.0), spec).as_vec();
     let weights: Tensor<(usize,), f32, D> = dev.tensor_from_vec(wv, (kernels * per,));
     let y = if spec.dynamic {

@@ -106,3 +106,8 @@ impl FastOp {
         }
     }
 }
+
+/// A dynamic conv's attention at inference: the input's per-channel means (B × C, row-major) →
+/// the kernel weights π (B × K). The folded conv computes the means from the input it already
+/// holds, instead of a separate pooling op copying the input once more.
+pub type Attention<'a> = dyn Fn(&[f32]) -> Vec<f32> + 'a;

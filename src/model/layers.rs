@@ -544,7 +544,7 @@ impl<D: ConvBackend> ConvBn<D> {
                 pi
             }
         });
-        D::fast_conv_folded(x, attention.as_ref().map(|f| f as &super::backend::Attention), w, bias, cap, s)
+        D::fast_conv_folded(x, attention.as_ref().map(|f| f as &super::fast_op::Attention), w, bias, cap, s)
     }
 
     /// The folded (weights, bias), computed once per parameter change.

@@ -186,10 +186,26 @@ pub fn forward(spec: &ConvSpec, g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32
     } else {
         let (cg, og) = (spec.cin / spec.groups, spec.cout / spec.groups);
         for grp in 0..spec.groups {
-            im2col(&x[grp * cg * g.h * g.w..], cg, g, scratch);
+            let cols = columns(spec, g, &x[grp * cg * g.h * g.w..], cg, scratch);
             let wg = &w[grp * og * cg * k2..][..og * cg * k2];
-            gemm(View::new(wg, og, cg * k2), View::new(scratch, cg * k2, p), &mut y[grp * og * p..][..og * p], 0.0);
+            gemm(View::new(wg, og, cg * k2), View::new(cols, cg * k2, p), &mut y[grp * og * p..][..og * p], 0.0);
         }
+    }
+}
+
+/// Whether im2col of a conv is the input itself (1×1, stride 1, no padding).
+fn is_pointwise(spec: &ConvSpec) -> bool {
+    spec.kernel == 1 && spec.stride == 1 && spec.padding == 0 && !spec.transposed
+}
+
+/// The im2col columns of `c` channels of `x`: the input itself for a pointwise conv (no copy:
+/// a third of MobileNets' 1×1 time went into it), else written into `scratch`.
+fn columns<'a>(spec: &ConvSpec, g: &Geometry, x: &'a [f32], c: usize, scratch: &'a mut [f32]) -> &'a [f32] {
+    if is_pointwise(spec) {
+        &x[..c * g.h * g.w]
+    } else {
+        im2col(x, c, g, scratch);
+        &scratch[..c * g.k * g.k * g.oh * g.ow]
     }
 }
 
@@ -276,10 +292,10 @@ pub fn backward(
             let xg = &x[grp * cg * g.h * g.w..];
             let wg = &w[grp * og * cg * k2..][..og * cg * k2];
             let gyg = &gy[grp * og * p..][..og * p];
-            im2col(xg, cg, g, scratch);
+            let cols = columns(spec, g, xg, cg, scratch);
             gemm(
                 View::new(gyg, og, p),
-                View::new(scratch, cg * k2, p).t(),
+                View::new(cols, cg * k2, p).t(),
                 &mut gw[grp * og * cg * k2..][..og * cg * k2],
                 1.0,
             );
@@ -402,6 +418,10 @@ mod tests {
             Conv { b: 1, c: 4, h: 9, w: 7, o: 6, k: 3, stride: 2, pad: 1, groups: 2 },
             Conv { b: 1, c: 5, h: 8, w: 9, o: 5, k: 3, stride: 2, pad: 1, groups: 5 },
             Conv { b: 1, c: 2, h: 11, w: 6, o: 3, k: 7, stride: 2, pad: 3, groups: 1 },
+            // Pointwise: the GEMMs read the input as the columns.
+            Conv { b: 1, c: 6, h: 5, w: 7, o: 4, k: 1, stride: 1, pad: 0, groups: 1 },
+            Conv { b: 1, c: 6, h: 5, w: 7, o: 4, k: 1, stride: 1, pad: 0, groups: 2 },
+            Conv { b: 1, c: 6, h: 5, w: 7, o: 4, k: 1, stride: 2, pad: 0, groups: 1 },
         ] {
             let spec = ConvSpec { padding: r.pad, groups: r.groups, ..ConvSpec::new(r.c, r.o, r.k, r.stride) };
             let g = Geometry::of(&spec, r.h, r.w);

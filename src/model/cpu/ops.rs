@@ -233,7 +233,7 @@ where
 /// kernels. No tape: weights and BN are constants here.
 pub fn conv_folded(
     x: T4<Cpu>,
-    attention: Option<&crate::model::backend::Attention>,
+    attention: Option<&crate::model::fast_op::Attention>,
     w: &[f32],
     bias: &[f32],
     relu_cap: Option<f32>,
@@ -251,7 +251,7 @@ fn plane_means(xv: &[f32], hw: usize) -> Vec<f32> {
 /// (and at least one per thread).
 fn conv_folded_in_groups(
     x: T4<Cpu>,
-    attention: Option<&crate::model::backend::Attention>,
+    attention: Option<&crate::model::fast_op::Attention>,
     w: &[f32],
     bias: &[f32],
     relu_cap: Option<f32>,

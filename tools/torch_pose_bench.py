@@ -2,7 +2,7 @@
 """The pose model of a dypose config, rebuilt in PyTorch, and its training/inference speed.
 
 Builds the same network as `dypose` does from a config's `model` section (src/model/blueprint.rs):
-ResNet-10/18 or MobileNetV2 (width multiplier), static or dynamic (K kernels mixed per sample by
+ResNet-10/18, MobileNetV2 or MobileNetV3-Small (width multiplier), static or dynamic (K kernels mixed per sample by
 an attention branch: global average pool -> FC(Cin -> max(1, Cin // 4)) -> ReLU -> FC(-> K) ->
 softmax(z / tau)); the SimpleBaseline deconv head or the light head; the final 1x1 conv static.
 Dynamic layers as dypose's blueprints make them: every conv except the stem (and MobileNetV2's 1x1 to 1280);
@@ -156,6 +156,57 @@ def mobilenet_v2(width, dynamic, k):
     return nn.Sequential(*layers), last
 
 
+class SqueezeExcitation(nn.Module):
+    """torchvision's: pool, 1x1 conv -> ReLU, 1x1 conv -> hard-sigmoid, scale the channels."""
+
+    def __init__(self, channels, squeeze):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, x):
+        s = F.hardsigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+        return x * s
+
+
+class InvertedResidualV3(nn.Module):
+    """MobileNetV3's block: [1x1 expand, BN, act], kxk depthwise, BN, act, [SE], 1x1 project, BN."""
+
+    def __init__(self, cin, hidden, cout, kernel, se, act, stride, dynamic, k):
+        super().__init__()
+        layers = []
+        if hidden != cin:
+            layers += [conv(cin, hidden, 1, 1, 0, dynamic=dynamic, k=k), nn.BatchNorm2d(hidden, 1e-3, 0.01), act()]
+        layers += [conv(hidden, hidden, kernel, stride, groups=hidden, dynamic=dynamic, k=k),
+                   nn.BatchNorm2d(hidden, 1e-3, 0.01), act()]
+        if se:
+            layers.append(SqueezeExcitation(hidden, make_divisible(hidden // 4)))
+        layers += [conv(hidden, cout, 1, 1, 0, dynamic=dynamic, k=k), nn.BatchNorm2d(cout, 1e-3, 0.01)]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+def mobilenet_v3_small(width, dynamic, k):
+    """torchvision's MobileNetV3-Small features (as src/model/blueprint.rs's `mobilenet_v3_small`)."""
+    RE, HS = nn.ReLU, nn.Hardswish
+    settings = [(3, 16, 16, True, RE, 2), (3, 72, 24, False, RE, 2), (3, 88, 24, False, RE, 1),
+                (5, 96, 40, True, HS, 2), (5, 240, 40, True, HS, 1), (5, 240, 40, True, HS, 1),
+                (5, 120, 48, True, HS, 1), (5, 144, 48, True, HS, 1), (5, 288, 96, True, HS, 2),
+                (5, 576, 96, True, HS, 1), (5, 576, 96, True, HS, 1)]
+    ch = lambda c: make_divisible(c * width)
+    cin = ch(16)
+    layers = [conv(3, cin, 3, 2), nn.BatchNorm2d(cin, 1e-3, 0.01), HS()]
+    for kernel, e, out, se, act, stride in settings:
+        layers.append(InvertedResidualV3(cin, ch(e), ch(out), kernel, se, act, stride, dynamic, k))
+        cin = ch(out)
+    last = 6 * cin
+    layers += [conv(cin, last, 1, 1, 0, dynamic=dynamic, k=k), nn.BatchNorm2d(last, 1e-3, 0.01), HS()]
+    return nn.Sequential(*layers), last
+
+
 def deconv_head(cin, channels, n, joints, dynamic, k):
     layers = []
     for _ in range(n):
@@ -195,6 +246,8 @@ def build(model_cfg):
         backbone, cout = resnet(int(base[6:]), m["width"], dynamic, m["dynamic_shortcut"], k)
     elif base == "mobilenetv2":
         backbone, cout = mobilenet_v2(m["width"], dynamic, k)
+    elif base == "mobilenetv3-small":
+        backbone, cout = mobilenet_v3_small(m["width"], dynamic, k)
     else:
         sys.exit(f"model.arch: unknown architecture {m['arch']!r}")
     head_dynamic = dynamic if m["dynamic_head"] is None else m["dynamic_head"]

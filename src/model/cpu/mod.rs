@@ -6,3 +6,4 @@ pub mod gemm;
 pub mod kernels;
 pub mod ops;
 pub mod profile;
+mod simd;

@@ -5,6 +5,7 @@
 //! adding a logically ordered gradient into a permuted view's buffer would scramble it.
 
 use super::kernels::{backward, forward, scratch_len, Geometry};
+use super::simd::with_avx2;
 use super::profile::{conv_flops, conv_kind, timer, Pass};
 use crate::model::blueprint::ConvSpec;
 use crate::model::conv::T4;
@@ -23,6 +24,8 @@ thread_local! {
     /// im2col columns, reused per thread: they are rewritten in full before they are read, so
     /// they need neither fresh pages nor zeroing (together about 12% of inference time, `perf`).
     static COLUMNS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The input of an inference conv, reused likewise.
+    static INPUT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The aggregated kernels of a group of samples (inference), reused likewise.
     static AGGREGATED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -263,11 +266,29 @@ fn conv_folded_in_groups(
     let (b, c, h, wd) = *x.shape();
     let g = Geometry::of(spec, h, wd);
     let crate::config::Size { width: ow, height: oh } = spec.out_size(crate::config::Size::new(wd, h));
-    let (per_in, per_out, scratch) = (c * h * wd, spec.cout * oh * ow, scratch_len(spec, &g));
+    let per_in = c * h * wd;
     let _t = timer(|| conv_kind(spec), Pass::Forward, conv_flops(spec, b, g.oh * g.ow));
-    let p = oh * ow;
-    let xv = host(&x);
-    let pi = attention.map(|f| f(&plane_means(&xv, h * wd)));
+    // The input in a reused buffer: a fresh one costs zeroing and cold memory (about a third of
+    // the time of a stride-2 depthwise layer, whose input is four times its output).
+    with_buffer(&INPUT, b * per_in, |xv| {
+        x.copy_into(xv);
+        let y = folded_in_groups(xv, (b, h * wd, oh * ow), attention, (w, bias, relu_cap), (spec, &g), max_floats);
+        dev.tensor_from_vec(y, (b, spec.cout, oh, ow))
+    })
+}
+
+/// `conv_folded_in_groups` on the input's values `xv` (b samples whose channel planes hold
+/// `plane_in` floats, giving planes of `p` floats): the output's values.
+fn folded_in_groups(
+    xv: &[f32],
+    (b, plane_in, p): (usize, usize, usize),
+    attention: Option<&crate::model::fast_op::Attention>,
+    (w, bias, relu_cap): (&[f32], &[f32], Option<f32>),
+    (spec, g): (&ConvSpec, &Geometry),
+    max_floats: usize,
+) -> Vec<f32> {
+    let (per_in, per_out, scratch) = (spec.cin * plane_in, spec.cout * p, scratch_len(spec, g));
+    let pi = attention.map(|f| f(&plane_means(xv, plane_in)));
     let pi = pi.as_deref();
     let kk = pi.map_or(1, |v| v.len() / b);
     let n = w.len() / kk;
@@ -277,7 +298,7 @@ fn conv_folded_in_groups(
         ys.par_chunks_mut(per_out).enumerate().for_each(|(j, y)| {
             let weights = agg.map_or(w, |a| &a[j * n..][..n]);
             let i = first + j;
-            with_buffer(&COLUMNS, scratch, |s| forward(spec, &g, &xv[i * per_in..][..per_in], weights, y, s));
+            with_buffer(&COLUMNS, scratch, |s| forward(spec, g, &xv[i * per_in..][..per_in], weights, y, s));
             for (o, row) in y.chunks_mut(p).enumerate() {
                 let bo = bias[o];
                 match relu_cap {
@@ -301,7 +322,128 @@ fn conv_folded_in_groups(
             }
         }
     }
-    dev.tensor_from_vec(yv, (b, spec.cout, oh, ow))
+    yv
+}
+
+/// Batch norm's per-channel sums run over this many channels at once: one f64 sum is a chain of
+/// dependent adds (each waits for the previous one); interleaved channels keep the CPU busy
+/// while each channel's adds stay in their order (the same bits as one channel at a time).
+const LANES: usize = 4;
+
+/// `f(first channel, lanes)` for groups of up to `LANES` consecutive channels, in parallel; the
+/// per-channel results in channel order.
+fn channel_groups<T: Send>(c: usize, f: impl Fn(usize, usize) -> Vec<T> + Sync + Send) -> Vec<T> {
+    (0..c.div_ceil(LANES)).into_par_iter().flat_map_iter(|g| f(g * LANES, LANES.min(c - g * LANES))).collect()
+}
+
+/// The planes of `LANES` channels from `ch0` in sample `i` of x (B, C, HW); lanes past the last
+/// channel repeat it (computed, then ignored).
+fn lane_planes(xv: &[f32], (_, c, hw): (usize, usize, usize), i: usize, ch0: usize) -> [&[f32]; LANES] {
+    std::array::from_fn(|l| &xv[(i * c + (ch0 + l).min(c - 1)) * hw..][..hw])
+}
+
+/// Σ term(lane, v) over each channel, as `Iterator::sum::<f64>` over each (sample, channel)
+/// plane and then over the samples would add them.
+fn plane_sums(xv: &[f32], dims: (usize, usize, usize), ch0: usize, term: impl Fn(usize, f32) -> f64) -> [f64; LANES] {
+    let (b, _, hw) = dims;
+    // `Iterator::sum` starts from −0.0.
+    let mut total = [-0.0f64; LANES];
+    for i in 0..b {
+        let planes = lane_planes(xv, dims, i, ch0);
+        let mut part = [-0.0f64; LANES];
+        for j in 0..hw {
+            for l in 0..LANES {
+                part[l] += term(l, planes[l][j]);
+            }
+        }
+        (0..LANES).for_each(|l| total[l] += part[l]);
+    }
+    total
+}
+
+/// Σ term(lane, x, g) over each channel's elements in order (two sums per channel, from 0).
+fn gradient_sums(
+    xv: &[f32],
+    gy: &[f32],
+    dims: (usize, usize, usize),
+    ch0: usize,
+    term: impl Fn(usize, f32, f32) -> (f64, f64),
+) -> [(f64, f64); LANES] {
+    let mut sums = [(0.0f64, 0.0f64); LANES];
+    for i in 0..dims.0 {
+        let (xs, gs) = (lane_planes(xv, dims, i, ch0), lane_planes(gy, dims, i, ch0));
+        for j in 0..dims.2 {
+            for l in 0..LANES {
+                let (a, b) = term(l, xs[l][j], gs[l][j]);
+                sums[l].0 += a;
+                sums[l].1 += b;
+            }
+        }
+    }
+    sums
+}
+
+/// One channel's normalisation in training-mode batch norm: batch mean, 1/√(σ² + ε), γ, β.
+struct Normalised {
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl Normalised {
+    fn at(&self, ch: usize) -> Channel {
+        Channel { mean: self.mean[ch], inv_std: self.inv_std[ch], gamma: self.gamma[ch], beta: self.beta[ch] }
+    }
+}
+
+/// One channel's batch norm constants.
+#[derive(Clone, Copy)]
+struct Channel {
+    mean: f32,
+    inv_std: f32,
+    gamma: f32,
+    beta: f32,
+}
+
+impl Channel {
+    /// The pre-activation γ·(v − μ)/σ + β.
+    #[inline(always)]
+    fn pre(self, v: f32) -> f32 {
+        (v - self.mean) * self.inv_std * self.gamma + self.beta
+    }
+}
+
+with_avx2! {
+    /// y = act(pre(x)) over one plane; `cap`: None (no activation) or ReLU's cap.
+    fn normalise_plane(ch: Channel, cap: Option<f32>, x: &[f32], y: &mut [f32]) {
+        match cap {
+            Some(cap) => y.iter_mut().zip(x).for_each(|(o, &v)| *o = ch.pre(v).max(0.0).min(cap)),
+            None => y.iter_mut().zip(x).for_each(|(o, &v)| *o = ch.pre(v)),
+        }
+    }
+}
+
+with_avx2! {
+    /// g = 0 where ReLU clipped pre(x) (a select, not a branch: whether it clips is a coin toss;
+    /// `&`, not `&&`, for the same reason).
+    fn mask_clipped(ch: Channel, cap: f32, x: &[f32], g: &mut [f32]) {
+        for (d, &v) in g.iter_mut().zip(x) {
+            let p = ch.pre(v);
+            *d = if (p > 0.0) & (p < cap) { *d } else { 0.0 };
+        }
+    }
+}
+
+with_avx2! {
+    /// gx += γ/σ·(g − mean(g) − x̂·mean(g·x̂)) over one plane, in f64.
+    fn input_gradient_plane(ch: Channel, means: (f64, f64), x: &[f32], g: &[f32], gx: &mut [f32]) {
+        let ((m, s), (mg, mgx)) = ((ch.mean, ch.inv_std), means);
+        let k0 = (ch.gamma * s) as f64;
+        for ((d, &v), &gk) in gx.iter_mut().zip(x).zip(g) {
+            *d += (k0 * (gk as f64 - mg - ((v - m) * s) as f64 * mgx)) as f32;
+        }
+    }
 }
 
 /// Training-mode batch norm with the activation fused: y = act(γ·(x − μ)/√(σ² + ε) + β), with
@@ -327,68 +469,50 @@ where
     let _t = timer(|| "batch norm + act".into(), Pass::Forward, 0.0);
     let (xv, gv, bv) = (host(&x), host(&gamma), host(&beta));
     // Per-channel statistics (in f64: sums over B·H·W values).
-    let stats: Vec<(f32, f32)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let plane = |i: usize| &xv[(i * c + ch) * hw..][..hw];
-            let mean = (0..b).map(|i| plane(i).iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() / n;
-            let var = (0..b).map(|i| plane(i).iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()).sum::<f64>() / n;
-            (mean as f32, var as f32)
-        })
-        .collect();
-    let inv_std: Vec<f32> = stats.iter().map(|&(_, v)| 1.0 / (v + eps).sqrt()).collect();
-    let mut yv = vec![0.0f32; xv.len()];
-    yv.par_chunks_mut(hw).zip(xv.par_chunks(hw)).enumerate().for_each(|(i, (y, xp))| {
-        let ch = i % c;
-        let (m, s, g, be) = (stats[ch].0, inv_std[ch], gv[ch], bv[ch]);
-        for (o, &v) in y.iter_mut().zip(xp) {
-            let pre = (v - m) * s * g + be;
-            *o = match relu_cap {
-                Some(cap) => pre.max(0.0).min(cap),
-                None => pre,
-            };
-        }
+    let dims = (b, c, hw);
+    let stats: Vec<(f32, f32)> = channel_groups(c, |ch0, lanes| {
+        let total = plane_sums(&xv, dims, ch0, |_, v| v as f64);
+        let mean: [f64; LANES] = std::array::from_fn(|l| total[l] / n);
+        let total = plane_sums(&xv, dims, ch0, |l, v| (v as f64 - mean[l]).powi(2));
+        (0..lanes).map(|l| (mean[l] as f32, (total[l] / n) as f32)).collect()
     });
-    let out = dev.tensor_from_vec(yv.clone(), (b, c, h, w));
-    let (xg, gg, bg, og) = (x.ghost(), gamma.ghost(), beta.ghost(), out.ghost());
+    let inv_std: Vec<f32> = stats.iter().map(|&(_, v)| 1.0 / (v + eps).sqrt()).collect();
     let means: Vec<f32> = stats.iter().map(|s| s.0).collect();
     let vars: Vec<f32> = stats.iter().map(|s| s.1).collect();
-    let m2 = means.clone();
+    let affine = Normalised { mean: means.clone(), inv_std, gamma: gv, beta: bv };
+    let mut yv = vec![0.0f32; xv.len()];
+    yv.par_chunks_mut(hw).zip(xv.par_chunks(hw)).enumerate().for_each(|(i, (y, xp))| {
+        normalise_plane(affine.at(i % c), relu_cap, xp, y);
+    });
+    let out = dev.tensor_from_vec(yv, (b, c, h, w));
+    let (xg, gg, bg, og) = (x.ghost(), gamma.ghost(), beta.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
         let _t = timer(|| "batch norm + act".into(), Pass::Backward, 0.0);
-        let gy = grads.get_or_alloc_mut(&og)?.to_vec();
-        // g = ∂L/∂(pre-activation): the activation passes the gradient where it is not clipped.
-        let pass = |y: f32| match relu_cap {
-            None => true,
-            Some(cap) => y > 0.0 && y < cap,
-        };
-        let xhat = |i: usize, j: usize| (xv[i * hw + j] - m2[i % c]) * inv_std[i % c];
-        let sums: Vec<(f64, f64)> = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-                for i in (0..b).map(|bi| bi * c + ch) {
-                    for j in 0..hw {
-                        let k = i * hw + j;
-                        if pass(yv[k]) {
-                            sg += gy[k] as f64;
-                            sgx += (gy[k] * xhat(i, j)) as f64;
-                        }
-                    }
-                }
-                (sg, sgx)
-            })
-            .collect();
+        // g = ∂L/∂(pre-activation): the activation passes the gradient where it does not clip,
+        // found from the pre-activation recomputed from x (the same bits as y's).
+        let mut g = grads.get_or_alloc_mut(&og)?.to_vec();
+        if let Some(cap) = relu_cap {
+            g.par_chunks_mut(hw).zip(xv.par_chunks(hw)).enumerate().for_each(|(i, (gp, xp))| {
+                mask_clipped(affine.at(i % c), cap, xp, gp);
+            });
+        }
+        let plane = |i: usize| i * hw..(i + 1) * hw;
+        // Σ g and Σ g·x̂ per channel, in f64.
+        let sums: Vec<(f64, f64)> = channel_groups(c, |ch0, lanes| {
+            let at: [(f32, f32); LANES] = std::array::from_fn(|l| {
+                let ch = (ch0 + l).min(c - 1);
+                (affine.mean[ch], affine.inv_std[ch])
+            });
+            let sums = gradient_sums(&xv, &g, dims, ch0, |l, v, gk| {
+                let (m, s) = at[l];
+                (gk as f64, (gk * ((v - m) * s)) as f64)
+            });
+            sums[..lanes].to_vec()
+        });
         let gx = grads.get_or_alloc_mut(&xg)?;
         gx.par_chunks_mut(hw).enumerate().for_each(|(i, gxp)| {
-            let ch = i % c;
-            let k0 = (gv[ch] * inv_std[ch]) as f64;
-            let (mg, mgx) = (sums[ch].0 / n, sums[ch].1 / n);
-            for (j, d) in gxp.iter_mut().enumerate() {
-                let k = i * hw + j;
-                let g = if pass(yv[k]) { gy[k] as f64 } else { 0.0 };
-                *d += (k0 * (g - mg - xhat(i, j) as f64 * mgx)) as f32;
-            }
+            let (ch, means) = (i % c, (sums[i % c].0 / n, sums[i % c].1 / n));
+            input_gradient_plane(affine.at(ch), means, &xv[plane(i)], &g[plane(i)], gxp);
         });
         let (dg, db): (Vec<f32>, Vec<f32>) = sums.iter().map(|&(sg, sgx)| (sgx as f32, sg as f32)).unzip();
         add_into(grads.get_or_alloc_mut(&gg)?, &dg);

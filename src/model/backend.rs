@@ -76,6 +76,12 @@ pub trait ConvBackend: Device<f32> + 'static {
         let _ = x;
         unreachable!("callers check ConvBackend::FAST")
     }
+
+    /// Bilinear ×2 upsampling (align_corners = False).
+    fn fast_upsample2x<Tp: Tape<f32, Self>>(x: T4<Self, Tp>) -> T4<Self, Tp> {
+        let _ = x;
+        unreachable!("callers check ConvBackend::FAST")
+    }
 }
 
 impl ConvBackend for Cpu {
@@ -83,6 +89,10 @@ impl ConvBackend for Cpu {
 
     fn fast_global_avg_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> Tensor<(usize, usize), f32, Cpu, Tp> {
         super::cpu::ops::global_avg_pool(x)
+    }
+
+    fn fast_upsample2x<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> T4<Cpu, Tp> {
+        super::cpu::ops::upsample2x(x)
     }
 
     fn fast_max_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>, k: usize, stride: usize, padding: usize) -> T4<Cpu, Tp> {
@@ -136,10 +146,10 @@ impl ConvBackend for Cuda {
     const FAST: bool = true;
 
     /// No folded inference conv yet (its weights live on the host): inference runs the cuDNN
-    /// conv, then BN and the activation as dfdx ops. And nothing fast when this build cannot
-    /// read dfdx's buffers.
+    /// conv, then BN and the activation as dfdx ops; no upsampling kernel yet (dfdx's gathers).
+    /// And nothing fast when this build cannot read dfdx's buffers.
     fn fast_available(&self, op: &FastOp) -> bool {
-        !matches!(op, FastOp::FoldedConv(_)) && super::cuda::ptr::reading_works(self)
+        !matches!(op, FastOp::FoldedConv(_) | FastOp::Upsample2x) && super::cuda::ptr::reading_works(self)
     }
 
     fn fast_conv<Tp: Tape<f32, Cuda> + Merge<Tp>>(x: T4<Cuda, Tp>, w: Flat<Cuda, Tp>, spec: &ConvSpec) -> T4<Cuda, Tp> {

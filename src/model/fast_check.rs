@@ -10,7 +10,7 @@
 
 use super::backend::ConvBackend;
 use super::blueprint::ConvSpec;
-use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, max_pool2d, T4};
+use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, max_pool2d, upsample2x, T4};
 use super::dynamic::dynamic_conv2d;
 pub use super::fast_op::{ConvFamily, FastOp, Grouping};
 use super::norm::batch_norm_train;
@@ -118,7 +118,7 @@ fn agrees<D: ConvBackend>(dev: &D, op: FastOp, perturb: bool) -> bool {
         FastOp::Conv(f) => conv_results(dev, &f.small_spec()),
         FastOp::FoldedConv(f) => folded_conv_results(dev, &f.small_spec()),
         FastOp::BatchNormTrain => batch_norm_results(dev),
-        FastOp::MaxPool | FastOp::AddRelu | FastOp::GlobalAvgPool => small_op_results(dev, op),
+        FastOp::MaxPool | FastOp::AddRelu | FastOp::GlobalAvgPool | FastOp::Upsample2x => small_op_results(dev, op),
     };
     let fast: Vec<Vec<f32>> = match perturb {
         true => fast.into_iter().map(|v| v.into_iter().map(|x| x + 1.0).collect()).collect(),
@@ -247,6 +247,12 @@ fn small_op_results<D: ConvBackend>(dev: &D, op: FastOp) -> Results {
                 };
                 let (out, shape) = (y.as_vec(), *y.shape());
                 let r: T4<D> = dev.tensor_from_vec(random(dev, shape.num_elements(), 15), shape);
+                vec![out, (y * r).sum().backward().get(&a).as_vec()]
+            }
+            FastOp::Upsample2x => {
+                let y = if fast { D::fast_upsample2x(a.leaky_trace()) } else { upsample2x(a.leaky_trace()) };
+                let (out, shape) = (y.as_vec(), *y.shape());
+                let r: T4<D> = dev.tensor_from_vec(random(dev, shape.num_elements(), 18), shape);
                 vec![out, (y * r).sum().backward().get(&a).as_vec()]
             }
             FastOp::AddRelu => {

@@ -76,6 +76,8 @@ pub enum FastOp {
     MaxPool,
     AddRelu,
     GlobalAvgPool,
+    /// Bilinear ×2 upsampling (the light head).
+    Upsample2x,
 }
 
 impl FastOp {
@@ -103,6 +105,7 @@ impl FastOp {
             FastOp::MaxPool => "max-pool".into(),
             FastOp::AddRelu => "add-relu".into(),
             FastOp::GlobalAvgPool => "global-avg-pool".into(),
+            FastOp::Upsample2x => "upsample".into(),
         }
     }
 }

@@ -365,7 +365,11 @@ impl<D: ConvBackend> Network<D> {
             }
             HeadLayers::Light { stages, final_conv } => {
                 for &(dw, pw) in stages {
-                    let z = conv_bn(layers, dw).forward(upsample2x(y), ctx);
+                    let up = match !ctx.generic_ops && fast(y.device(), FastOp::Upsample2x) {
+                        true => D::fast_upsample2x(y),
+                        false => upsample2x(y),
+                    };
+                    let z = conv_bn(layers, dw).forward(up, ctx);
                     y = conv_bn(layers, pw).forward(z, ctx);
                 }
                 conv(layers, *final_conv).forward(y, ctx)

@@ -194,6 +194,47 @@ pub fn forward(spec: &ConvSpec, g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32
     }
 }
 
+/// `forward` of one sample with its output channels split in `parts` blocks computed in
+/// parallel (im2col once; a transposed conv's columns by row blocks, then col2im by channels),
+/// for a dense conv; grouped and depthwise convs run `forward`. At batch 1 the batch
+/// alone gives one core work; each output element is still one GEMM row's product, the same
+/// arithmetic as the unsplit GEMM's.
+pub fn forward_split(
+    spec: &ConvSpec,
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+    parts: usize,
+) {
+    if parts < 2 || spec.groups != 1 {
+        return forward(spec, g, x, w, y, scratch);
+    }
+    let (k2, p) = (g.k * g.k, g.oh * g.ow);
+    if spec.transposed {
+        // cols = Wᵀ·x by row blocks (Wᵀ's rows are columns of w), then col2im channel by channel.
+        let (ci, co) = (spec.cin, spec.cout);
+        let rows = (co * k2).div_ceil(parts).max(1);
+        scratch[..co * k2 * p].par_chunks_mut(rows * p).enumerate().for_each(|(i, block)| {
+            let a = View { data: &w[i * rows..], rows: block.len() / p, cols: ci, rs: 1, cs: co * k2 };
+            gemm(a, View::new(x, ci, p), block, 0.0);
+        });
+        let plane = g.h * g.w;
+        y.par_chunks_mut(plane).zip(scratch[..co * k2 * p].par_chunks(k2 * p)).for_each(|(yc, cols)| {
+            yc.fill(0.0);
+            col2im(cols, 1, g, yc);
+        });
+        return;
+    }
+    let ck = spec.cin * k2;
+    let cols = columns(spec, g, x, spec.cin, scratch);
+    let rows = spec.cout.div_ceil(parts).max(1);
+    y.par_chunks_mut(rows * p).zip(w.par_chunks(rows * ck)).for_each(|(yb, wb)| {
+        gemm(View::new(wb, wb.len() / ck, ck), View::new(cols, ck, p), yb, 0.0);
+    });
+}
+
 /// Whether im2col of a conv is the input itself (1×1, stride 1, no padding).
 fn is_pointwise(spec: &ConvSpec) -> bool {
     spec.kernel == 1 && spec.stride == 1 && spec.padding == 0 && !spec.transposed
@@ -514,6 +555,29 @@ mod tests {
             let mut gw2 = gw0.clone();
             depthwise_plane_backward(&g, &x, &wt, &gy, None, &mut gw2);
             assert!(same(&gw2, &rw), "k{k} s{st} p{pad} {h}×{w} (weights only)");
+        }
+    }
+
+    #[test]
+    fn a_sample_split_by_output_channels_gives_the_same_bits() {
+        for (spec, h, w) in [
+            (ConvSpec::new(5, 7, 3, 1), 9, 8),
+            (ConvSpec::new(4, 9, 3, 2), 7, 6),
+            (ConvSpec { padding: 0, ..ConvSpec::new(6, 5, 1, 1) }, 5, 5),
+        ] {
+            let g = Geometry::of(&spec, h, w);
+            let (x, wt) = (
+                f32s(&values(spec.cin * h * w, 11)),
+                f32s(&values(spec.cout * spec.cin * spec.kernel * spec.kernel, 12)),
+            );
+            let mut scratch = vec![0.0; scratch_len(&spec, &g)];
+            let mut whole = vec![0.0; spec.cout * g.oh * g.ow];
+            forward(&spec, &g, &x, &wt, &mut whole, &mut scratch);
+            for parts in [2, 3, 16] {
+                let mut split = vec![f32::NAN; whole.len()];
+                forward_split(&spec, &g, &x, &wt, &mut split, &mut scratch, parts);
+                assert!(split.iter().zip(&whole).all(|(a, b)| a.to_bits() == b.to_bits()), "{spec:?} in {parts}");
+            }
         }
     }
 

@@ -4,9 +4,9 @@
 //! Inputs are made contiguous first: a gradient buffer follows its tensor's physical layout, so
 //! adding a logically ordered gradient into a permuted view's buffer would scramble it.
 
-use super::kernels::{backward, forward, scratch_len, Geometry};
-use super::simd::with_avx2;
+use super::kernels::{backward, forward, forward_split, scratch_len, Geometry};
 use super::profile::{conv_flops, conv_kind, timer, Pass};
+use super::simd::with_avx2;
 use crate::model::blueprint::ConvSpec;
 use crate::model::conv::T4;
 use dfdx::prelude::*;
@@ -311,10 +311,12 @@ fn folded_in_groups(
     let mut yv = vec![0.0f32; b * per_out];
     // Samples `first..` with their kernels (`agg` holds one per sample, or None: static).
     let run = |first: usize, ys: &mut [f32], agg: Option<&[f32]>| {
+        // Fewer samples than threads: each sample's output channels are split between them.
+        let parts = rayon::current_num_threads().div_ceil(ys.len() / per_out);
         ys.par_chunks_mut(per_out).enumerate().for_each(|(j, y)| {
             let weights = agg.map_or(w, |a| &a[j * n..][..n]);
-            let i = first + j;
-            with_buffer(&COLUMNS, scratch, |s| forward(spec, g, &xv[i * per_in..][..per_in], weights, y, s));
+            let x = &xv[(first + j) * per_in..][..per_in];
+            with_buffer(&COLUMNS, scratch, |s| forward_split(spec, g, x, weights, y, s, parts));
             for (o, row) in y.chunks_mut(p).enumerate() {
                 let bo = bias[o];
                 match relu_cap {
@@ -889,7 +891,8 @@ mod tests {
             let x: T4<Cpu> = dev.tensor_from_vec(f32s(&values(b * c * h * w, 91)), (b, c, h, w));
             let r: T4<Cpu> = dev.tensor_from_vec(f32s(&values(b * c * 4 * h * w, 92)), (b, c, 2 * h, 2 * w));
             let run = |fast: bool| {
-                let y = if fast { upsample2x(x.leaky_trace()) } else { crate::model::conv::upsample2x(x.leaky_trace()) };
+                let y =
+                    if fast { upsample2x(x.leaky_trace()) } else { crate::model::conv::upsample2x(x.leaky_trace()) };
                 let out = y.as_vec();
                 (out, (y * r.clone()).sum().backward().get(&x).as_vec())
             };

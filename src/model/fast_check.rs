@@ -284,7 +284,8 @@ mod tests {
     use super::*;
 
     fn families() -> Vec<FastOp> {
-        let mut ops = vec![FastOp::BatchNormTrain, FastOp::MaxPool, FastOp::AddRelu, FastOp::GlobalAvgPool];
+        let mut ops =
+            vec![FastOp::BatchNormTrain, FastOp::MaxPool, FastOp::AddRelu, FastOp::GlobalAvgPool, FastOp::Upsample2x];
         let specs = [
             ConvSpec::new(4, 6, 3, 1),
             ConvSpec::new(4, 6, 3, 2),

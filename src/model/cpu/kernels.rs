@@ -208,7 +208,7 @@ pub fn forward_split(
     scratch: &mut [f32],
     parts: usize,
 ) {
-    if parts < 2 || spec.groups != 1 {
+    if parts < 2 || spec.groups != 1 || is_depthwise(spec) {
         return forward(spec, g, x, w, y, scratch);
     }
     let (k2, p) = (g.k * g.k, g.oh * g.ow);
@@ -282,8 +282,8 @@ fn run_start(ph: &Option<Phases>, first: usize) -> usize {
 }
 
 /// One channel of a depthwise conv, tap by tap: each tap adds w·x over the run of outputs whose
-/// input it reaches (found once per row, not tested per element), a loop the compiler
-/// vectorises (at stride 2 over the phased plane). Each output still sums its taps in (ky, kx)
+/// input it reaches (found once per plane, not tested per element), a loop the compiler
+/// vectorises (at strides above 1 over the phased plane). Each output still sums its taps in (ky, kx)
 /// order from zero, so the result is bit for bit the per-output loop's (which ran at under
 /// 1 GFLOP/s).
 fn depthwise_plane(g: &Geometry, xc: &[f32], wc: &[f32], yc: &mut [f32]) {
@@ -564,14 +564,17 @@ mod tests {
             (ConvSpec::new(5, 7, 3, 1), 9, 8),
             (ConvSpec::new(4, 9, 3, 2), 7, 6),
             (ConvSpec { padding: 0, ..ConvSpec::new(6, 5, 1, 1) }, 5, 5),
+            (ConvSpec { transposed: true, padding: 1, ..ConvSpec::new(6, 5, 4, 2) }, 4, 3),
+            (ConvSpec::new(1, 1, 3, 1), 6, 5),
         ] {
             let g = Geometry::of(&spec, h, w);
+            let out = spec.out_size(crate::config::Size::new(w, h));
             let (x, wt) = (
                 f32s(&values(spec.cin * h * w, 11)),
                 f32s(&values(spec.cout * spec.cin * spec.kernel * spec.kernel, 12)),
             );
             let mut scratch = vec![0.0; scratch_len(&spec, &g)];
-            let mut whole = vec![0.0; spec.cout * g.oh * g.ow];
+            let mut whole = vec![0.0; spec.cout * out.width * out.height];
             forward(&spec, &g, &x, &wt, &mut whole, &mut scratch);
             for parts in [2, 3, 16] {
                 let mut split = vec![f32::NAN; whole.len()];

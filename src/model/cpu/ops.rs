@@ -312,7 +312,7 @@ fn folded_in_groups(
     // Samples `first..` with their kernels (`agg` holds one per sample, or None: static).
     let run = |first: usize, ys: &mut [f32], agg: Option<&[f32]>| {
         // Fewer samples than threads: each sample's output channels are split between them.
-        let parts = rayon::current_num_threads().div_ceil(ys.len() / per_out);
+        let parts = rayon::current_num_threads().div_ceil((ys.len() / per_out.max(1)).max(1));
         ys.par_chunks_mut(per_out).enumerate().for_each(|(j, y)| {
             let weights = agg.map_or(w, |a| &a[j * n..][..n]);
             let x = &xv[(first + j) * per_in..][..per_in];
@@ -508,7 +508,9 @@ where
     tape.add_backward_op(move |grads| {
         let _t = timer(|| "batch norm + act".into(), Pass::Backward, 0.0);
         // g = ∂L/∂(pre-activation): the activation passes the gradient where it does not clip,
-        // found from the pre-activation recomputed from x (the same bits as y's).
+        // found from the pre-activation recomputed from x (the same bits as y's). Clipped
+        // elements then add 0 to the sums below rather than nothing: the same bits while x̂ is
+        // finite (with a NaN or infinite input the statistics are NaN either way).
         let mut g = grads.get_or_alloc_mut(&og)?.to_vec();
         if let Some(cap) = relu_cap {
             g.par_chunks_mut(hw).zip(xv.par_chunks(hw)).enumerate().for_each(|(i, (gp, xp))| {

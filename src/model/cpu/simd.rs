@@ -10,8 +10,9 @@ macro_rules! with_avx2 {
         fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
+                // `unsafe fn`: a safe `#[target_feature]` fn needs Rust 1.86 (rust-version: 1.82).
                 #[target_feature(enable = "avx2")]
-                fn avx2($($arg: $ty),*) $body
+                unsafe fn avx2($($arg: $ty),*) $body
                 // SAFETY: the CPU was just found to have AVX2.
                 return unsafe { avx2($($arg),*) };
             }

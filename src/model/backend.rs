@@ -82,6 +82,12 @@ pub trait ConvBackend: Device<f32> + 'static {
         let _ = x;
         unreachable!("callers check ConvBackend::FAST")
     }
+
+    /// x · ReLU6(x + 3) / 6 in one pass.
+    fn fast_hardswish<Tp: Tape<f32, Self>>(x: T4<Self, Tp>) -> T4<Self, Tp> {
+        let _ = x;
+        unreachable!("callers check ConvBackend::FAST")
+    }
 }
 
 impl ConvBackend for Cpu {
@@ -93,6 +99,10 @@ impl ConvBackend for Cpu {
 
     fn fast_upsample2x<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> T4<Cpu, Tp> {
         super::cpu::ops::upsample2x(x)
+    }
+
+    fn fast_hardswish<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> T4<Cpu, Tp> {
+        super::cpu::ops::hardswish(x)
     }
 
     fn fast_max_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>, k: usize, stride: usize, padding: usize) -> T4<Cpu, Tp> {
@@ -146,10 +156,12 @@ impl ConvBackend for Cuda {
     const FAST: bool = true;
 
     /// No folded inference conv yet (its weights live on the host): inference runs the cuDNN
-    /// conv, then BN and the activation as dfdx ops; no upsampling kernel yet (dfdx's gathers).
+    /// conv, then BN and the activation as dfdx ops; no upsampling or hard-swish kernel yet (dfdx's
+    /// ops).
     /// And nothing fast when this build cannot read dfdx's buffers.
     fn fast_available(&self, op: &FastOp) -> bool {
-        !matches!(op, FastOp::FoldedConv(_) | FastOp::Upsample2x) && super::cuda::ptr::reading_works(self)
+        !matches!(op, FastOp::FoldedConv(_) | FastOp::Upsample2x | FastOp::Hardswish)
+            && super::cuda::ptr::reading_works(self)
     }
 
     fn fast_conv<Tp: Tape<f32, Cuda> + Merge<Tp>>(x: T4<Cuda, Tp>, w: Flat<Cuda, Tp>, spec: &ConvSpec) -> T4<Cuda, Tp> {

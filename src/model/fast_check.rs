@@ -13,6 +13,7 @@ use super::blueprint::ConvSpec;
 use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, max_pool2d, upsample2x, T4};
 use super::dynamic::dynamic_conv2d;
 pub use super::fast_op::{ConvFamily, FastOp, Grouping};
+use super::layers::hardswish;
 use super::norm::batch_norm_train;
 use dfdx::prelude::*;
 use std::collections::HashMap;
@@ -118,7 +119,9 @@ fn agrees<D: ConvBackend>(dev: &D, op: FastOp, perturb: bool) -> bool {
         FastOp::Conv(f) => conv_results(dev, &f.small_spec()),
         FastOp::FoldedConv(f) => folded_conv_results(dev, &f.small_spec()),
         FastOp::BatchNormTrain => batch_norm_results(dev),
-        FastOp::MaxPool | FastOp::AddRelu | FastOp::GlobalAvgPool | FastOp::Upsample2x => small_op_results(dev, op),
+        FastOp::MaxPool | FastOp::AddRelu | FastOp::GlobalAvgPool | FastOp::Upsample2x | FastOp::Hardswish => {
+            small_op_results(dev, op)
+        }
     };
     let fast: Vec<Vec<f32>> = match perturb {
         true => fast.into_iter().map(|v| v.into_iter().map(|x| x + 1.0).collect()).collect(),
@@ -249,6 +252,15 @@ fn small_op_results<D: ConvBackend>(dev: &D, op: FastOp) -> Results {
                 let r: T4<D> = dev.tensor_from_vec(random(dev, shape.num_elements(), 15), shape);
                 vec![out, (y * r).sum().backward().get(&a).as_vec()]
             }
+            FastOp::Hardswish => {
+                // Inputs spread over the three pieces (below −3, between, above 3).
+                let x: T4<D> =
+                    dev.tensor_from_vec(random(dev, b * c * h * w, 19).iter().map(|v| v * 5.0).collect(), (b, c, h, w));
+                let y = if fast { D::fast_hardswish(x.leaky_trace()) } else { hardswish(x.leaky_trace()) };
+                let r: T4<D> = dev.tensor_from_vec(random(dev, b * c * h * w, 20), (b, c, h, w));
+                let out = y.as_vec();
+                vec![out, (y * r).sum().backward().get(&x).as_vec()]
+            }
             FastOp::Upsample2x => {
                 let y = if fast { D::fast_upsample2x(a.leaky_trace()) } else { upsample2x(a.leaky_trace()) };
                 let (out, shape) = (y.as_vec(), *y.shape());
@@ -284,8 +296,14 @@ mod tests {
     use super::*;
 
     fn families() -> Vec<FastOp> {
-        let mut ops =
-            vec![FastOp::BatchNormTrain, FastOp::MaxPool, FastOp::AddRelu, FastOp::GlobalAvgPool, FastOp::Upsample2x];
+        let mut ops = vec![
+            FastOp::BatchNormTrain,
+            FastOp::MaxPool,
+            FastOp::AddRelu,
+            FastOp::GlobalAvgPool,
+            FastOp::Upsample2x,
+            FastOp::Hardswish,
+        ];
         let specs = [
             ConvSpec::new(4, 6, 3, 1),
             ConvSpec::new(4, 6, 3, 2),

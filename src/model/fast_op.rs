@@ -78,6 +78,8 @@ pub enum FastOp {
     GlobalAvgPool,
     /// Bilinear ×2 upsampling (the light head).
     Upsample2x,
+    /// x · ReLU6(x + 3) / 6 (MobileNetV3).
+    Hardswish,
 }
 
 impl FastOp {
@@ -106,6 +108,7 @@ impl FastOp {
             FastOp::AddRelu => "add-relu".into(),
             FastOp::GlobalAvgPool => "global-avg-pool".into(),
             FastOp::Upsample2x => "upsample".into(),
+            FastOp::Hardswish => "hardswish".into(),
         }
     }
 }

@@ -383,8 +383,9 @@ impl Act {
     }
 
     /// What is left to apply after a fast kernel fused [`Act::cap`].
-    fn after_fused<D: Device<f32> + 'static, Tp: Tape<f32, D> + Merge<Tp>>(self, x: T4<D, Tp>) -> T4<D, Tp> {
+    fn after_fused<D: ConvBackend, Tp: Tape<f32, D> + Merge<Tp>>(self, x: T4<D, Tp>) -> T4<D, Tp> {
         match self {
+            Act::Hardswish if fast(x.device(), FastOp::Hardswish) => D::fast_hardswish(x),
             Act::Hardswish => hardswish(x),
             _ => x,
         }

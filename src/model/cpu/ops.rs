@@ -697,7 +697,7 @@ with_avx2! {
     fn hardswish_forward(x: &[f32], y: &mut [f32]) {
         for (o, &v) in y.iter_mut().zip(x) {
             let t = v + 3.0;
-            let c = if t < 0.0 { 0.0 } else if t > 6.0 { 6.0 } else { t };
+            let c = t.clamp(0.0, 6.0);
             *o = v * (c / 6.0);
         }
     }
@@ -708,7 +708,7 @@ with_avx2! {
     fn hardswish_backward(x: &[f32], g: &[f32], gx: &mut [f32]) {
         for ((d, &v), &gk) in gx.iter_mut().zip(x).zip(g) {
             let t = v + 3.0;
-            let c = if t < 0.0 { 0.0 } else if t > 6.0 { 6.0 } else { t };
+            let c = t.clamp(0.0, 6.0);
             let slope = if (t >= 0.0) & (t <= 6.0) { 1.0 } else { 0.0 };
             *d = (*d + gk * (c / 6.0)) + gk * v * (1.0 / 6.0) * slope;
         }

@@ -709,7 +709,7 @@ with_avx2! {
         for ((d, &v), &gk) in gx.iter_mut().zip(x).zip(g) {
             let t = v + 3.0;
             let c = t.clamp(0.0, 6.0);
-            let slope = if (t >= 0.0) & (t <= 6.0) { 1.0 } else { 0.0 };
+            let slope = if (0.0..=6.0).contains(&t) { 1.0 } else { 0.0 };
             *d = (*d + gk * (c / 6.0)) + gk * v * (1.0 / 6.0) * slope;
         }
     }

@@ -334,6 +334,21 @@ where
     conv2d(x, dense, stride, padding)
 }
 
+/// ReLU6(x + 3) / 6, PyTorch's `hardsigmoid`.
+pub fn hardsigmoid<S: Shape, D: Device<f32> + 'static, Tp: Tape<f32, D>>(
+    x: Tensor<S, f32, D, Tp>,
+) -> Tensor<S, f32, D, Tp> {
+    (x + 3.0).clamp(0.0, 6.0) / 6.0
+}
+
+/// x · ReLU6(x + 3) / 6, PyTorch's `hardswish` (gradient (2x + 3)/6 between −3 and 3).
+pub fn hardswish<S: Shape, D: Device<f32> + 'static, Tp: Tape<f32, D> + Merge<Tp>>(
+    x: Tensor<S, f32, D, Tp>,
+) -> Tensor<S, f32, D, Tp> {
+    let gate = hardsigmoid(x.with_empty_tape());
+    x * gate
+}
+
 /// Bilinear ×2 upsampling along the last axis (align_corners = False): output 2i reads
 /// 0.75·x[i] + 0.25·x[i − 1], output 2i + 1 reads 0.75·x[i] + 0.25·x[i + 1], clamped at the edges.
 fn upsample2x_last<D: Device<f32> + 'static, Tp: Tape<f32, D> + Merge<Tp>>(x: T4<D, Tp>) -> T4<D, Tp> {

@@ -10,10 +10,9 @@
 
 use super::backend::ConvBackend;
 use super::blueprint::ConvSpec;
-use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, max_pool2d, upsample2x, T4};
+use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, hardswish, max_pool2d, upsample2x, T4};
 use super::dynamic::dynamic_conv2d;
 pub use super::fast_op::{ConvFamily, FastOp, Grouping};
-use super::layers::hardswish;
 use super::norm::batch_norm_train;
 use dfdx::prelude::*;
 use std::collections::HashMap;

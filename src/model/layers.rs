@@ -6,7 +6,7 @@
 
 use super::backend::ConvBackend;
 use super::blueprint::{Activation, ConvSpec};
-use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, T4};
+use super::conv::{conv2d, conv_transpose2d, depthwise_conv2d, grouped_conv2d, hardsigmoid, hardswish, T4};
 use super::dynamic::{attention, attention_head, dynamic_conv2d, AttentionWeights};
 use super::fast_check::{fast, ConvFamily, FastOp};
 use super::norm::{batch_norm_eval, batch_norm_train, inference_affine, update_running};
@@ -390,21 +390,6 @@ impl Act {
             _ => x,
         }
     }
-}
-
-/// ReLU6(x + 3) / 6, PyTorch's `hardsigmoid`.
-pub fn hardsigmoid<S: Shape, D: Device<f32> + 'static, Tp: Tape<f32, D>>(
-    x: Tensor<S, f32, D, Tp>,
-) -> Tensor<S, f32, D, Tp> {
-    (x + 3.0).clamp(0.0, 6.0) / 6.0
-}
-
-/// x · ReLU6(x + 3) / 6, PyTorch's `hardswish` (gradient (2x + 3)/6 between −3 and 3).
-pub fn hardswish<S: Shape, D: Device<f32> + 'static, Tp: Tape<f32, D> + Merge<Tp>>(
-    x: Tensor<S, f32, D, Tp>,
-) -> Tensor<S, f32, D, Tp> {
-    let gate = hardsigmoid(x.with_empty_tape());
-    x * gate
 }
 
 /// Squeeze-excitation (MobileNetV3): each channel scaled by

@@ -3,9 +3,9 @@
 
 use super::backend::ConvBackend;
 use super::blueprint::{Block, Blueprint, ConvSpec, Head};
-use super::conv::{max_pool2d, upsample2x, T4};
+use super::conv::{hardswish, max_pool2d, upsample2x, T4};
 use super::fast_check::{fast, FastOp};
-use super::layers::{hardswish, init_rng, Act, Conv, ConvBn, Ctx, Init, Linear, Param, SqueezeExcite};
+use super::layers::{init_rng, Act, Conv, ConvBn, Ctx, Init, Linear, Param, SqueezeExcite};
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 

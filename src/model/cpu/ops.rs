@@ -91,6 +91,15 @@ fn host<S: Shape>(t: &Tensor<S, f32, Cpu>) -> Vec<f32> {
     v
 }
 
+/// Runs `f` on a tensor's values copied into this thread's reused `INPUT` buffer (for values
+/// an op reads only while it runs; `host` for values a backward pass keeps).
+fn with_values<S: Shape, R>(t: &Tensor<S, f32, Cpu>, f: impl FnOnce(&[f32]) -> R) -> R {
+    with_buffer(&INPUT, t.shape().num_elements(), |buf| {
+        t.copy_into(buf);
+        f(buf)
+    })
+}
+
 /// Sums partial gradients.
 fn summed(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
     add_into(&mut a, &b);
@@ -246,24 +255,29 @@ pub fn conv_folded(
 }
 
 /// The mean of each `hw`-long plane, summed in f64 (as the global average pool computes it),
-/// `LANES` planes at a time with their sums interleaved (each plane's adds in order, from −0.0
-/// as `Iterator::sum`'s: the same bits as one plane at a time, without waiting on each add).
-#[allow(clippy::needless_range_loop)] // `j` indexes the four lanes' planes at once
+/// `LANES` planes at a time (`interleaved_sums`: the same bits as one plane at a time).
 fn plane_means(xv: &[f32], hw: usize) -> Vec<f32> {
-    let planes = xv.len() / hw;
-    let mut means = vec![0.0f32; planes];
+    let mut means = vec![0.0f32; xv.len() / hw];
     means.par_chunks_mut(LANES).enumerate().for_each(|(q, out)| {
-        let first = q * LANES;
-        let rows: [&[f32]; LANES] = std::array::from_fn(|l| &xv[(first + l.min(out.len() - 1)) * hw..][..hw]);
-        let mut sums = [-0.0f64; LANES];
-        for j in 0..hw {
-            for l in 0..LANES {
-                sums[l] += rows[l][j] as f64;
-            }
-        }
+        let rows: [&[f32]; LANES] = std::array::from_fn(|l| &xv[(q * LANES + l.min(out.len() - 1)) * hw..][..hw]);
+        let sums = interleaved_sums(rows, |_, v| v as f64);
         out.iter_mut().zip(sums).for_each(|(m, s)| *m = (s / hw as f64) as f32);
     });
     means
+}
+
+/// Σ term(lane, v) over each of `LANES` equally long rows, in f64, from −0.0 as
+/// `Iterator::sum::<f64>` adds: the rows' chains interleaved (one f64 sum is a chain of dependent
+/// adds, each waiting for the previous one), each row's adds in its order.
+#[allow(clippy::needless_range_loop)] // `j` indexes the four lanes' rows at once
+fn interleaved_sums(rows: [&[f32]; LANES], term: impl Fn(usize, f32) -> f64) -> [f64; LANES] {
+    let mut sums = [-0.0f64; LANES];
+    for j in 0..rows[0].len() {
+        for l in 0..LANES {
+            sums[l] += term(l, rows[l][j]);
+        }
+    }
+    sums
 }
 
 /// `conv_folded` aggregating the kernels of at most `max_floats / |W|` samples at a time
@@ -279,15 +293,13 @@ fn conv_folded_in_groups(
 ) -> T4<Cpu> {
     let x = x.contiguous();
     let dev = x.device().clone();
-    let (b, c, h, wd) = *x.shape();
+    let (b, _, h, wd) = *x.shape();
     let g = Geometry::of(spec, h, wd);
     let crate::config::Size { width: ow, height: oh } = spec.out_size(crate::config::Size::new(wd, h));
-    let per_in = c * h * wd;
     let _t = timer(|| conv_kind(spec), Pass::Forward, conv_flops(spec, b, g.oh * g.ow));
     // The input in a reused buffer: a fresh one costs zeroing and cold memory (about a third of
     // the time of a stride-2 depthwise layer, whose input is four times its output).
-    with_buffer(&INPUT, b * per_in, |xv| {
-        x.copy_into(xv);
+    with_values(&x, |xv| {
         let y = folded_in_groups(xv, (b, h * wd, oh * ow), attention, (w, bias, relu_cap), (spec, &g), max_floats);
         dev.tensor_from_vec(y, (b, spec.cout, oh, ow))
     })
@@ -362,19 +374,11 @@ fn lane_planes(xv: &[f32], (_, c, hw): (usize, usize, usize), i: usize, ch0: usi
 
 /// Σ term(lane, v) over each channel, as `Iterator::sum::<f64>` over each (sample, channel)
 /// plane and then over the samples would add them.
-#[allow(clippy::needless_range_loop)] // `j` indexes the four lanes' planes at once
 fn plane_sums(xv: &[f32], dims: (usize, usize, usize), ch0: usize, term: impl Fn(usize, f32) -> f64) -> [f64; LANES] {
-    let (b, _, hw) = dims;
     // `Iterator::sum` starts from −0.0.
     let mut total = [-0.0f64; LANES];
-    for i in 0..b {
-        let planes = lane_planes(xv, dims, i, ch0);
-        let mut part = [-0.0f64; LANES];
-        for j in 0..hw {
-            for l in 0..LANES {
-                part[l] += term(l, planes[l][j]);
-            }
-        }
+    for i in 0..dims.0 {
+        let part = interleaved_sums(lane_planes(xv, dims, i, ch0), &term);
         (0..LANES).for_each(|l| total[l] += part[l]);
     }
     total
@@ -520,12 +524,9 @@ where
         let plane = |i: usize| i * hw..(i + 1) * hw;
         // Σ g and Σ g·x̂ per channel, in f64.
         let sums: Vec<(f64, f64)> = channel_groups(c, |ch0, lanes| {
-            let at: [(f32, f32); LANES] = std::array::from_fn(|l| {
-                let ch = (ch0 + l).min(c - 1);
-                (affine.mean[ch], affine.inv_std[ch])
-            });
+            let at: [Channel; LANES] = std::array::from_fn(|l| affine.at((ch0 + l).min(c - 1)));
             let sums = gradient_sums(&xv, &g, dims, ch0, |l, v, gk| {
-                let (m, s) = at[l];
+                let Channel { mean: m, inv_std: s, .. } = at[l];
                 (gk as f64, (gk * ((v - m) * s)) as f64)
             });
             sums[..lanes].to_vec()
@@ -600,10 +601,7 @@ pub fn global_avg_pool<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> Tensor<(usize, usi
     let hw = h * w;
     let _t = timer(|| "global avg pool".into(), Pass::Forward, 0.0);
     // Only the means are kept: the values pass through a reused buffer.
-    let means = with_buffer(&INPUT, b * c * hw, |xv| {
-        x.copy_into(xv);
-        plane_means(xv, hw)
-    });
+    let means = with_values(&x, |xv| plane_means(xv, hw));
     let out = dev.tensor_from_vec(means, (b, c));
     let (xg, og) = (x.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
@@ -675,8 +673,7 @@ pub fn upsample2x<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> T4<Cpu, Tp> {
     let (b, c, h, w) = *x.shape();
     let _t = timer(|| "upsample ×2".into(), Pass::Forward, 0.0);
     let mut yv = vec![0.0f32; b * c * 4 * h * w];
-    with_buffer(&INPUT, b * c * h * w, |xv| {
-        x.copy_into(xv);
+    with_values(&x, |xv| {
         yv.par_chunks_mut(4 * h * w).zip(xv.par_chunks(h * w)).for_each(|(y, xp)| upsample_plane(xp, (h, w), y));
     });
     let out = dev.tensor_from_vec(yv, (b, c, 2 * h, 2 * w));
@@ -724,16 +721,16 @@ pub fn hardswish<Tp: Tape<f32, Cpu>>(x: T4<Cpu, Tp>) -> T4<Cpu, Tp> {
     const CHUNK: usize = 1 << 14;
     let n = shape.num_elements();
     let mut yv = vec![0.0f32; n];
+    let mut forward = |xv: &[f32]| {
+        yv.par_chunks_mut(CHUNK).zip(xv.par_chunks(CHUNK)).for_each(|(y, p)| hardswish_forward(p, y));
+    };
     // The input is kept only when a backward pass will need it.
     let kept = if Tp::OWNS_TAPE {
         let xv = host(&x);
-        yv.par_chunks_mut(CHUNK).zip(xv.par_chunks(CHUNK)).for_each(|(y, p)| hardswish_forward(p, y));
+        forward(&xv);
         xv
     } else {
-        with_buffer(&INPUT, n, |xv| {
-            x.copy_into(xv);
-            yv.par_chunks_mut(CHUNK).zip(xv.par_chunks(CHUNK)).for_each(|(y, p)| hardswish_forward(p, y));
-        });
+        with_values(&x, forward);
         Vec::new()
     };
     let out = dev.tensor_from_vec(yv, shape);

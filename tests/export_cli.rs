@@ -3,24 +3,16 @@
 //! wrote beside it, its metadata describes it, and broken checkpoints are refused with nothing
 //! written.
 
+mod common;
+
+use common::{dypose, ok, s};
 use dypose::export::proto::ModelProto;
 use prost::Message;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use tract_onnx::prelude::{tract_ndarray, tvec, DatumExt, Framework, InferenceModelExt};
 
 const POSE: &str = "tests/data/previous_release/pose/best.safetensors";
 const CLASSIFIER: &str = "tests/data/previous_release/classifier/best.safetensors";
-
-fn dypose(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dypose")).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = dypose(args);
-    assert!(o.status.success(), "dypose {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// An `.npy` file (format 1.0, little-endian f4 or i8) as (shape, values as f32).
 fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
@@ -104,27 +96,21 @@ fn reproduces_reference(model: &Path, reference: &Path, batches: &[usize], outpu
     }
 }
 
+/// `export` of `ck` into `out` with the decoding and flip test at batch 2, and its reference.
+fn decoded_export<'a>(ck: &'a Path, out: &'a Path, reference: &'a Path) -> Vec<&'a str> {
+    vec!["export", "--checkpoint", s(ck), "--out", s(out), "--decode", "--flip", "--batch", "2"]
+        .into_iter()
+        .chain(["--reference", s(reference), "--reference-batches", "2"])
+        .collect()
+}
+
 #[test]
 fn a_dynamic_pose_model_exports_in_the_default_form_with_its_decoding_and_reproduces_dypose() {
     let dir = tempfile::tempdir().unwrap();
     let ck = peaked_dynamic_checkpoint(dir.path());
     let out = dir.path().join("pose.onnx");
     let reference = dir.path().join("reference");
-    let text = ok(&[
-        "export",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--decode",
-        "--flip",
-        "--batch",
-        "2",
-        "--reference",
-        reference.to_str().unwrap(),
-        "--reference-batches",
-        "2",
-    ]);
+    let text = ok(&decoded_export(&ck, &out, &reference));
     assert!(text.contains("input [2, 3, 128, 96]") && text.contains("as `grouped`"), "{text}");
     reproduces_reference(&out, &reference, &[2], &["heatmaps", "keypoints", "scores"]);
     // The joints are spread over the crop, not all at the first cell.
@@ -160,21 +146,7 @@ fn a_dynamic_pose_model_exports_in_the_default_form_with_its_decoding_and_reprod
         assert!(!other.exists() && !dir.path().join("r2").exists());
     }
     // A reference file in the way stops the export before the model is written.
-    let o = dypose(&[
-        "export",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--out",
-        other.to_str().unwrap(),
-        "--decode",
-        "--flip",
-        "--batch",
-        "2",
-        "--reference",
-        reference.to_str().unwrap(),
-        "--reference-batches",
-        "2",
-    ]);
+    let o = dypose(&decoded_export(&ck, &other, &reference));
     assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!other.exists());
 }

@@ -1,6 +1,7 @@
 //! Every command-line argument lives here, as clap types and nothing else; `main.rs` hands each
 //! subcommand to its function in `app`.
 
+use crate::app::shard::ShardSpec;
 use crate::config::{Arch, Decoding, Device, HeadKind, ImageFormat, IouType, KeypointMetric, Size};
 use crate::export::DynamicForm;
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,8 @@ pub enum Command {
     Data(DataCommand),
     /// Run a trained model on images: results.json (COCO format) and one drawing per image.
     Predict(PredictArgs),
+    /// Join the shards of a `predict --shard` run into one results.json (the file one predict over all the images writes).
+    Merge(MergeArgs),
     /// Find persons with a detector checkpoint: detections.json (COCO detection results) and one drawing per image.
     Detect(DetectArgs),
     /// Draw skeletons (GT or results) on images.
@@ -219,6 +222,30 @@ pub struct PredictArgs {
     /// Where the network runs (cuda needs a build with --features cuda).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
+    /// Run shard K of N (K from 0) of the images: a contiguous part of the list, its results in
+    /// --out/shards/shard-K-of-N/, written in chunks so that the same command run again
+    /// continues where it stopped; `dypose merge` joins the shards. `auto` reads a Slurm job
+    /// array (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT); `auto/N` also a Kubernetes Indexed
+    /// Job (JOB_COMPLETION_INDEX of N completions).
+    #[arg(long, value_name = "K/N|auto|auto/N")]
+    pub shard: Option<ShardSpec>,
+    /// With --shard: images per results chunk (a restarted shard redoes at most one chunk).
+    #[arg(long, default_value_t = 256, requires = "shard")]
+    pub chunk: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Predict --out folders of a sharded run (their shards/ are read), or shard folders
+    /// (shards/shard-K-of-N); every shard of the run must be there once, and finished.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// The results file to write (default: results.json in the one --out folder given).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The images `predict` and `detect` read: files, or a folder.

@@ -13,6 +13,12 @@ const TEMP_SUFFIX: &str = ".tmp";
 
 /// Writes `bytes` to `path` atomically: a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| Ok(w.write_all(bytes)?))
+}
+
+/// Like [`write_atomic`], with the content streamed by `write` (through a buffer), for files
+/// too large to build in memory first.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -23,11 +29,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     // tempfile's default is owner-only (0600); outputs get the mode a plain File::create gives.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp =
-        builder.tempfile_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
+    let tmp = builder.tempfile_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let mut buffered = std::io::BufWriter::new(tmp);
+    write(&mut buffered)
+        .and_then(|()| Ok(buffered.flush()?))
         .with_context(|| format!("{}: write failed", path.display()))?;
+    let tmp = buffered
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("{}: write failed", path.display()))?;
+    tmp.as_file().sync_all().with_context(|| format!("{}: write failed", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("{}: cannot move the new file into place", path.display()))?;

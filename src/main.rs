@@ -89,7 +89,16 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(a) => app::train::train(&train_request(a.run, a.data_root, None))?,
         Command::Pretrain(a) => app::train::train(&train_request(a.run, None, Some(Task::Classify)))?,
-        Command::Predict(a) => app::predict::predict(&predict_request(a))?.to_string(),
+        Command::Predict(a) => match (a.shard, a.chunk) {
+            (Some(spec), chunk_images) => {
+                let sharding = app::predict::Sharding { spec, chunk_images };
+                app::predict::predict_shard(&predict_request(a), &sharding)?.to_string()
+            }
+            (None, _) => app::predict::predict(&predict_request(a))?.to_string(),
+        },
+        Command::Merge(a) => {
+            app::merge::merge(&app::merge::MergeRequest { inputs: a.inputs, out: a.out, force: a.force })?.to_string()
+        }
         Command::Detect(a) => app::detect::detect(&detect_request(a))?.to_string(),
         Command::Draw(a) => {
             let out = a.out.clone();

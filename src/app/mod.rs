@@ -14,8 +14,10 @@ pub mod explain;
 pub mod export;
 pub mod images;
 pub mod info;
+pub mod merge;
 pub mod predict;
 pub mod quickstart;
+pub mod shard;
 pub mod synth_classify;
 pub mod train;
 

@@ -78,7 +78,12 @@ pub fn results_from_records(
 
 /// A results file's text: `[{image_id, category_id, keypoints, score}]`, as pycocotools reads it.
 pub fn results_json(results: &[KeypointResult]) -> String {
-    let records: Vec<ResultRecord> = results
+    serde_json::to_string(&result_records(results)).expect("results hold finite numbers only")
+}
+
+/// The records of a results file (`results_json` writes them).
+pub fn result_records(results: &[KeypointResult]) -> Vec<ResultRecord> {
+    results
         .iter()
         .map(|r| ResultRecord {
             image_id: r.image_id,
@@ -88,8 +93,7 @@ pub fn results_json(results: &[KeypointResult]) -> String {
             bbox: None,
             segmentation: None,
         })
-        .collect();
-    serde_json::to_string(&records).expect("results hold finite numbers only")
+        .collect()
 }
 
 /// One detected box (`[x, y, w, h]`); its area for the area ranges is `w × h`, as pycocotools

@@ -228,25 +228,45 @@ impl<M: HeatmapModel> Predictor<M> {
     }
 
     /// Predicts every job; `each` sees every readable image with its final persons (for drawing),
-    /// in job order.
+    /// in job order. Everything is kept: for collections too large to hold, see [`Self::stream`].
+    pub fn run(
+        &mut self,
+        jobs: &[ImageJob],
+        mut each: impl FnMut(&ImageJob, &RgbImage, &[Person]) -> Result<()> + Send,
+    ) -> Result<Predictions> {
+        let mut out = Predictions::default();
+        out.crops = self.stream(jobs, |job, image, persons| {
+            match image {
+                Ok(img) => each(job, img, &persons)?,
+                Err(e) => out.failed.push((job.path.clone(), e.to_string())),
+            }
+            out.persons.extend(persons);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Predicts every job and hands each image, in job order, to `sink` with its final persons
+    /// (an unreadable image comes as `Err(why)` with none); keeps nothing. Returns the number of
+    /// crops run.
     ///
     /// Three stages overlap so that a GPU never waits for the CPUs: one thread reads the images
     /// of the next chunk and cuts their crops (and their mirror images for the flip test) into
     /// network inputs, over all cores; this thread runs the network only; a third decodes the
-    /// heatmaps of the previous chunk, suppresses duplicates and calls `each` (drawing). Each
-    /// stage hands on one chunk at a time, so at most a few chunks are in memory.
-    pub fn run(
+    /// heatmaps of the previous chunk, suppresses duplicates and calls `sink` (drawing, writing).
+    /// Each stage hands on one chunk at a time, so at most a few chunks are in memory.
+    pub fn stream(
         &mut self,
         jobs: &[ImageJob],
-        each: impl FnMut(&ImageJob, &RgbImage, &[Person]) -> Result<()> + Send,
-    ) -> Result<Predictions> {
+        sink: impl FnMut(&ImageJob, ImageRead, Vec<Person>) -> Result<()> + Send,
+    ) -> Result<usize> {
         let bar = crate::progress::bar(jobs.len() as u64, "predict", "images");
         // Chunks of images small enough to keep a few in memory, big enough to fill a few batches.
         let per_chunk = (self.options.batch_size * 2).max(rayon::current_num_threads());
         let Predictor { model, codec, options, flip_permutation, sigmas } = self;
         let (codec, options, sigmas) = (&*codec, &*options, &sigmas[..]);
         let flip = options.flip.then_some(flip_permutation.as_slice());
-        let out = std::thread::scope(|scope| -> Result<Predictions> {
+        let crops = std::thread::scope(|scope| -> Result<usize> {
             let (to_network, prepared) = std::sync::mpsc::sync_channel::<PreparedChunk>(1);
             let (to_decoding, computed) = std::sync::mpsc::sync_channel::<ComputedChunk>(1);
             scope.spawn(move || {
@@ -258,15 +278,15 @@ impl<M: HeatmapModel> Predictor<M> {
                 }
             });
             let bar = &bar;
-            let decoding = scope.spawn(move || -> Result<Predictions> {
-                let mut finish = Finish { codec, options, flip, sigmas, each, out: Predictions::default() };
+            let decoding = scope.spawn(move || -> Result<usize> {
+                let mut finish = Finish { codec, options, flip, sigmas, sink, crops: 0 };
                 let mut start = 0;
                 for chunk in computed {
                     let end = start + chunk.images.len();
                     finish.chunk(&jobs[start..end], chunk, bar)?;
                     start = end;
                 }
-                Ok(finish.out)
+                Ok(finish.crops)
             });
             let network = prepared.into_iter().try_for_each(|chunk| {
                 let computed = chunk.run_network(model, codec, options)?;
@@ -275,13 +295,16 @@ impl<M: HeatmapModel> Predictor<M> {
                 Ok::<(), anyhow::Error>(())
             });
             drop(to_decoding);
-            let out = decoding.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            network.map(|()| out)
+            let crops = decoding.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            network.map(|()| crops)
         })?;
         bar.finish_and_clear();
-        Ok(out)
+        Ok(crops)
     }
 }
+
+/// An image as the predictor read it: its pixels, or why it could not be read.
+pub type ImageRead<'a> = std::result::Result<&'a RgbImage, &'a str>;
 
 /// A chunk of jobs read and cut into network inputs: its images (or why one could not be
 /// read), its crops as (image index, box), their normalised inputs in order and, for the flip
@@ -348,17 +371,17 @@ struct ComputedChunk {
     mirrored_maps: Option<Vec<f32>>,
 }
 
-/// The last stage: decoding, suppression and `each`, chunk after chunk, into `out`.
+/// The last stage: decoding, suppression and `sink`, chunk after chunk.
 struct Finish<'a, F> {
     codec: &'a HeatmapCodec,
     options: &'a PredictOptions,
     flip: Option<&'a [usize]>,
     sigmas: &'a [f64],
-    each: F,
-    out: Predictions,
+    sink: F,
+    crops: usize,
 }
 
-impl<F: FnMut(&ImageJob, &RgbImage, &[Person]) -> Result<()>> Finish<'_, F> {
+impl<F: FnMut(&ImageJob, ImageRead, Vec<Person>) -> Result<()>> Finish<'_, F> {
     fn chunk(&mut self, jobs: &[ImageJob], c: ComputedChunk, bar: &indicatif::ProgressBar) -> Result<()> {
         let (codec, options) = (self.codec, self.options);
         // J × h × w numbers per crop.
@@ -380,14 +403,10 @@ impl<F: FnMut(&ImageJob, &RgbImage, &[Person]) -> Result<()>> Finish<'_, F> {
                 per_image[*i].push(p);
             }
         }
-        self.out.crops += c.crops.len();
+        self.crops += c.crops.len();
         for ((job, img), persons) in jobs.iter().zip(&c.images).zip(per_image) {
             let kept = suppress(persons, self.sigmas, options.nms_threshold);
-            match img {
-                Ok(img) => (self.each)(job, img, &kept)?,
-                Err(e) => self.out.failed.push((job.path.clone(), e.clone())),
-            }
-            self.out.persons.extend(kept);
+            (self.sink)(job, img.as_ref().map_err(|e| e.as_str()), kept)?;
             bar.inc(1);
         }
         Ok(())

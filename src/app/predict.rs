@@ -9,7 +9,7 @@ use crate::config::{Config, Decoding, Device};
 use crate::infer::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
 use crate::infer::detect::DetectJob;
 use crate::infer::predictor::{ImageRead, Predictions};
-use crate::infer::{results_of, ImageJob, Person, Predictor};
+use crate::infer::{results_of, HeatmapModel, ImageJob, Person, Predictor};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -308,11 +308,12 @@ impl<I: Iterator<Item = usize>> ChunkWriter<'_, I> {
     }
 }
 
+/// A predictor of whichever network a checkpoint holds.
+type AnyPredictor = Predictor<Box<dyn HeatmapModel>>;
+
 /// The request's checkpoint as a predictor, with its config (the request's flip and decoding
 /// applied) and keypoint set.
-fn open_predictor(
-    req: &PredictRequest,
-) -> Result<(Config, KeypointSpec, Predictor<Box<dyn crate::infer::HeatmapModel>>)> {
+fn open_predictor(req: &PredictRequest) -> Result<(Config, KeypointSpec, AnyPredictor)> {
     let trained = super::open_checkpoint(req.device, &req.checkpoint, req.config.as_deref())?;
     let (mut cfg, spec) = (trained.cfg, trained.spec);
     cfg.val.flip_test &= req.flip;

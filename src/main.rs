@@ -35,8 +35,26 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    // Under mpirun or srun: join the job (a no-op for a plain start).
+    let session = match dypose::dist::start() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = run(Cli::parse());
+    let world = dypose::dist::world();
+    match outcome {
+        Ok(()) => {
+            drop(session);
+            ExitCode::SUCCESS
+        }
+        Err(e) if world.size > 1 => {
+            // The other ranks may be waiting in a collective: end them too.
+            eprintln!("error (rank {} of {}): {e:#}", world.rank, world.size);
+            dypose::dist::abort(1)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -70,8 +88,13 @@ fn images(input: ImageInput) -> app::images::Images {
     }
 }
 
-/// Hands each subcommand to its function in `app` and prints what it reports.
+/// Hands each subcommand to its function in `app` and prints what it reports (rank 0 alone, in
+/// a job of several ranks).
 fn run(cli: Cli) -> Result<()> {
+    let world = dypose::dist::world();
+    if world.size > 1 {
+        refuse_outside_mpi(&cli.command)?;
+    }
     let report = match cli.command {
         Command::Eval(a) => eval(a)?,
         Command::Classify(a) => app::classify::classify(&classify_request(a))?,
@@ -94,6 +117,9 @@ fn run(cli: Cli) -> Result<()> {
                 let sharding = app::predict::Sharding { spec, chunk_images };
                 app::predict::predict_shard(&predict_request(a), &sharding)?.to_string()
             }
+            (None, chunk) if dypose::dist::world().size > 1 => {
+                app::predict::predict_across_ranks(&predict_request(a), chunk)?
+            }
             (None, _) => app::predict::predict(&predict_request(a))?.to_string(),
         },
         Command::Merge(a) => {
@@ -114,8 +140,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Synth(a) => app::data::synth(&synth_request(a))?,
         Command::Bench(b) => bench(b)?,
     };
-    println!("{report}");
+    if world.is_root() {
+        println!("{report}");
+    }
     Ok(())
+}
+
+/// The commands that work as one job of several ranks (the others would do the same work, and
+/// write the same files, in every rank).
+fn refuse_outside_mpi(command: &Command) -> Result<()> {
+    match command {
+        Command::Train(_) | Command::Pretrain(_) | Command::Predict(_) => Ok(()),
+        Command::Eval(a) if a.checkpoint.is_some() => Ok(()),
+        _ => anyhow::bail!(
+            "this command runs in one process: under mpirun or srun, dypose runs train, pretrain, predict and eval --checkpoint"
+        ),
+    }
 }
 
 /// `eval`: a checkpoint run on the GT's images, box results, or keypoint results (optionally

@@ -8,5 +8,9 @@ pub fn bar(len: u64, msg: &str, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(len)
         .with_style(ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> "));
     bar.set_message(msg.to_string());
+    // In a job of several ranks, rank 0 alone shows progress.
+    if !crate::dist::world().is_root() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     bar
 }

@@ -25,12 +25,13 @@ impl StatsFile<'_> {
         crate::fsutil::refuse_existing(&[path.to_path_buf()], self.force)
     }
 
+    /// Writes the stats (from rank 0 alone, in a job of several ranks).
     pub(super) fn write(&self, stats: &impl serde::Serialize) -> Result<()> {
         match self.path {
-            Some(path) => {
+            Some(path) if crate::dist::world().is_root() => {
                 crate::fsutil::write_new(path, (serde_json::to_string_pretty(stats)? + "\n").as_bytes(), self.force)
             }
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 }

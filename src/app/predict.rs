@@ -191,6 +191,34 @@ impl std::fmt::Display for ShardReport {
 /// `out/shards/shard-K-of-N/` and drawings into `out`; a shard started again with the same
 /// request continues after its last whole chunk (see [`super::shard`]).
 pub fn predict_shard(req: &PredictRequest, sharding: &Sharding) -> Result<ShardReport> {
+    let report = run_shard(req, sharding)?;
+    fail_on_unreadable(&report.unreadable, report.images, &report)?;
+    Ok(report)
+}
+
+/// `predict` under an MPI launcher (`mpirun -np N`, `srun`): rank K runs shard K/N of the images
+/// (into `out/shards/`, resumable as any shard), and once every rank is done rank 0 merges them
+/// into `out/results.json`, the file one process writes.
+pub fn predict_across_ranks(req: &PredictRequest, chunk_images: usize) -> Result<String> {
+    let world = crate::dist::world();
+    let results = req.out.join("results.json");
+    crate::fsutil::refuse_existing(std::slice::from_ref(&results), req.force)?;
+    let spec = ShardSpec::Given(Shard::new(world.rank, world.size)?);
+    let report = run_shard(req, &Sharding { spec, chunk_images })?;
+    world.barrier();
+    if !world.is_root() {
+        return Ok(report.to_string());
+    }
+    let merged = super::merge::merge(&super::merge::MergeRequest {
+        inputs: vec![req.out.clone()],
+        out: Some(results),
+        force: req.force,
+    })?;
+    Ok(merged.to_string())
+}
+
+/// [`predict_shard`] without failing on unreadable images (they are in the report).
+fn run_shard(req: &PredictRequest, sharding: &Sharding) -> Result<ShardReport> {
     let start = Instant::now();
     let images = req.images.list()?;
     let shard = sharding.spec.resolve(|name| std::env::var(name).ok())?;
@@ -240,7 +268,6 @@ pub fn predict_shard(req: &PredictRequest, sharding: &Sharding) -> Result<ShardR
         seconds: start.elapsed().as_secs_f64(),
         out: req.out.clone(),
     };
-    fail_on_unreadable(&report.unreadable, report.images, &report)?;
     Ok(report)
 }
 

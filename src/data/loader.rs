@@ -163,7 +163,13 @@ impl Loader {
 
     /// Batches in one epoch (the last, short one dropped when configured).
     pub fn batches_per_epoch(&self) -> usize {
-        let (n, b) = (self.source.len(), self.cfg.batch_size);
+        self.steps_per_epoch(1)
+    }
+
+    /// Steps in one epoch when `parts` processes each take a batch of every step (a global batch
+    /// of `parts × batch_size` samples).
+    pub fn steps_per_epoch(&self, parts: usize) -> usize {
+        let (n, b) = (self.source.len(), self.cfg.batch_size * parts.max(1));
         if self.cfg.drop_last {
             n / b
         } else {
@@ -174,9 +180,22 @@ impl Loader {
     /// The batches of `epoch` from batch `first` on (a resumed run skips those it has done,
     /// without loading them).
     pub fn epoch_from(&self, epoch: u64, first: usize) -> EpochBatches {
+        self.epoch_part(epoch, first, BatchPart::WHOLE)
+    }
+
+    /// `part`'s batches of `epoch` from step `first` on: the epoch's order cut into global
+    /// batches of `part.count × batch_size`, of which this process takes the `part.index`-th
+    /// `batch_size` samples. So the processes' batches of a step together are the global batch,
+    /// and the union of their epochs is one process's epoch. A short last global batch leaves
+    /// the last parts short or empty (an empty batch is still handed out: every process steps).
+    pub fn epoch_part(&self, epoch: u64, first: usize, part: BatchPart) -> EpochBatches {
         let order = self.order(epoch);
-        let mut chunks: Vec<Vec<usize>> = order.chunks(self.cfg.batch_size).map(|c| c.to_vec()).collect();
-        chunks.truncate(self.batches_per_epoch());
+        let b = self.cfg.batch_size;
+        let mut chunks: Vec<Vec<usize>> = order
+            .chunks(b * part.count)
+            .map(|global| global[(part.index * b).min(global.len())..((part.index + 1) * b).min(global.len())].to_vec())
+            .collect();
+        chunks.truncate(self.steps_per_epoch(part.count));
         chunks.drain(..first.min(chunks.len()));
         let (tx, rx) = sync_channel(self.cfg.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
@@ -198,6 +217,19 @@ impl Loader {
         });
         EpochBatches { rx, stop, built, handle: Some(handle), report }
     }
+}
+
+/// Which part of every global batch a process takes in data-parallel training: part `index` of
+/// `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPart {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl BatchPart {
+    /// One process takes all.
+    pub const WHOLE: BatchPart = BatchPart { index: 0, count: 1 };
 }
 
 /// The order of `n` samples in `epoch`: shuffled by (seed, epoch) when `shuffle`.

@@ -2,6 +2,7 @@
 //! and the quickstart all run through here, and through `eval::evaluate_keypoints`.
 
 use super::boxes::{detection_boxes, group_by_image, gt_boxes, PersonBox};
+use super::predictor::Person;
 use super::predictor::{HeatmapModel, Predictions};
 use super::{ImageJob, Predictor};
 use crate::coco::{CocoDataset, KeypointSpec};
@@ -9,7 +10,7 @@ use crate::config::Config;
 use crate::eval::Stats;
 use crate::model::backend::ConvBackend;
 use crate::model::network::Network;
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
 
 /// A validation set: GT boxes, and detector boxes when given.
@@ -69,6 +70,10 @@ pub fn jobs(gt: &CocoDataset, images: &Path, boxes: Vec<PersonBox>) -> Result<Ve
 }
 
 /// COCO stats of `net` on `jobs` (τ = 1, BN in inference mode, the config's flip test and decoding).
+///
+/// In a job of several ranks each rank predicts its contiguous part of `jobs`; rank 0 gathers
+/// the persons in job order (so they are what one process finds), scores them and hands the
+/// stats to every rank. The predictions come back in rank 0 only.
 pub fn predict_and_score(
     net: &mut impl HeatmapModel,
     cfg: &Config,
@@ -76,12 +81,59 @@ pub fn predict_and_score(
     gt: &CocoDataset,
     jobs: &[ImageJob],
 ) -> Result<(Stats, Predictions)> {
+    let world = crate::dist::world();
     let mut predictor = Predictor::for_config(net, cfg, spec)?;
-    let out = predictor.run(jobs, |_, _, _| Ok(()))?;
+    let mut out = predictor.run(&jobs[world.part(jobs.len())], |_, _, _| Ok(()))?;
     super::ensure_all_read(&out.failed)?;
-    let results = super::predictor::results_of(&out.persons, cfg.data.category_id);
-    let stats = crate::eval::evaluate_keypoints(gt, &results, spec.sigmas()?)?.stats;
+    if world.size > 1 {
+        let parts = world.gather(&encode_persons(&out.persons));
+        if world.is_root() {
+            out.persons = parts.iter().map(|p| decode_persons(p)).collect::<Result<Vec<_>>>()?.concat();
+        }
+    }
+    let stats = match world.is_root() {
+        true => {
+            let results = super::predictor::results_of(&out.persons, cfg.data.category_id);
+            Some(crate::eval::evaluate_keypoints(gt, &results, spec.sigmas()?)?.stats)
+        }
+        false => None,
+    };
+    let shared = world.broadcast(stats.as_ref().map(serde_json::to_vec).transpose()?.unwrap_or_default());
+    let stats: Stats = serde_json::from_slice(&shared).context("the stats rank 0 sent")?;
+    if !world.is_root() {
+        out = Predictions::default();
+    }
     Ok((stats, out))
+}
+
+/// Persons as bytes, for a gather: per person its count of joints, then image id, box, box
+/// score, score, area and joints as little-endian f64 (image ids are exact in f64 up to 2^53).
+fn encode_persons(persons: &[Person]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in persons {
+        let head = [p.keypoints.len() as f64, p.image_id as f64, p.bbox[0], p.bbox[1], p.bbox[2], p.bbox[3]];
+        let tail = [p.box_score, p.score, p.area];
+        for v in head.iter().chain(&tail).chain(p.keypoints.iter().flatten()) {
+            out.extend(v.to_le_bytes());
+        }
+    }
+    out
+}
+
+fn decode_persons(bytes: &[u8]) -> Result<Vec<Person>> {
+    let values: Vec<f64> = bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+    let mut persons = Vec::new();
+    let mut rest = &values[..];
+    while let [joints, image_id, x, y, w, h, box_score, score, area, more @ ..] = rest {
+        let j = *joints as usize;
+        ensure!(more.len() >= 3 * j, "a truncated list of persons from another rank");
+        let keypoints = more[..3 * j].chunks_exact(3).map(|k| [k[0], k[1], k[2]]).collect();
+        let (image_id, bbox) = (*image_id as crate::coco::Id, [*x, *y, *w, *h]);
+        persons.push(Person { image_id, bbox, box_score: *box_score, keypoints, score: *score, area: *area });
+        rest = &more[3 * j..];
+    }
+    ensure!(rest.is_empty(), "a truncated list of persons from another rank");
+    Ok(persons)
 }
 
 /// One validation: stats and predictions with GT boxes, and with detector boxes when configured.
@@ -108,4 +160,25 @@ pub fn validate<D: ConvBackend>(
         None => None,
     };
     Ok(Validation { gt, detections, gt_seconds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Persons sent to rank 0 arrive as they were, whatever their joint count.
+    #[test]
+    fn persons_round_trip_through_bytes() {
+        let person = |id: i64, joints: usize| Person {
+            image_id: id,
+            bbox: [1.5, -2.0, 30.25, 40.0],
+            box_score: 0.75,
+            keypoints: (0..joints).map(|j| [j as f64 + 0.1, 1e-300, f64::MIN_POSITIVE]).collect(),
+            score: 0.3,
+            area: 1234.5,
+        };
+        let persons = vec![person(785, 17), person(1 << 40, 0), person(-3, 133)];
+        assert_eq!(decode_persons(&encode_persons(&persons)).unwrap(), persons);
+        assert!(decode_persons(&encode_persons(&persons)[..100]).is_err());
+    }
 }

@@ -29,15 +29,17 @@ impl<D: Device<f32>> Adam<D> {
         Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, step: 0, moments }
     }
 
-    /// One update with learning rate `lr`; every trainable parameter must have a gradient.
-    pub fn update(&mut self, params: Vec<&mut Param<D>>, grads: &Gradients<f32, D>, lr: f64) {
+    /// One update with learning rate `lr`; `grads` are the trainable parameters' gradients, in
+    /// registry order.
+    pub fn update(&mut self, params: Vec<&mut Param<D>>, grads: &[Flat<D>], lr: f64) {
         self.step += 1;
         let t = self.step as i32;
         let step_size = (lr / (1.0 - (self.beta1 as f64).powi(t))) as f32;
         let correction2 = (1.0 - (self.beta2 as f64).powi(t)).sqrt() as f32;
         let (b1, b2) = (self.beta1, self.beta2);
-        for (p, (m, v)) in params.into_iter().filter(|p| p.trainable).zip(self.moments.iter_mut()) {
-            let mut g: Flat<D> = grads.get(&p.value);
+        let trainable = params.into_iter().filter(|p| p.trainable);
+        for ((p, (m, v)), g) in trainable.zip(self.moments.iter_mut()).zip(grads) {
+            let mut g = g.clone();
             if self.weight_decay > 0.0 {
                 g = g + p.value.clone() * self.weight_decay;
             }
@@ -66,7 +68,7 @@ mod tests {
             let x: Tensor<(usize,), f32, Cpu, OwnedTape<f32, Cpu>> = p.t1();
             let loss = (x.square() * dev.tensor_from_vec(c.to_vec(), (3,))).sum();
             let grads = loss.backward();
-            adam.update(vec![&mut p], &grads, lr);
+            adam.update(vec![&mut p], &[grads.get(&p.value)], lr);
             for i in 0..3 {
                 let g = 2.0 * c[i] as f64 * rp[i] + 0.01 * rp[i];
                 rm[i] = 0.9 * rm[i] + 0.1 * g;

@@ -28,10 +28,11 @@ impl<D: Device<f32>> Sgd<D> {
         Sgd { momentum, nesterov, weight_decay, buffers }
     }
 
-    pub fn update(&mut self, params: Vec<&mut Param<D>>, grads: &Gradients<f32, D>, lr: f64) {
+    /// One update; `grads` are the trainable parameters' gradients, in registry order.
+    pub fn update(&mut self, params: Vec<&mut Param<D>>, grads: &[Flat<D>], lr: f64) {
         let lr = lr as f32;
-        for (p, b) in params.into_iter().filter(|p| p.trainable).zip(self.buffers.iter_mut()) {
-            let mut d: Flat<D> = grads.get(&p.value);
+        for ((p, b), g) in params.into_iter().filter(|p| p.trainable).zip(self.buffers.iter_mut()).zip(grads) {
+            let mut d = g.clone();
             if self.weight_decay > 0.0 {
                 d = d + p.value.clone() * self.weight_decay;
             }
@@ -57,7 +58,8 @@ impl<D: ConvBackend> Optimizer<D> {
         }
     }
 
-    pub fn update(&mut self, params: Vec<&mut Param<D>>, grads: &Gradients<f32, D>, lr: f64) {
+    /// One update; `grads` are the trainable parameters' gradients, in registry order.
+    pub fn update(&mut self, params: Vec<&mut Param<D>>, grads: &[Flat<D>], lr: f64) {
         match self {
             Optimizer::Adam(a) => a.update(params, grads, lr),
             Optimizer::Sgd(s) => s.update(params, grads, lr),
@@ -131,7 +133,7 @@ mod tests {
         for _ in 0..2 {
             let x: Tensor<(usize,), f32, Cpu, OwnedTape<f32, Cpu>> = p.t1();
             let grads = (x.square() * dev.tensor_from_vec(c.to_vec(), (2,))).sum().backward();
-            sgd.update(vec![&mut p], &grads, 0.5);
+            sgd.update(vec![&mut p], &[grads.get(&p.value)], 0.5);
             for i in 0..2 {
                 let d = 2.0 * c[i] as f64 * rp[i] + 0.1 * rp[i];
                 rb[i] = 0.9 * rb[i] + d;

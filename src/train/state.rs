@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Where training stands: the next batch to run is batch `batch` of epoch `epoch`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
     pub epoch: usize,
     pub batch: usize,
@@ -25,6 +25,44 @@ pub struct TrainState {
     pub best: Option<f64>,
     #[serde(default)]
     pub train_seconds: f64,
+    /// The ranks that trained together (each step took `ranks` batches); written when not one.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub ranks: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+impl Default for TrainState {
+    fn default() -> Self {
+        TrainState { epoch: 0, batch: 0, iteration: 0, best: None, train_seconds: 0.0, ranks: 1 }
+    }
+}
+
+impl TrainState {
+    /// Moves the position within the epoch to a job of `ranks` ranks: to the first step whose
+    /// samples none of the earlier steps took (a step of `r` ranks takes `r` batches), so that
+    /// no sample of the epoch is seen twice and at most one step's worth is skipped. Says so.
+    pub fn continue_with_ranks(&mut self, ranks: usize) -> Option<String> {
+        let before = self.ranks.max(1);
+        if before == ranks {
+            return None;
+        }
+        let batches_done = self.batch * before;
+        let step = batches_done.div_ceil(ranks);
+        let line = format!(
+            "the run was trained by {before} ranks and continues with {ranks}: epoch {} goes on at step {step} (after {batches_done} batches of its order{})",
+            self.epoch,
+            if step * ranks > batches_done { format!(", {} skipped", step * ranks - batches_done) } else { String::new() }
+        );
+        (self.batch, self.ranks) = (step, ranks);
+        Some(line)
+    }
 }
 
 /// The version written under the `format` key.

@@ -11,9 +11,11 @@ use super::schedule::{learning_rate, temperature};
 use super::state::{self, TrainState};
 use super::tasks::{Scores, Task};
 use crate::config::Config;
-use crate::data::loader::{Batch, LoadReport, Loader};
+use crate::data::loader::{Batch, BatchPart, LoadReport, Loader};
+use crate::dist::World;
 use crate::model::backend::ConvBackend;
 use crate::model::checkpoint::{BestScore, CheckpointMeta};
+use crate::model::layers::Flat;
 use crate::model::network::Network;
 use anyhow::{bail, ensure, Context, Result};
 use dfdx::prelude::*;
@@ -59,22 +61,28 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     .clone()
 }
 
-/// Appends to `train.log` and prints to stderr (between progress bars, never during one).
-struct Log(std::fs::File);
+/// Appends to `train.log` and prints to stderr (between progress bars, never during one); in a
+/// job of several ranks, rank 0 alone keeps the log.
+struct Log(Option<std::fs::File>);
 
 impl Log {
-    fn open(path: &Path) -> Result<Log> {
+    fn open(path: &Path, world: World) -> Result<Log> {
+        if !world.is_root() {
+            return Ok(Log(None));
+        }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .with_context(|| format!("{}: cannot write", path.display()))?;
-        Ok(Log(file))
+        Ok(Log(Some(file)))
     }
 
     fn line(&mut self, text: &str) {
-        let _ = writeln!(self.0, "{text}");
-        eprintln!("{text}");
+        if let Some(file) = &mut self.0 {
+            let _ = writeln!(file, "{text}");
+            eprintln!("{text}");
+        }
     }
 }
 
@@ -134,24 +142,36 @@ pub struct Trainer<D: ConvBackend, T: Task<D>> {
     rows: Vec<Row>,
     window: Window,
     per_epoch: usize,
+    /// The ranks training together (one outside an MPI job); rank 0 writes the run's files.
+    world: World,
+    /// Samples stepped on by the whole job in this process's lifetime.
+    pub job_images: usize,
 }
 
 impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
     /// Starts a run in `opts.run_dir` (refused when one is there) or, with `opts.resume`,
     /// continues it from its `last.safetensors` (refused when the config differs other than in
     /// `train.epochs`). `per_epoch` is the number of batches in an epoch.
+    ///
+    /// In a job of several ranks every rank opens the run: all check it before rank 0 creates
+    /// it, a resume reads `last.safetensors` in every rank (the run directory must be on a file
+    /// system they share), and the ranks must then hold the same weights and state.
     pub fn open(dev: &D, cfg: &Config, task: T, per_epoch: usize, opts: &TrainOptions) -> Result<Self> {
-        let dir = &opts.run_dir;
+        let (dir, world) = (&opts.run_dir, crate::dist::world());
         let last = dir.join(LAST);
         if opts.resume {
             ensure!(last.exists(), "{}: nothing to resume (no {LAST})", dir.display());
         } else if last.exists() || dir.join("config.json").exists() {
             bail!("{}: a run is already there; pass --resume to continue it, or choose another --out", dir.display());
         }
+        world.barrier();
         let mut net = task.network(dev, cfg)?;
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the run directory", dir.display()))?;
-        crate::fsutil::remove_stale_temporaries(dir);
-        let log = Log::open(&dir.join("train.log"))?;
+        if world.is_root() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create the run directory", dir.display()))?;
+            crate::fsutil::remove_stale_temporaries(dir);
+        }
+        let log = Log::open(&dir.join("train.log"), world)?;
         let mut optimizer = Optimizer::new(&net, &cfg.train);
         let (mut state, mut rows) = (TrainState::default(), Vec::new());
         if opts.resume {
@@ -166,7 +186,7 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
             state = s;
             rows = metrics::read(&dir.join("metrics.csv"), task.score_columns())?;
             rows.retain(|r| r.iteration <= state.iteration);
-        } else {
+        } else if world.is_root() {
             let text = serde_json::to_string_pretty(cfg)?;
             crate::fsutil::write_new(&dir.join("config.json"), text.as_bytes(), false)?;
         }
@@ -186,16 +206,46 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
             rows,
             window: Window::new(),
             per_epoch,
+            world,
+            job_images: 0,
         };
         if opts.resume {
             let s = &trainer.state;
             let line = format!("resuming at epoch {} batch {} (iteration {})", s.epoch, s.batch, s.iteration);
             trainer.log(&line);
+            if let Some(line) = trainer.state.continue_with_ranks(world.size) {
+                trainer.log(&line);
+            }
         }
+        trainer.state.ranks = world.size;
         if let Some(line) = started_from {
             trainer.log(&line);
         }
+        trainer.refuse_diverged_ranks()?;
         Ok(trainer)
+    }
+
+    /// In a job of several ranks: refuses to start unless every rank holds rank 0's weights,
+    /// optimiser state and position (a resume that read different files would train apart).
+    fn refuse_diverged_ranks(&self) -> Result<()> {
+        if self.world.size == 1 {
+            return Ok(());
+        }
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        for p in self.net.params().into_iter().chain(self.optimizer.state_tensors(&self.net).iter()) {
+            hasher.update(p.value.as_vec().iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+        }
+        hasher.update(serde_json::to_vec(&self.state)?);
+        let mine = hasher.finalize().to_vec();
+        let roots = self.world.broadcast(mine.clone());
+        ensure!(
+            roots == mine,
+            "rank {}: its weights, optimiser state or position differ from rank 0's at the start (with --resume: is {} the same file on every machine?)",
+            self.world.rank,
+            self.dir.join(LAST).display()
+        );
+        Ok(())
     }
 
     pub fn log(&mut self, line: &str) {
@@ -208,16 +258,18 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
     }
 
     /// One optimisation step on `batch` at the scheduled learning rate and temperature; returns
-    /// the loss. A non-finite loss stops the run (the last checkpoint stays as it was).
+    /// the loss. A non-finite loss stops the run (the last checkpoint stays as it was). In a job
+    /// of several ranks, `batch` is this rank's part of the step (possibly empty) and the loss
+    /// and gradients are the whole step's.
     pub fn step(&mut self, batch: Batch) -> Result<f64> {
-        let n = batch.len();
-        ensure!(n > 0, "an empty batch");
+        ensure!(!batch.is_empty() || self.world.size > 1, "an empty batch");
         let started = Instant::now();
         let (cfg, st) = (&self.cfg, &self.state);
         let lr = learning_rate(&cfg.train, st.epoch, st.iteration, self.per_epoch);
         let tau = temperature(&cfg.train, st.iteration, self.per_epoch);
-        let (loss, value) = self.task.loss(&mut self.net, cfg, batch, tau)?;
+        let (grads, value, n) = self.gradients(batch, tau)?;
         if !value.is_finite() {
+            let st = &self.state;
             bail!(
                 "the loss became {value} at epoch {}, iteration {}: stopped; the last good checkpoint is {} (try a lower train.lr)",
                 st.epoch,
@@ -225,13 +277,13 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
                 self.dir.join(LAST).display()
             );
         }
-        let grads = loss.backward();
         self.optimizer.update(self.net.params_mut(), &grads, lr);
         let st = &mut self.state;
         st.batch += 1;
         st.iteration += 1;
         st.train_seconds += started.elapsed().as_secs_f64();
         let iteration = st.iteration;
+        self.job_images += n;
         let w = &mut self.window;
         (w.loss_sum, w.steps, w.images) = (w.loss_sum + value, w.steps + 1, w.images + n);
         let every = self.cfg.train.log_every;
@@ -242,6 +294,47 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
             self.save_last()?;
         }
         Ok(value)
+    }
+
+    /// The trainable parameters' gradients (registry order), the loss and the number of samples
+    /// of the step. Across ranks, each rank's mean is weighted by its sample count, so that they
+    /// are the means over the whole step's samples, as one process with the whole batch would
+    /// have them (batch norm apart: its statistics stay per rank).
+    fn gradients(&mut self, batch: Batch, tau: f32) -> Result<(Vec<Flat<D>>, f64, usize)> {
+        let n = batch.len();
+        let (grads, value): (Vec<Flat<D>>, f64) = if n > 0 {
+            let (loss, value) = self.task.loss(&mut self.net, &self.cfg, batch, tau)?;
+            let g = loss.backward();
+            (self.net.params().into_iter().filter(|p| p.trainable).map(|p| g.get(&p.value)).collect(), value)
+        } else {
+            let dev = self.net.device();
+            (
+                self.net.params().into_iter().filter(|p| p.trainable).map(|p| dev.zeros_like(&(p.numel(),))).collect(),
+                0.0,
+            )
+        };
+        if self.world.size == 1 {
+            return Ok((grads, value, n));
+        }
+        let mut totals = [value * n as f64, n as f64];
+        self.world.sum_f64(&mut totals);
+        let mut flat: Vec<f32> = Vec::with_capacity(grads.iter().map(|g| g.shape().0).sum());
+        for g in &grads {
+            flat.extend(g.as_vec().into_iter().map(|v| v * n as f32));
+        }
+        self.world.sum_f32(&mut flat);
+        let (total, dev) = (totals[1], self.net.device());
+        ensure!(total > 0.0, "a step without samples in any rank");
+        let mut at = 0;
+        let mean = grads
+            .iter()
+            .map(|g| {
+                let len = g.shape().0;
+                at += len;
+                dev.tensor_from_vec(flat[at - len..at].iter().map(|v| v / total as f32).collect(), (len,))
+            })
+            .collect();
+        Ok((mean, totals[0] / total, total as usize))
     }
 
     /// A metrics row for the window since the last one.
@@ -257,7 +350,19 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
             scores: Vec::new(),
         });
         self.window = Window::new();
-        metrics::write(&self.dir.join("metrics.csv"), &self.rows, self.task.score_columns())
+        self.write_metrics(false)
+    }
+
+    /// `metrics.csv` (and with `curves` the plot), from rank 0.
+    fn write_metrics(&self, curves: bool) -> Result<()> {
+        if !self.world.is_root() {
+            return Ok(());
+        }
+        metrics::write(&self.dir.join("metrics.csv"), &self.rows, self.task.score_columns())?;
+        if curves {
+            metrics::plot(&self.dir.join("curves.png"), &self.rows, &self.task.curves())?;
+        }
+        Ok(())
     }
 
     /// The learning rate and temperature of the last step taken.
@@ -304,9 +409,7 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
         self.window = Window::new();
         self.state.epoch += 1;
         self.state.batch = 0;
-        let columns = self.task.score_columns();
-        metrics::write(&self.dir.join("metrics.csv"), &self.rows, columns)?;
-        metrics::plot(&self.dir.join("curves.png"), &self.rows, &self.task.curves())?;
+        self.write_metrics(true)?;
         self.save_last()
     }
 
@@ -319,14 +422,20 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
     }
 
     fn save_best(&self, epochs_done: usize, score: f64) -> Result<()> {
+        if !self.world.is_root() {
+            return Ok(());
+        }
         let mut meta = self.metadata()?;
         let column = self.task.score_columns()[0].to_string();
         meta.best = Some(BestScore { epoch: epochs_done, column, value: score });
         crate::model::checkpoint::save(&self.net, &self.dir.join(BEST), &meta, true)
     }
 
-    /// Writes model, optimiser and position to `last.safetensors` (atomically).
+    /// Writes model, optimiser and position to `last.safetensors` (atomically), from rank 0.
     pub fn save_last(&self) -> Result<()> {
+        if !self.world.is_root() {
+            return Ok(());
+        }
         state::save(&self.dir.join(LAST), &self.net, &self.optimizer, &self.state, self.metadata()?)
     }
 }
@@ -342,34 +451,37 @@ pub fn train<D: ConvBackend, T: Task<D>>(
     report: &str,
     opts: &TrainOptions,
 ) -> Result<TrainOutcome> {
+    let world = crate::dist::world();
+    let part = BatchPart { index: world.rank, count: world.size };
+    let per_epoch = loader.steps_per_epoch(world.size);
     ensure!(
-        loader.batches_per_epoch() > 0,
-        "the train set has {} samples, fewer than one batch of {}",
+        per_epoch > 0,
+        "the train set has {} samples, fewer than one batch of {}{}",
         loader.len(),
-        cfg.loader.batch_size
+        cfg.loader.batch_size * world.size,
+        if world.size > 1 { format!(" ({} ranks × {})", world.size, cfg.loader.batch_size) } else { String::new() }
     );
-    let per_epoch = loader.batches_per_epoch();
     let mut trainer = Trainer::open(&dev, cfg, task, per_epoch, opts)?;
     trainer.log(report);
     let stop = interrupt_flag();
     stop.store(false, Ordering::SeqCst);
     let started = Instant::now();
-    let (mut steps, mut images) = (0usize, 0usize);
+    let mut steps = 0usize;
     let (mut last_scores, mut interrupted) = (None, false);
     'epochs: while !trainer.finished() {
         let epoch = trainer.state.epoch;
         let label = format!("epoch {}/{}", epoch + 1, cfg.train.epochs);
         let bar = crate::progress::bar(per_epoch as u64, &label, "batches");
         bar.set_position(trainer.state.batch as u64);
-        let mut batches = loader.epoch_from(epoch as u64, trainer.state.batch);
-        for batch in batches.by_ref().filter(|b| !b.is_empty()) {
-            images += batch.len();
+        let mut batches = loader.epoch_part(epoch as u64, trainer.state.batch, part);
+        // One rank alone skips a batch that lost every sample; ranks all step, or one waits forever.
+        for batch in batches.by_ref().filter(|b| world.size > 1 || !b.is_empty()) {
             let loss = trainer.step(batch)?;
             steps += 1;
             bar.inc(1);
             let (lr, tau) = trainer.last_schedule();
             bar.set_message(format!("e{} loss {loss:.2e} lr {lr:.1e} τ {tau:.1}", epoch + 1));
-            if stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| steps >= s) {
+            if any_rank(world, stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| steps >= s)) {
                 bar.finish_and_clear();
                 trainer.save_last()?;
                 let (iteration, last) = (trainer.state.iteration, opts.run_dir.join(LAST));
@@ -390,7 +502,15 @@ pub fn train<D: ConvBackend, T: Task<D>>(
         trainer.end_epoch(scores)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    Ok(TrainOutcome { state: trainer.state, interrupted, last_scores, images_per_s: images as f64 / elapsed.max(1e-9) })
+    let images_per_s = trainer.job_images as f64 / elapsed.max(1e-9);
+    Ok(TrainOutcome { state: trainer.state, interrupted, last_scores, images_per_s })
+}
+
+/// Whether `flag` is set in any rank (every rank must stop at the same step).
+fn any_rank(world: World, flag: bool) -> bool {
+    let mut v = [f64::from(u8::from(flag))];
+    world.sum_f64(&mut v);
+    v[0] > 0.0
 }
 
 /// Images the loader could not read this epoch, named once.

@@ -5,7 +5,7 @@ use dypose::config::{AugmentConfig, Size};
 use dypose::data::augment::Augmenter;
 use dypose::data::codec::HeatmapCodec;
 use dypose::data::instances::{train_instances, Instance};
-use dypose::data::loader::{Batch, Loader, LoaderConfig};
+use dypose::data::loader::{Batch, BatchPart, Loader, LoaderConfig};
 use dypose::data::sample::SampleSpec;
 use std::path::Path;
 
@@ -44,6 +44,32 @@ fn same_seed_same_batches_with_one_or_two_threads() {
     // Another epoch reshuffles and redraws augmentations.
     let other: Vec<Batch> = Loader::new(inst, spec(), config(2)).unwrap().epoch(4).collect();
     assert_ne!(one[0].indices, other[0].indices);
+}
+
+/// Data-parallel parts: at every step the ranks' batches, in rank order, are the global batch
+/// of one process with `ranks ×` the batch size (the same samples, the same augmentation), a
+/// short last step leaves the last ranks short or empty, and a resumed part skips whole steps.
+#[test]
+fn the_parts_of_a_step_are_the_global_batch_of_one_process() {
+    let inst = instances(&Path::new(SAMPLE).join("val2017"));
+    let n = inst.len();
+    assert!(n > 8 && n % 8 != 0, "a short last step ({n} samples)");
+    let per_rank = Loader::new(inst.clone(), spec(), config(1)).unwrap();
+    let global = Loader::new(inst.clone(), spec(), LoaderConfig { batch_size: 8, ..config(1) }).unwrap();
+    let parts: Vec<Vec<Batch>> =
+        (0..2).map(|index| per_rank.epoch_part(5, 0, BatchPart { index, count: 2 }).collect()).collect();
+    let whole: Vec<Batch> = global.epoch(5).collect();
+    assert_eq!(per_rank.steps_per_epoch(2), whole.len());
+    for (step, want) in whole.iter().enumerate() {
+        let (a, b) = (&parts[0][step], &parts[1][step]);
+        assert_eq!([a.indices.clone(), b.indices.clone()].concat(), want.indices, "step {step}");
+        assert_eq!([a.inputs.clone(), b.inputs.clone()].concat(), want.inputs, "step {step}");
+        assert_eq!([a.targets.clone(), b.targets.clone()].concat(), want.targets, "step {step}");
+    }
+    let last = whole.len() - 1;
+    assert_eq!((parts[0][last].len(), parts[1][last].len()), ((n % 8).min(4), (n % 8).saturating_sub(4)));
+    let resumed: Vec<Batch> = per_rank.epoch_part(5, 1, BatchPart { index: 1, count: 2 }).collect();
+    assert_eq!(resumed, parts[1][1..].to_vec());
 }
 
 #[test]

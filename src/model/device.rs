@@ -2,11 +2,18 @@
 //! monomorphised once per device; `with_device!` picks the instance at run time, so every
 //! subcommand accepts the same devices and fails the same way.
 
-/// The CUDA device 0, or an error that says why there is none.
+/// The CUDA device of this process: device 0, or in a job of several ranks the device of the
+/// rank's place on its machine (its local rank: one process per GPU), unless the launcher left
+/// the process one GPU (`CUDA_VISIBLE_DEVICES` naming one); an error says why there is none.
 #[cfg(feature = "cuda")]
 pub fn cuda() -> anyhow::Result<dfdx::prelude::Cuda> {
-    dfdx::prelude::Cuda::try_build(0, 0).map_err(|e| {
-        anyhow::anyhow!("--device cuda: no usable NVIDIA GPU ({e:?}); check nvidia-smi and LD_LIBRARY_PATH")
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES").map(|v| v.split(',').filter(|d| !d.trim().is_empty()).count());
+    let ordinal = if visible.is_ok_and(|n| n == 1) { 0 } else { crate::dist::world().local_rank };
+    dfdx::prelude::Cuda::try_build(ordinal, 0).map_err(|e| {
+        anyhow::anyhow!(
+            "--device cuda: no usable NVIDIA GPU {ordinal} ({e:?}); check nvidia-smi and LD_LIBRARY_PATH{}",
+            if ordinal > 0 { " (one rank per GPU: more ranks on this machine than GPUs?)" } else { "" }
+        )
     })
 }
 

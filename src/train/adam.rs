@@ -68,7 +68,8 @@ mod tests {
             let x: Tensor<(usize,), f32, Cpu, OwnedTape<f32, Cpu>> = p.t1();
             let loss = (x.square() * dev.tensor_from_vec(c.to_vec(), (3,))).sum();
             let grads = loss.backward();
-            adam.update(vec![&mut p], &[grads.get(&p.value)], lr);
+            let g = grads.get(&p.value);
+            adam.update(vec![&mut p], &[g], lr);
             for i in 0..3 {
                 let g = 2.0 * c[i] as f64 * rp[i] + 0.01 * rp[i];
                 rm[i] = 0.9 * rm[i] + 0.1 * g;

@@ -133,7 +133,8 @@ mod tests {
         for _ in 0..2 {
             let x: Tensor<(usize,), f32, Cpu, OwnedTape<f32, Cpu>> = p.t1();
             let grads = (x.square() * dev.tensor_from_vec(c.to_vec(), (2,))).sum().backward();
-            sgd.update(vec![&mut p], &[grads.get(&p.value)], 0.5);
+            let g = grads.get(&p.value);
+            sgd.update(vec![&mut p], &[g], 0.5);
             for i in 0..2 {
                 let d = 2.0 * c[i] as f64 * rp[i] + 0.1 * rp[i];
                 rb[i] = 0.9 * rb[i] + d;

@@ -111,3 +111,32 @@ pub fn load<D: ConvBackend>(
     let config = meta.config.with_context(|| missing("config"))?;
     Ok((state, config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// By hand: 5 steps of 2 ranks took batches 0..10 of the epoch's order; with 3 ranks the
+    /// next step starting at a batch not yet taken is step 4 (batches 12..15: 10 and 11 are
+    /// skipped); with 1 rank, step 10; back from 3 ranks at step 4 (12 batches) to 2: step 6.
+    #[test]
+    fn a_different_number_of_ranks_continues_at_the_first_batch_not_taken() {
+        let at = |batch, ranks| TrainState { epoch: 7, batch, iteration: 99, ranks, ..Default::default() };
+        let mut s = at(5, 2);
+        let line = s.continue_with_ranks(3).unwrap();
+        assert_eq!((s.batch, s.ranks, s.epoch, s.iteration), (4, 3, 7, 99));
+        assert!(line.contains("10 batches") && line.contains("2 skipped"), "{line}");
+        let mut s = at(5, 2);
+        s.continue_with_ranks(1);
+        assert_eq!((s.batch, s.ranks), (10, 1));
+        let mut s = at(4, 3);
+        s.continue_with_ranks(2);
+        assert_eq!((s.batch, s.ranks), (6, 2));
+        assert_eq!(at(5, 2).continue_with_ranks(2), None);
+        // Checkpoints of one process do not write the field, and earlier ones do not have it.
+        let text = serde_json::to_string(&at(3, 1)).unwrap();
+        assert!(!text.contains("ranks"), "{text}");
+        assert_eq!(serde_json::from_str::<TrainState>(&text).unwrap().ranks, 1);
+        assert_eq!(serde_json::from_str::<TrainState>(&serde_json::to_string(&at(3, 4)).unwrap()).unwrap().ranks, 4);
+    }
+}

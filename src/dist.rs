@@ -18,13 +18,16 @@ pub struct World {
     pub size: usize,
     /// The rank among those on this machine (which GPU it takes).
     pub local_rank: usize,
+    /// Whether a launcher started this process (also one alone, `mpirun -np 1`): training then
+    /// sums its gradients across the ranks even when there is one, as the same code path.
+    pub launched: bool,
 }
 
 static WORLD: OnceLock<World> = OnceLock::new();
 
 /// The job this process is part of: one rank of one unless [`start`] found an MPI launch.
 pub fn world() -> World {
-    *WORLD.get_or_init(|| World { rank: 0, size: 1, local_rank: 0 })
+    *WORLD.get_or_init(|| World { rank: 0, size: 1, local_rank: 0, launched: false })
 }
 
 /// Keeps MPI initialised while alive; finalises it when dropped (at the end of `main`).
@@ -60,7 +63,7 @@ pub fn start() -> Result<Option<Session>> {
                 .iter()
                 .find_map(|v| std::env::var(v).ok()?.parse().ok())
                 .unwrap_or(0);
-        let me = World { rank: comm.rank() as usize, size: comm.size() as usize, local_rank };
+        let me = World { rank: comm.rank() as usize, size: comm.size() as usize, local_rank, launched: true };
         WORLD.set(me).map_err(|_| anyhow::anyhow!("the world was read before MPI started"))?;
         if me.size > 1 {
             let previous = std::panic::take_hook();
@@ -79,6 +82,8 @@ pub fn start() -> Result<Option<Session>> {
                  build it with `cargo build --release --features mpi`, or start one process"
             );
         }
+        let alone = World { rank: 0, size: 1, local_rank: 0, launched: true };
+        WORLD.set(alone).map_err(|_| anyhow::anyhow!("the world was read before it was set"))?;
         Ok(None)
     }
 }
@@ -185,14 +190,14 @@ mod tests {
     /// One rank: every collective hands back what it was given.
     #[test]
     fn one_rank_collectives_are_the_identity() {
-        let w = World { rank: 0, size: 1, local_rank: 0 };
+        let w = World { rank: 0, size: 1, local_rank: 0, launched: false };
         let mut v = [1.5f32, -2.0];
         w.sum_f32(&mut v);
         assert_eq!(v, [1.5, -2.0]);
         assert_eq!(w.broadcast(vec![1, 2, 3]), vec![1, 2, 3]);
         assert_eq!(w.gather(&[4, 5]), vec![vec![4, 5]]);
         assert_eq!(w.part(7), 0..7);
-        let parts: Vec<_> = (0..3).map(|rank| World { rank, size: 3, local_rank: 0 }.part(10)).collect();
+        let parts: Vec<_> = (0..3).map(|rank| World { rank, size: 3, local_rank: 0, launched: true }.part(10)).collect();
         assert_eq!(parts, vec![0..3, 3..6, 6..10]);
     }
 }

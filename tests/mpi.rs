@@ -118,6 +118,32 @@ fn two_ranks_take_the_step_one_process_takes_with_the_two_half_batches_gradients
     assert!(apart, "rank 0's half-batch alone gives other weights than the averaged step");
 }
 
+/// `mpirun -np 1` takes the collective path with one rank (what `tools/cuda_check.sh` runs through
+/// NCCL on a GPU): the same weights as a plain run.
+#[test]
+fn one_rank_under_mpirun_trains_as_one_plain_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), r#"{"epochs": 1, "val_every": 0, "warmup_iters": 0}"#);
+    let (plain, launched) = (dir.path().join("plain"), dir.path().join("launched"));
+    ok(&["train", "--config", s(&cfg), "--out", s(&plain), "--stop-after", "3"]);
+    let o = mpirun(1, &["train", "--config", s(&cfg), "--out", s(&launched), "--stop-after", "3"]).output().unwrap();
+    succeeded(&o, "mpirun -np 1 train");
+    let read = |run: &Path| {
+        let bytes = std::fs::read(run.join("last.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut all: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec())).collect();
+        all.sort();
+        all
+    };
+    let (a, b) = (read(&plain), read(&launched));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        let f = |v: &[u8]| v.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<f32>>();
+        let worst = f(x).iter().zip(f(y)).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-6, "{name}: {worst}");
+    }
+}
+
 /// The pid of rank `rank` among `mpirun`'s children.
 fn rank_pid(mpirun: u32, rank: usize) -> Option<u32> {
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {

@@ -25,6 +25,14 @@ pub trait ConvBackend: Device<f32> + 'static {
         unreachable!("callers check ConvBackend::FAST")
     }
 
+    /// Sums `grads` element-wise across the ranks of the job (`crate::dist`), in place on the
+    /// device, when this device can (NCCL on CUDA, feature `nccl`); `false` leaves the sums to
+    /// the caller, through MPI in host memory.
+    fn sum_across_ranks(&self, grads: &mut [Flat<Self, NoneTape>]) -> anyhow::Result<bool> {
+        let _ = grads;
+        Ok(false)
+    }
+
     fn fast_dynamic_conv<Tp: Tape<f32, Self> + Merge<Tp>>(
         x: T4<Self, Tp>,
         pi: Tensor<(usize, usize), f32, Self, Tp>,
@@ -162,6 +170,13 @@ impl ConvBackend for Cuda {
     fn fast_available(&self, op: &FastOp) -> bool {
         !matches!(op, FastOp::FoldedConv(_) | FastOp::Upsample2x | FastOp::Hardswish)
             && super::cuda::ptr::reading_works(self)
+    }
+
+    #[cfg(feature = "nccl")]
+    fn sum_across_ranks(&self, grads: &mut [Flat<Cuda, NoneTape>]) -> anyhow::Result<bool> {
+        anyhow::ensure!(super::cuda::ptr::reading_works(self), "NCCL needs dfdx's CUDA buffers, which this build cannot read");
+        super::cuda::nccl::sum_in_place(self, grads)?;
+        Ok(true)
     }
 
     fn fast_conv<Tp: Tape<f32, Cuda> + Merge<Tp>>(x: T4<Cuda, Tp>, w: Flat<Cuda, Tp>, spec: &ConvSpec) -> T4<Cuda, Tp> {

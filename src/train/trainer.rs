@@ -313,27 +313,28 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
                 0.0,
             )
         };
-        if self.world.size == 1 {
+        if !self.world.launched {
             return Ok((grads, value, n));
         }
         let mut totals = [value * n as f64, n as f64];
         self.world.sum_f64(&mut totals);
-        let mut flat: Vec<f32> = Vec::with_capacity(grads.iter().map(|g| g.shape().0).sum());
-        for g in &grads {
-            flat.extend(g.as_vec().into_iter().map(|v| v * n as f32));
-        }
-        self.world.sum_f32(&mut flat);
-        let (total, dev) = (totals[1], self.net.device());
+        let (total, dev) = (totals[1], self.net.device().clone());
         ensure!(total > 0.0, "a step without samples in any rank");
-        let mut at = 0;
-        let mean = grads
-            .iter()
-            .map(|g| {
+        let mut weighted: Vec<Flat<D>> = grads.into_iter().map(|g| g * n as f32).collect();
+        if !dev.sum_across_ranks(&mut weighted)? {
+            let mut flat: Vec<f32> = Vec::with_capacity(weighted.iter().map(|g| g.shape().0).sum());
+            for g in &weighted {
+                flat.extend(g.as_vec());
+            }
+            self.world.sum_f32(&mut flat);
+            let mut at = 0;
+            for g in &mut weighted {
                 let len = g.shape().0;
                 at += len;
-                dev.tensor_from_vec(flat[at - len..at].iter().map(|v| v / total as f32).collect(), (len,))
-            })
-            .collect();
+                *g = dev.tensor_from_vec(flat[at - len..at].to_vec(), (len,));
+            }
+        }
+        let mean = weighted.into_iter().map(|g| g / total as f32).collect();
         Ok((mean, totals[0] / total, total as usize))
     }
 

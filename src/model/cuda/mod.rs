@@ -8,6 +8,8 @@
 pub mod conv;
 #[cfg(feature = "cudnn")]
 pub mod kernels;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 #[cfg(feature = "cudnn")]
 pub mod ptr;
 pub mod sniff;

@@ -3,9 +3,10 @@
 # in one command.
 #
 # Here, without a GPU:   tools/cuda_check.sh --dry-run [OUT_DIR]
-#   - cross-builds dypose with --features cuda,cudnn (and its test binaries) into target/cuda,
-#     strips what the GPU run needs into target/cuda-check/bin (carry that folder), and builds
-#     the CPU-only dypose beside it;
+#   - cross-builds dypose with --features cuda,nccl,mpi (NCCL's and MPI's libraries linked: the
+#     data-parallel GPU build), then with --features cuda,nccl (cudnn included; and its test
+#     binaries) into target/cuda, strips what the GPU run needs into target/cuda-check/bin (carry
+#     that folder), and builds the CPU-only dypose beside it;
 #   - compiles every NVRTC kernel to PTX with the CUDA 13 wheels' NVRTC and assembles it for
 #     sm_90 with ptxas (register and shared-memory use, no spills);
 #   - runs what needs no GPU: the cuDNN descriptors against the CPU path, the fast ops' first-use
@@ -19,12 +20,16 @@
 #      inference img/s and the ratio to PyTorch (fp32, TF32 off);
 #   3. kernel launches per training step, fast and generic path (when the host has nsys);
 #   4. `bench predict --device cuda`, end to end, DY-ResNet-18: at least 1,000 crops/s;
-#   5. a 973-iteration synthetic training run on the GPU (7 epochs), and its validation AP.
+#   5. a 973-iteration synthetic training run on the GPU (7 epochs), and its validation AP;
+#   6. NCCL with one rank: a training step through the collective path (as one rank launched by
+#      mpirun) against a plain one, SGD, equal within 1e-5 (with the plain path's run-to-run
+#      difference beside it).
 # It prints one summary table and exits non-zero on any failed check or missed floor.
 #
 # Env: CUDA_CROSS_BUILD (default ../shared/tools/cuda-cross-build.sh), CUDA13_PREFIX
-#      (/usr/local/cuda). On the GPU host the CUDA 13 libraries and libcudnn.so.9 must be on
-#      LD_LIBRARY_PATH (see the book's CUDA chapters).
+#      (/usr/local/cuda). On the GPU host the CUDA 13 libraries, libcudnn.so.9 and libnccl.so.2
+#      must be on LD_LIBRARY_PATH (see the book's CUDA chapters; a Python venv's nvidia/cudnn/lib
+#      and nvidia/nccl/lib are added when found).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DRY=0
@@ -43,11 +48,17 @@ last_json() { grep '^{' "$1" | tail -n 1; }
 
 if [[ $DRY == 1 ]]; then
     XB=${CUDA_CROSS_BUILD:-../shared/tools/cuda-cross-build.sh}
-    echo "== cross-build (cuda, cudnn) into target/cuda"
-    CARGO_TARGET_DIR=target/cuda "$XB" --features cuda,cudnn --bins --tests 2>&1 | tee "$OUT/cross_build.log" | tail -n 12
-    grep -q 'libcudnn.so.9' "$OUT/cross_build.log" && grep -q 'CUDA symbols resolve' "$OUT/cross_build.log" \
-        && row "cross-build links libcudnn.so.9, every CUDA symbol resolves" pass "" \
-        || row "cross-build links libcudnn.so.9, every CUDA symbol resolves" FAIL "see $OUT/cross_build.log"
+    echo "== cross-build (cuda, nccl, mpi) into target/cuda: the data-parallel GPU build links"
+    CARGO_TARGET_DIR=target/cuda "$XB" --features cuda,nccl,mpi --bins 2>&1 | tee "$OUT/cross_build_mpi.log" | tail -n 12
+    grep -q 'libnccl.so.2' "$OUT/cross_build_mpi.log" && grep -q 'libmpi.so' "$OUT/cross_build_mpi.log" \
+        && row "cross-build --features cuda,nccl,mpi links libnccl.so.2 and libmpi" pass "" \
+        || row "cross-build --features cuda,nccl,mpi links libnccl.so.2 and libmpi" FAIL "see $OUT/cross_build_mpi.log"
+    echo "== cross-build (cuda, nccl: cudnn included) into target/cuda, for the GPU run"
+    CARGO_TARGET_DIR=target/cuda "$XB" --features cuda,nccl --bins --tests 2>&1 | tee "$OUT/cross_build.log" | tail -n 12
+    grep -q 'libcudnn.so.9' "$OUT/cross_build.log" && grep -q 'libnccl.so.2' "$OUT/cross_build.log" \
+        && grep -q 'CUDA symbols resolve' "$OUT/cross_build.log" \
+        && row "cross-build links libcudnn.so.9 and libnccl.so.2, every CUDA symbol resolves" pass "" \
+        || row "cross-build links libcudnn.so.9 and libnccl.so.2, every CUDA symbol resolves" FAIL "see $OUT/cross_build.log"
     newest() { ls -t target/cuda/release/deps/"$1"-* | grep -v '\.d$' | head -n 1; }
     LIBTEST=$(for b in $(ls -t target/cuda/release/deps/dypose-* | grep -v '\.d$'); do
         grep -q every_kernel_compiles_to_ptx "$b" && { echo "$b"; break; }; done)
@@ -90,6 +101,11 @@ else
     [[ -x $BIN/dypose && -x $BIN/cuda_matches_cpu && -x $BIN/dypose-cpu ]] \
         || { echo "run tools/cuda_check.sh --dry-run first (it builds $BIN)" >&2; exit 2; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+    # cuDNN's and NCCL's libraries from a Python venv (PyTorch's wheels), when the path lacks them.
+    for lib in cudnn nccl; do
+        dir=$(python3 -c "import importlib.util as u, os; s=u.find_spec('nvidia.$lib'); print(os.path.join(list(s.submodule_search_locations)[0], 'lib') if s else '')" 2>/dev/null || true)
+        [[ -n $dir && -d $dir ]] && export LD_LIBRARY_PATH=$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    done
 
     echo "== 1. CUDA against the CPU"
     "$BIN/cuda_matches_cpu" --test-threads 1 --nocapture > "$OUT/cuda_matches_cpu.log" 2>&1 \
@@ -153,6 +169,24 @@ else
         row "973 iterations on the GPU, val AP" pass "$ap"
     else
         row "973 iterations on the GPU" FAIL "see $OUT/train.log"
+    fi
+
+    echo "== 6. NCCL with one rank against a plain step"
+    [[ -d data/synthetic/train ]] || "$BIN/dypose-cpu" synth --out data/synthetic > /dev/null
+    step() { "$BIN/dypose" train --config configs/synthetic_cuda.json --device cuda --out "$OUT/$1" --stop-after 1 \
+        --set train.optimizer=sgd --set train.warmup_iters=0 > "$OUT/$1.log" 2>&1; }
+    rm -rf "$OUT/plain" "$OUT/plain2" "$OUT/nccl"
+    # A process that a launcher started alone takes the collective path (OMPI_COMM_WORLD_SIZE=1
+    # says so to a build without MPI): NCCL sums over one rank.
+    if step plain && step plain2 && OMPI_COMM_WORLD_SIZE=1 step nccl && grep -q 'summed across ranks by NCCL' "$OUT/nccl.log"; then
+        noise=$(python3 tools/compare_checkpoints.py "$OUT/plain/last.safetensors" "$OUT/plain2/last.safetensors" --tolerance 1 | cut -d' ' -f3)
+        if python3 tools/compare_checkpoints.py "$OUT/plain/last.safetensors" "$OUT/nccl/last.safetensors" --tolerance 1e-5 > "$OUT/nccl_compare.txt"; then
+            row "NCCL, one rank = plain step (1e-5)" pass "$(cut -d' ' -f3 "$OUT/nccl_compare.txt") (plain vs plain: $noise)"
+        else
+            row "NCCL, one rank = plain step (1e-5)" FAIL "$(cat "$OUT/nccl_compare.txt") (plain vs plain: $noise)"
+        fi
+    else
+        row "NCCL, one rank = plain step" FAIL "see $OUT/plain.log, $OUT/nccl.log"
     fi
     grep '^warning: the fast ' "$OUT"/*.log > "$OUT/fallbacks.txt" || true
     [[ -s $OUT/fallbacks.txt ]] && row "fast ops switched off by their first-use check" FAIL "$(wc -l < "$OUT/fallbacks.txt") (see $OUT/fallbacks.txt)" \

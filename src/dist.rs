@@ -197,7 +197,8 @@ mod tests {
         assert_eq!(w.broadcast(vec![1, 2, 3]), vec![1, 2, 3]);
         assert_eq!(w.gather(&[4, 5]), vec![vec![4, 5]]);
         assert_eq!(w.part(7), 0..7);
-        let parts: Vec<_> = (0..3).map(|rank| World { rank, size: 3, local_rank: 0, launched: true }.part(10)).collect();
+        let parts: Vec<_> =
+            (0..3).map(|rank| World { rank, size: 3, local_rank: 0, launched: true }.part(10)).collect();
         assert_eq!(parts, vec![0..3, 3..6, 6..10]);
     }
 }

@@ -3,8 +3,8 @@
 # in one command.
 #
 # Here, without a GPU:   tools/cuda_check.sh --dry-run [OUT_DIR]
-#   - cross-builds dypose with --features cuda,nccl,mpi (NCCL's and MPI's libraries linked: the
-#     data-parallel GPU build), then with --features cuda,nccl (cudnn included; and its test
+#   - cross-builds dypose with --features cuda,cudnn,nccl,mpi (NCCL's and MPI's libraries linked: the
+#     data-parallel GPU build), then with --features cuda,cudnn,nccl (and its test
 #     binaries) into target/cuda, strips what the GPU run needs into target/cuda-check/bin (carry
 #     that folder), and builds the CPU-only dypose beside it;
 #   - compiles every NVRTC kernel to PTX with the CUDA 13 wheels' NVRTC and assembles it for
@@ -48,13 +48,13 @@ last_json() { grep '^{' "$1" | tail -n 1; }
 
 if [[ $DRY == 1 ]]; then
     XB=${CUDA_CROSS_BUILD:-../shared/tools/cuda-cross-build.sh}
-    echo "== cross-build (cuda, nccl, mpi) into target/cuda: the data-parallel GPU build links"
-    CARGO_TARGET_DIR=target/cuda "$XB" --features cuda,nccl,mpi --bins 2>&1 | tee "$OUT/cross_build_mpi.log" | tail -n 12
+    echo "== cross-build (cuda, cudnn, nccl, mpi) into target/cuda: the data-parallel GPU build links"
+    CARGO_TARGET_DIR=target/cuda "$XB" --features cuda,cudnn,nccl,mpi --bins 2>&1 | tee "$OUT/cross_build_mpi.log" | tail -n 12
     grep -q 'libnccl.so.2' "$OUT/cross_build_mpi.log" && grep -q 'libmpi.so' "$OUT/cross_build_mpi.log" \
         && row "cross-build --features cuda,nccl,mpi links libnccl.so.2 and libmpi" pass "" \
         || row "cross-build --features cuda,nccl,mpi links libnccl.so.2 and libmpi" FAIL "see $OUT/cross_build_mpi.log"
-    echo "== cross-build (cuda, nccl: cudnn included) into target/cuda, for the GPU run"
-    CARGO_TARGET_DIR=target/cuda "$XB" --features cuda,nccl --bins --tests 2>&1 | tee "$OUT/cross_build.log" | tail -n 12
+    echo "== cross-build (cuda, cudnn, nccl) into target/cuda, for the GPU run"
+    CARGO_TARGET_DIR=target/cuda "$XB" --features cuda,cudnn,nccl --bins --tests 2>&1 | tee "$OUT/cross_build.log" | tail -n 12
     grep -q 'libcudnn.so.9' "$OUT/cross_build.log" && grep -q 'libnccl.so.2' "$OUT/cross_build.log" \
         && grep -q 'CUDA symbols resolve' "$OUT/cross_build.log" \
         && row "cross-build links libcudnn.so.9 and libnccl.so.2, every CUDA symbol resolves" pass "" \

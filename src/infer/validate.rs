@@ -98,12 +98,30 @@ pub fn predict_and_score(
         }
         false => None,
     };
-    let shared = world.broadcast(stats.as_ref().map(serde_json::to_vec).transpose()?.unwrap_or_default());
-    let stats: Stats = serde_json::from_slice(&shared).context("the stats rank 0 sent")?;
+    if world.size == 1 {
+        return Ok((stats.expect("one rank is rank 0"), out));
+    }
+    let shared = world.broadcast(stats.map(|s| stats_bytes(&s)).unwrap_or_default());
+    let stats = stats_from_bytes(&shared).context("the stats rank 0 sent")?;
     if !world.is_root() {
         out = Predictions::default();
     }
     Ok((stats, out))
+}
+
+/// The ten stats as little-endian f64 bits (exact, NaN included), for a broadcast.
+fn stats_bytes(s: &Stats) -> Vec<u8> {
+    [s.ap, s.ap50, s.ap75, s.apm, s.apl, s.ar, s.ar50, s.ar75, s.arm, s.arl]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
+}
+
+fn stats_from_bytes(bytes: &[u8]) -> Result<Stats> {
+    ensure!(bytes.len() == 80, "{} bytes, not the ten stats", bytes.len());
+    let v: Vec<f64> = bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+    let [ap, ap50, ap75, apm, apl, ar, ar50, ar75, arm, arl] = v[..] else { unreachable!("ten values") };
+    Ok(Stats { ap, ap50, ap75, apm, apl, ar, ar50, ar75, arm, arl })
 }
 
 /// Persons as bytes, for a gather: per person its count of joints, then image id, box, box
@@ -180,5 +198,25 @@ mod tests {
         let persons = vec![person(785, 17), person(1 << 40, 0), person(-3, 133)];
         assert_eq!(decode_persons(&encode_persons(&persons)).unwrap(), persons);
         assert!(decode_persons(&encode_persons(&persons)[..100]).is_err());
+    }
+
+    #[test]
+    fn stats_round_trip_through_bytes_nan_and_all() {
+        let s = Stats {
+            ap: 0.1,
+            ap50: f64::NAN,
+            ap75: -1.0,
+            apm: 1e-300,
+            apl: 1.0,
+            ar: 0.3,
+            ar50: 0.5,
+            ar75: 0.7,
+            arm: 0.0,
+            arl: 2.0 / 3.0,
+        };
+        let back = stats_from_bytes(&stats_bytes(&s)).unwrap();
+        assert_eq!(stats_bytes(&back), stats_bytes(&s));
+        assert!(back.ap50.is_nan() && back.arl == 2.0 / 3.0);
+        assert!(stats_from_bytes(&[0; 79]).is_err());
     }
 }

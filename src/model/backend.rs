@@ -174,7 +174,10 @@ impl ConvBackend for Cuda {
 
     #[cfg(feature = "nccl")]
     fn sum_across_ranks(&self, grads: &mut [Flat<Cuda, NoneTape>]) -> anyhow::Result<bool> {
-        anyhow::ensure!(super::cuda::ptr::reading_works(self), "NCCL needs dfdx's CUDA buffers, which this build cannot read");
+        anyhow::ensure!(
+            super::cuda::ptr::reading_works(self),
+            "NCCL needs dfdx's CUDA buffers, which this build cannot read"
+        );
         super::cuda::nccl::sum_in_place(self, grads)?;
         Ok(true)
     }

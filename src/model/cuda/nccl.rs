@@ -31,8 +31,9 @@ pub fn sum_in_place(dev: &Cuda, grads: &mut [Flat]) -> anyhow::Result<()> {
             // SAFETY: `raw` is the live buffer of `g`, which this function holds mutably and no
             // one else shares (a fresh product in the trainer); both views are leaked below, so
             // they never free it. NCCL reduces in place when send and receive are one buffer.
-            let (send, mut recv) =
-                unsafe { (cuda.upgrade_device_ptr::<f32>(raw.ptr, raw.len), cuda.upgrade_device_ptr::<f32>(raw.ptr, raw.len)) };
+            let (send, mut recv) = unsafe {
+                (cuda.upgrade_device_ptr::<f32>(raw.ptr, raw.len), cuda.upgrade_device_ptr::<f32>(raw.ptr, raw.len))
+            };
             let done = comm.all_reduce(&send, &mut recv, &ReduceOp::Sum);
             send.leak();
             recv.leak();
@@ -48,7 +49,12 @@ pub fn sum_in_place(dev: &Cuda, grads: &mut [Flat]) -> anyhow::Result<()> {
 fn communicator(dev: &Cuda) -> anyhow::Result<Comm> {
     let world = crate::dist::world();
     let mine = match world.is_root() {
-        true => Id::new().map_err(|e| anyhow::anyhow!("NCCL unique id: {e:?}"))?.internal().iter().map(|&c| c as u8).collect(),
+        true => Id::new()
+            .map_err(|e| anyhow::anyhow!("NCCL unique id: {e:?}"))?
+            .internal()
+            .iter()
+            .map(|&c| c as u8)
+            .collect(),
         false => Vec::new(),
     };
     let shared = world.broadcast(mine);

@@ -229,8 +229,9 @@ pub struct PredictArgs {
     /// Job (JOB_COMPLETION_INDEX of N completions).
     #[arg(long, value_name = "K/N|auto|auto/N")]
     pub shard: Option<ShardSpec>,
-    /// With --shard: images per results chunk (a restarted shard redoes at most one chunk).
-    #[arg(long, default_value_t = 256, requires = "shard")]
+    /// With --shard (or under mpirun): images per results chunk (a restarted shard redoes at most
+    /// one chunk).
+    #[arg(long, default_value_t = 256)]
     pub chunk: usize,
 }
 

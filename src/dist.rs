@@ -5,8 +5,9 @@
 //! collective is the identity, so the rest of the code is written once for both.
 //!
 //! MPI is called from the main thread only (`MPI_THREAD_FUNNELED`). A rank that fails takes
-//! the job down (`MPI_Abort`) instead of leaving the others waiting in a collective: on an
-//! error (see `main`) and on a panic (the hook [`start`] installs).
+//! the job down ([`abort`]: `MPI_Abort`) instead of leaving the others waiting in a collective:
+//! `main` calls it on an error and on a panic that reaches it (a panic caught on purpose, as the
+//! fast ops' first-use check does, is not one).
 
 use anyhow::{bail, Result};
 use std::sync::OnceLock;
@@ -65,13 +66,6 @@ pub fn start() -> Result<Option<Session>> {
                 .unwrap_or(0);
         let me = World { rank: comm.rank() as usize, size: comm.size() as usize, local_rank, launched: true };
         WORLD.set(me).map_err(|_| anyhow::anyhow!("the world was read before MPI started"))?;
-        if me.size > 1 {
-            let previous = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                previous(info);
-                abort(101);
-            }));
-        }
         Ok(Some(Session { _universe: universe }))
     }
     #[cfg(not(feature = "mpi"))]
@@ -105,25 +99,26 @@ impl World {
 
     /// Element-wise sums over the ranks, in every rank.
     pub fn sum_f32(self, values: &mut [f32]) {
-        #[cfg(feature = "mpi")]
-        if self.size > 1 {
-            use mpi::traits::CommunicatorCollectives;
-            let mine = values.to_vec();
-            let comm = mpi::topology::SimpleCommunicator::world();
-            comm.all_reduce_into(&mine[..], values, mpi::collective::SystemOperation::sum());
-        }
-        let _ = values;
+        self.sum(values)
     }
 
     /// Element-wise sums over the ranks, in every rank.
     pub fn sum_f64(self, values: &mut [f64]) {
-        #[cfg(feature = "mpi")]
+        self.sum(values)
+    }
+
+    #[cfg(feature = "mpi")]
+    fn sum<T: mpi::traits::Equivalence + Copy>(self, values: &mut [T]) {
         if self.size > 1 {
             use mpi::traits::CommunicatorCollectives;
             let mine = values.to_vec();
             let comm = mpi::topology::SimpleCommunicator::world();
             comm.all_reduce_into(&mine[..], values, mpi::collective::SystemOperation::sum());
         }
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    fn sum<T>(self, values: &mut [T]) {
         let _ = values;
     }
 
@@ -144,18 +139,24 @@ impl World {
     }
 
     /// Every rank's `bytes`, in rank order, at rank 0; nothing elsewhere.
-    pub fn gather(self, bytes: &[u8]) -> Vec<Vec<u8>> {
+    pub fn gather(self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
         #[cfg(feature = "mpi")]
         if self.size > 1 {
             use mpi::datatype::PartitionMut;
             use mpi::traits::{Communicator, Root};
             let comm = mpi::topology::SimpleCommunicator::world();
             let root = comm.process_at_rank(0);
-            let len = bytes.len() as mpi::Count;
+            let len = mpi::Count::try_from(bytes.len()).map_err(|_| {
+                anyhow::anyhow!(
+                    "rank {}: {} bytes to gather, more than MPI counts in one message",
+                    self.rank,
+                    bytes.len()
+                )
+            })?;
             if !self.is_root() {
                 root.gather_into(&len);
                 root.gather_varcount_into(bytes);
-                return Vec::new();
+                return Ok(Vec::new());
             }
             let mut counts = vec![0 as mpi::Count; self.size];
             root.gather_into_root(&len, &mut counts[..]);
@@ -163,9 +164,9 @@ impl World {
                 counts.iter().scan(0, |at, &c| Some(std::mem::replace(at, *at + c))).collect();
             let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
             root.gather_varcount_into_root(bytes, &mut PartitionMut::new(&mut all[..], &counts[..], &starts[..]));
-            return starts.iter().zip(&counts).map(|(&s, &c)| all[s as usize..(s + c) as usize].to_vec()).collect();
+            return Ok(starts.iter().zip(&counts).map(|(&s, &c)| all[s as usize..(s + c) as usize].to_vec()).collect());
         }
-        vec![bytes.to_vec()]
+        Ok(vec![bytes.to_vec()])
     }
 
     /// Waits until every rank got here.
@@ -177,10 +178,16 @@ impl World {
         }
     }
 
-    /// This rank's contiguous part of `n` items (sizes differing by one at most).
+    /// This rank's contiguous part of `n` items (see [`part`]).
     pub fn part(self, n: usize) -> std::ops::Range<usize> {
-        n * self.rank / self.size..n * (self.rank + 1) / self.size
+        part(n, self.rank, self.size)
     }
+}
+
+/// Part `index` of `count` contiguous parts of `n` items, their sizes differing by one at most:
+/// `n·index/count .. n·(index+1)/count`.
+pub fn part(n: usize, index: usize, count: usize) -> std::ops::Range<usize> {
+    n * index / count..n * (index + 1) / count
 }
 
 #[cfg(test)]
@@ -195,7 +202,7 @@ mod tests {
         w.sum_f32(&mut v);
         assert_eq!(v, [1.5, -2.0]);
         assert_eq!(w.broadcast(vec![1, 2, 3]), vec![1, 2, 3]);
-        assert_eq!(w.gather(&[4, 5]), vec![vec![4, 5]]);
+        assert_eq!(w.gather(&[4, 5]).unwrap(), vec![vec![4, 5]]);
         assert_eq!(w.part(7), 0..7);
         let parts: Vec<_> =
             (0..3).map(|rank| World { rank, size: 3, local_rank: 0, launched: true }.part(10)).collect();

@@ -43,8 +43,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = run(Cli::parse());
     let world = dypose::dist::world();
+    let outcome = match std::panic::catch_unwind(|| run(Cli::parse())) {
+        Ok(outcome) => outcome,
+        // The panic was printed; the other ranks may be waiting in a collective: end them too.
+        Err(_) if world.size > 1 => dypose::dist::abort(101),
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     match outcome {
         Ok(()) => {
             drop(session);
@@ -117,9 +122,7 @@ fn run(cli: Cli) -> Result<()> {
                 let sharding = app::predict::Sharding { spec, chunk_images };
                 app::predict::predict_shard(&predict_request(a), &sharding)?.to_string()
             }
-            (None, chunk) if dypose::dist::world().size > 1 => {
-                app::predict::predict_across_ranks(&predict_request(a), chunk)?
-            }
+            (None, chunk) if world.size > 1 => app::predict::predict_across_ranks(&predict_request(a), chunk)?,
             (None, _) => app::predict::predict(&predict_request(a))?.to_string(),
         },
         Command::Merge(a) => {
@@ -150,6 +153,9 @@ fn run(cli: Cli) -> Result<()> {
 /// write the same files, in every rank).
 fn refuse_outside_mpi(command: &Command) -> Result<()> {
     match command {
+        Command::Predict(a) if a.shard.is_some() => anyhow::bail!(
+            "--shard runs one shard in one process; under mpirun or srun, predict gives each rank its own shard without it"
+        ),
         Command::Train(_) | Command::Pretrain(_) | Command::Predict(_) => Ok(()),
         Command::Eval(a) if a.checkpoint.is_some() => Ok(()),
         _ => anyhow::bail!(

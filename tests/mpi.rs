@@ -144,6 +144,32 @@ fn one_rank_under_mpirun_trains_as_one_plain_process() {
     }
 }
 
+/// Ctrl-C to `mpirun` (which passes it on as SIGTERM): every rank stops at the same step and
+/// rank 0 writes the checkpoint, which resumes.
+#[test]
+fn ctrl_c_stops_every_rank_at_one_step_and_writes_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), r#"{"epochs": 1000, "val_every": 0, "log_every": 1}"#);
+    let run = dir.path().join("run");
+    let job = mpirun(2, &["train", "--config", s(&cfg), "--out", s(&run)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::fs::read_to_string(run.join("metrics.csv")).map_or(0, |m| m.lines().count()) < 3 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no steps logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(Command::new("kill").args(["-INT", &job.id().to_string()]).status().unwrap().success());
+    let out = job.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(log.contains("interrupted at epoch"), "{log}\n{}", String::from_utf8_lossy(&out.stderr));
+    let o =
+        mpirun(2, &["train", "--config", s(&cfg), "--out", s(&run), "--resume", "--stop-after", "1"]).output().unwrap();
+    succeeded(&o, "mpirun train --resume after Ctrl-C");
+}
+
 /// The pid of rank `rank` among `mpirun`'s children.
 fn rank_pid(mpirun: u32, rank: usize) -> Option<u32> {
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {

@@ -46,7 +46,8 @@ def main():
         if len(a[name]) != len(b[name]):
             print(f"{name}: {len(a[name])} vs {len(b[name])} values")
             return 1
-        d = max((abs(x - y) for x, y in zip(a[name], b[name])), default=0.0)
+        # A NaN on either side is as far as can be (max() would skip it).
+        d = max((abs(x - y) if x == x and y == y else float("inf") for x, y in zip(a[name], b[name])), default=0.0)
         if d > worst or not where:
             worst, where = d, name
     print(f"largest difference {worst:.3g} ({where}), {len(a)} tensors")

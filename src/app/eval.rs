@@ -157,7 +157,7 @@ pub fn eval_checkpoint(req: &CheckpointEval, out: &StatsFile) -> Result<Checkpoi
     let mut inputs = vec![req.checkpoint.as_path(), &req.gt];
     inputs.extend(req.config.as_deref().into_iter().chain(req.boxes.as_deref()).chain(req.detector.as_deref()));
     out.check(&inputs)?;
-    let start = Instant::now();
+    let (start, root) = (Instant::now(), crate::dist::world().is_root());
     let mut trained = super::open_checkpoint(req.device, &req.checkpoint, req.config.as_deref())?;
     let (cfg, spec) = (&trained.cfg, &trained.spec);
     if cfg.model.task == Task::Detect {
@@ -167,23 +167,29 @@ pub fn eval_checkpoint(req: &CheckpointEval, out: &StatsFile) -> Result<Checkpoi
         );
         let gt = CocoDataset::load(&req.gt)?;
         let (stats, found) = evaluate_detector(&mut trained.model, cfg, &gt, &req.images)?;
-        eprintln!("detected {} boxes in {:.1}s", found.boxes.len(), start.elapsed().as_secs_f64());
+        if root {
+            eprintln!("detected {} boxes in {:.1}s", found.boxes.len(), start.elapsed().as_secs_f64());
+        }
         out.write(&stats)?;
         return Ok(CheckpointStats::Boxes(stats));
     }
     let mut val = ValSet::from_files(cfg, spec, &req.gt, &req.images, req.boxes.as_deref())?;
-    if let Some(note) = crate::eval::Reference::for_gt(&val.gt).note(&val.gt) {
+    if let Some(note) = crate::eval::Reference::for_gt(&val.gt).note(&val.gt).filter(|_| root) {
         eprintln!("{note}");
     }
     if let Some(detector) = &req.detector {
         let jobs = detect_jobs(&val.gt, &req.images)?;
         let (boxes, seconds) = super::detect::detector_person_boxes(req.device, detector, &jobs)?;
-        eprintln!("the detector found {} persons in {} images in {seconds:.1}s", boxes.len(), jobs.len());
+        if root {
+            eprintln!("the detector found {} persons in {} images in {seconds:.1}s", boxes.len(), jobs.len());
+        }
         val.det_jobs = Some(crate::infer::validate::jobs(&val.gt, &req.images, boxes)?);
     }
     let jobs = val.det_jobs.as_ref().unwrap_or(&val.gt_jobs);
     let (stats, preds) = predict_and_score(&mut trained.model, cfg, spec, &val.gt, jobs)?;
-    eprintln!("predicted {} crops in {:.1}s", preds.crops, start.elapsed().as_secs_f64());
+    if root {
+        eprintln!("predicted {} crops in {:.1}s", preds.crops, start.elapsed().as_secs_f64());
+    }
     out.write(&stats)?;
     Ok(CheckpointStats::Pose(stats))
 }

@@ -20,7 +20,7 @@ impl Images {
             Images::Files(files) => files.clone(),
             Images::Folder(dir) => {
                 let (images, others) = files_in(dir)?;
-                if let Some(first) = others.first() {
+                if let Some(first) = others.first().filter(|_| crate::dist::world().is_root()) {
                     eprintln!(
                         "skipped {} files that are not images by their extension ({}), e.g. {}",
                         others.len(),

@@ -46,7 +46,7 @@ pub fn merge(req: &MergeRequest) -> Result<MergeReport> {
     };
     let inputs: Vec<PathBuf> = shards
         .iter()
-        .flat_map(|s| (0..s.run.chunks().len()).map(|i| s.chunk_path(i)).chain([s.dir.join("run.json")]))
+        .flat_map(|s| (0..s.run.chunk_count()).map(|i| s.chunk_path(i)).chain([s.dir.join("run.json")]))
         .collect();
     crate::fsutil::refuse_overwriting_inputs(std::slice::from_ref(&out), &inputs)?;
     crate::fsutil::refuse_existing(std::slice::from_ref(&out), req.force)?;
@@ -56,7 +56,7 @@ pub fn merge(req: &MergeRequest) -> Result<MergeReport> {
     crate::fsutil::write_atomic_with(&out, |w| {
         w.write_all(b"[")?;
         for shard in &shards {
-            for i in 0..shard.run.chunks().len() {
+            for i in 0..shard.run.chunk_count() {
                 let chunk = shard.read_chunk(i)?.with_context(|| format!("{}: gone", shard.chunk_path(i).display()))?;
                 for record in &chunk.results {
                     if results > 0 {
@@ -154,8 +154,8 @@ fn one_complete_run(found: Vec<ShardFolder>) -> Result<Vec<ShardFolder>> {
 
 /// Refuses a shard with chunks not yet written, naming them and how to finish it.
 fn refuse_unfinished(shard: &ShardFolder) -> Result<()> {
-    let chunks = shard.run.chunks();
-    let missing: Vec<usize> = (0..chunks.len()).filter(|&i| !shard.chunk_path(i).is_file()).collect();
+    let count = shard.run.chunk_count();
+    let missing: Vec<usize> = (0..count).filter(|&i| !shard.chunk_path(i).is_file()).collect();
     let Some(&first) = missing.first() else { return Ok(()) };
     bail!(
         "{}: {} is not finished: {} of its {} chunks are not written (the first: chunk {first}, images {}..{}); \
@@ -163,9 +163,9 @@ fn refuse_unfinished(shard: &ShardFolder) -> Result<()> {
         shard.dir.display(),
         shard.run.shard,
         missing.len(),
-        chunks.len(),
-        chunks[first].start,
-        chunks[first].end,
+        count,
+        shard.run.chunk(first).start,
+        shard.run.chunk(first).end,
         shard.run.shard.index,
         shard.run.shard.count
     )

@@ -95,7 +95,9 @@ fn jobs(
             let jobs: Vec<DetectJob> =
                 images.iter().zip(&ids).map(|(&p, &id)| DetectJob { image_id: id, path: p.clone() }).collect();
             let (boxes, seconds) = super::detect::detector_person_boxes(device, checkpoint, &jobs)?;
-            eprintln!("the detector found {} persons in {} images in {seconds:.1}s", boxes.len(), images.len());
+            if crate::dist::world().is_root() {
+                eprintln!("the detector found {} persons in {} images in {seconds:.1}s", boxes.len(), images.len());
+            }
             boxes
         }
         BoxSource::WholeImage => Vec::new(),
@@ -159,10 +161,16 @@ pub struct ShardReport {
     /// Chunks written now, and those an earlier run had written.
     pub chunks_now: usize,
     pub chunks_before: usize,
+    /// The shard's images, and those run now (in the chunks earlier runs had not written).
     pub images: usize,
+    pub images_now: usize,
+    /// Persons and crops of the images run now.
     pub persons: usize,
     pub crops: usize,
+    /// Every image of the shard that could not be read (now or by an earlier run), and how many
+    /// of them now.
     pub unreadable: Vec<(PathBuf, String)>,
+    pub unreadable_now: usize,
     pub seconds: f64,
     pub out: PathBuf,
 }
@@ -175,7 +183,7 @@ impl std::fmt::Display for ShardReport {
              when all {} shards are done: dypose merge {}",
             self.shard,
             self.persons,
-            self.images - self.unreadable.len(),
+            self.images_now - self.unreadable_now,
             self.crops,
             self.crops as f64 / self.seconds.max(1e-9),
             self.chunks_now,
@@ -202,18 +210,18 @@ pub fn predict_shard(req: &PredictRequest, sharding: &Sharding) -> Result<ShardR
 pub fn predict_across_ranks(req: &PredictRequest, chunk_images: usize) -> Result<String> {
     let world = crate::dist::world();
     let results = req.out.join("results.json");
+    refuse_unsafe_outputs(req, &req.images.list()?, &results)?;
     crate::fsutil::refuse_existing(std::slice::from_ref(&results), req.force)?;
-    let spec = ShardSpec::Given(Shard::new(world.rank, world.size)?);
-    let report = run_shard(req, &Sharding { spec, chunk_images })?;
+    let shard = Shard::new(world.rank, world.size)?;
+    let report = run_shard(req, &Sharding { spec: ShardSpec::Given(shard), chunk_images })?;
     world.barrier();
     if !world.is_root() {
         return Ok(report.to_string());
     }
-    let merged = super::merge::merge(&super::merge::MergeRequest {
-        inputs: vec![req.out.clone()],
-        out: Some(results),
-        force: req.force,
-    })?;
+    // This run's shards only: `out/shards` may hold those of another run with another count.
+    let shards = req.out.join("shards");
+    let inputs = (0..world.size).map(|k| shards.join(Shard { index: k, count: world.size }.folder_name())).collect();
+    let merged = super::merge::merge(&super::merge::MergeRequest { inputs, out: Some(results), force: req.force })?;
     Ok(merged.to_string())
 }
 
@@ -231,9 +239,10 @@ fn run_shard(req: &PredictRequest, sharding: &Sharding) -> Result<ShardReport> {
         crate::fsutil::refuse_existing(&drawings[1..], req.force)?;
     }
     let done = folder.begin(how)?;
-    let chunks = folder.run.chunks();
-    let todo: Vec<usize> = (0..chunks.len()).filter(|&i| !done[i]).collect();
-    let picked: Vec<usize> = todo.iter().flat_map(|&i| chunks[i].clone()).collect();
+    let todo: Vec<usize> = (0..done.len()).filter(|&i| done[i].is_none()).collect();
+    let picked: Vec<usize> = todo.iter().flat_map(|&i| folder.run.chunk(i)).collect();
+    // The images earlier runs could not read stay reported, so a rerun ends as the first did.
+    let earlier = done.into_iter().flatten().flatten().map(|u| (PathBuf::from(u.path), u.error));
     let mut writer = ChunkWriter {
         folder: &folder,
         todo: todo.iter().copied(),
@@ -260,11 +269,13 @@ fn run_shard(req: &PredictRequest, sharding: &Sharding) -> Result<ShardReport> {
         shard,
         folder: folder.dir.clone(),
         chunks_now: todo.len(),
-        chunks_before: chunks.len() - todo.len(),
-        images: picked.len(),
+        chunks_before: folder.run.chunk_count() - todo.len(),
+        images: mine.len(),
+        images_now: picked.len(),
         persons: writer.persons,
         crops,
-        unreadable: writer.unreadable,
+        unreadable_now: writer.unreadable.len(),
+        unreadable: earlier.chain(writer.unreadable).collect(),
         seconds: start.elapsed().as_secs_f64(),
         out: req.out.clone(),
     };
@@ -294,6 +305,7 @@ fn run_key(req: &PredictRequest, images: &[PathBuf]) -> Result<RunKey> {
         boxes,
         flip: req.flip,
         decoding: req.decoding.map_or_else(|| "the config's".into(), |d| d.to_string()),
+        device: req.device.to_string(),
     })
 }
 
@@ -313,7 +325,7 @@ impl<I: Iterator<Item = usize>> ChunkWriter<'_, I> {
     fn push(&mut self, job: &ImageJob, image: ImageRead, persons: &[Person]) -> Result<()> {
         if self.current.is_none() {
             let i = self.todo.next().expect("jobs are the images of the chunks to do");
-            let range = self.folder.run.chunks()[i].clone();
+            let range = self.folder.run.chunk(i);
             let chunk =
                 ChunkFile { first: range.start, images: range.len(), unreadable: Vec::new(), results: Vec::new() };
             self.current = Some((i, chunk, range.len()));

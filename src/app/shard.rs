@@ -29,9 +29,10 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// This shard's part of `n` images: contiguous, the parts' sizes differing by one at most.
+    /// This shard's part of `n` images: contiguous, the parts' sizes differing by one at most
+    /// (as a rank's part of a job's work: [`crate::dist::part`]).
     pub fn range(self, n: usize) -> Range<usize> {
-        n * self.index / self.count..n * (self.index + 1) / self.count
+        crate::dist::part(n, self.index, self.count)
     }
 
     pub fn folder_name(self) -> String {
@@ -126,6 +127,8 @@ pub struct RunKey {
     pub boxes: String,
     pub flip: bool,
     pub decoding: String,
+    /// `cpu` or `cuda`: results are equal to the last bit only on one kind of device.
+    pub device: String,
 }
 
 impl RunKey {
@@ -178,10 +181,16 @@ impl ShardRun {
         Ok(ShardRun { format: FORMAT.into(), shard, chunk_images, key })
     }
 
-    /// The image indexes (in the whole list) of this shard's chunks.
-    pub fn chunks(&self) -> Vec<Range<usize>> {
+    /// How many chunks this shard's images make.
+    pub fn chunk_count(&self) -> usize {
+        self.shard.range(self.key.images).len().div_ceil(self.chunk_images)
+    }
+
+    /// The image indexes (in the whole list) of chunk `i`.
+    pub fn chunk(&self, i: usize) -> Range<usize> {
         let all = self.shard.range(self.key.images);
-        all.clone().step_by(self.chunk_images).map(|a| a..(a + self.chunk_images).min(all.end)).collect()
+        let start = all.start + i * self.chunk_images;
+        start..(start + self.chunk_images).min(all.end)
     }
 }
 
@@ -259,9 +268,9 @@ impl ShardFolder {
     }
 
     /// Makes the folder ready: a fresh start removes earlier chunks and writes `run.json`; a
-    /// resumed one drops the temporaries of writes that were cut short. Returns, per chunk,
-    /// whether it is already written.
-    pub fn begin(&self, start: Start) -> Result<Vec<bool>> {
+    /// resumed one drops the temporaries of writes that were cut short. Returns, per chunk, the
+    /// images it could not read when it is already written (`None`: still to do).
+    pub fn begin(&self, start: Start) -> Result<Vec<Option<Vec<Unreadable>>>> {
         if start == Start::Fresh {
             for stale in self.chunk_files()? {
                 std::fs::remove_file(&stale).with_context(|| format!("{}: cannot remove", stale.display()))?;
@@ -270,7 +279,7 @@ impl ShardFolder {
             crate::fsutil::write_atomic(&self.dir.join("run.json"), text.as_bytes())?;
         }
         crate::fsutil::remove_stale_temporaries(&self.dir);
-        (0..self.run.chunks().len()).map(|i| Ok(self.read_chunk(i)?.is_some())).collect()
+        (0..self.run.chunk_count()).map(|i| Ok(self.read_chunk(i)?.map(|c| c.unreadable))).collect()
     }
 
     pub fn chunk_path(&self, i: usize) -> PathBuf {
@@ -288,7 +297,7 @@ impl ShardFolder {
         };
         let chunk: ChunkFile = serde_json::from_slice(&text)
             .with_context(|| format!("{}: not a chunk of predict --shard", path.display()))?;
-        let want = self.run.chunks()[i].clone();
+        let want = self.run.chunk(i);
         ensure!(
             chunk.first == want.start && chunk.images == want.len(),
             "{}: holds images {}..{}, but chunk {i} of {} is images {}..{}",
@@ -421,11 +430,12 @@ mod tests {
             boxes: "whole image".into(),
             flip: true,
             decoding: "dark".into(),
+            device: "cpu".into(),
         }
     }
 
     fn chunk(run: &ShardRun, i: usize) -> ChunkFile {
-        let r = run.chunks()[i].clone();
+        let r = run.chunk(i);
         ChunkFile { first: r.start, images: r.len(), unreadable: vec![], results: vec![] }
     }
 
@@ -434,15 +444,15 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         // Shard 1 of 2 of 11 images is 5..11; chunks of 4: 5..9 and 9..11.
         let run = ShardRun::new(Shard::new(1, 2).unwrap(), 4, key(11)).unwrap();
-        assert_eq!(run.chunks(), vec![5..9, 9..11]);
+        assert_eq!((run.chunk_count(), run.chunk(0), run.chunk(1)), (2, 5..9, 9..11));
         let (folder, how) = ShardFolder::prepare(out.path(), run.clone(), false).unwrap();
-        assert_eq!((how, folder.begin(how).unwrap()), (Start::Fresh, vec![false, false]));
+        assert_eq!((how, folder.begin(how).unwrap()), (Start::Fresh, vec![None, None]));
         folder.write_chunk(0, &chunk(&run, 0)).unwrap();
         // A write cut short leaves a temporary behind; resuming removes it.
         let stale = folder.dir.join(".dypose-x.tmp");
         std::fs::write(&stale, "half").unwrap();
         let (folder, how) = ShardFolder::prepare(out.path(), run.clone(), false).unwrap();
-        assert_eq!((how, folder.begin(how).unwrap()), (Start::Resume, vec![true, false]));
+        assert_eq!((how, folder.begin(how).unwrap()), (Start::Resume, vec![Some(vec![]), None]));
         assert!(!stale.exists());
         // Another request (here: the decoding, and the chunk size) is refused, naming both.
         let mut other = run.clone();
@@ -452,7 +462,7 @@ mod tests {
         assert!(e.contains("decoding: \"dark\" vs \"quarter\"") && e.contains("chunk: 4 vs 3"), "{e}");
         // --force starts over: the earlier chunks go, run.json is the new one.
         let (folder, how) = ShardFolder::prepare(out.path(), other.clone(), true).unwrap();
-        assert_eq!((how, folder.begin(how).unwrap()), (Start::Fresh, vec![false, false]));
+        assert_eq!((how, folder.begin(how).unwrap()), (Start::Fresh, vec![None, None]));
         assert_eq!(ShardFolder::read(&folder.dir).unwrap().run, other);
         // A chunk that does not hold its images is an error, not a done chunk.
         folder.write_chunk(1, &chunk(&run, 1)).unwrap();

@@ -86,7 +86,10 @@ pub fn predict_and_score(
     let mut out = predictor.run(&jobs[world.part(jobs.len())], |_, _, _| Ok(()))?;
     super::ensure_all_read(&out.failed)?;
     if world.size > 1 {
-        let parts = world.gather(&encode_persons(&out.persons));
+        let mut crops = [out.crops as f64];
+        world.sum_f64(&mut crops);
+        out.crops = crops[0] as usize;
+        let parts = world.gather(&encode_persons(&out.persons))?;
         if world.is_root() {
             out.persons = parts.iter().map(|p| decode_persons(p)).collect::<Result<Vec<_>>>()?.concat();
         }

@@ -45,22 +45,26 @@ impl Default for TrainState {
 }
 
 impl TrainState {
-    /// Moves the position within the epoch to a job of `ranks` ranks: to the first step whose
-    /// samples none of the earlier steps took (a step of `r` ranks takes `r` batches), so that
-    /// no sample of the epoch is seen twice and at most one step's worth is skipped. Says so.
-    pub fn continue_with_ranks(&mut self, ranks: usize) -> Option<String> {
+    /// Moves the position to a job of `ranks` ranks, whose epochs have `per_epoch` steps: within
+    /// the epoch, to the first step whose samples none of the earlier steps took (a step of `r`
+    /// ranks takes `r` batches), so that no sample of the epoch is seen twice and at most one
+    /// step's worth is skipped; the iteration to the same place in steps of the new size, so that
+    /// the schedules (by iteration and steps per epoch) go on where they were. Says so.
+    pub fn continue_with_ranks(&mut self, ranks: usize, per_epoch: usize) -> Option<String> {
         let before = self.ranks.max(1);
         if before == ranks {
             return None;
         }
         let batches_done = self.batch * before;
         let step = batches_done.div_ceil(ranks);
+        let iteration = self.epoch * per_epoch + step;
         let line = format!(
-            "the run was trained by {before} ranks and continues with {ranks}: epoch {} goes on at step {step} (after {batches_done} batches of its order{})",
+            "the run was trained by {before} ranks and continues with {ranks}: epoch {} goes on at step {step} (after {batches_done} batches of its order{}); iteration {} is now {iteration}, in steps of {ranks} batches",
             self.epoch,
-            if step * ranks > batches_done { format!(", {} skipped", step * ranks - batches_done) } else { String::new() }
+            if step * ranks > batches_done { format!(", {} skipped", step * ranks - batches_done) } else { String::new() },
+            self.iteration
         );
-        (self.batch, self.ranks) = (step, ranks);
+        (self.batch, self.ranks, self.iteration) = (step, ranks, iteration);
         Some(line)
     }
 }
@@ -119,20 +123,25 @@ mod tests {
     /// By hand: 5 steps of 2 ranks took batches 0..10 of the epoch's order; with 3 ranks the
     /// next step starting at a batch not yet taken is step 4 (batches 12..15: 10 and 11 are
     /// skipped); with 1 rank, step 10; back from 3 ranks at step 4 (12 batches) to 2: step 6.
+    /// The iteration is epoch 7's start in the new steps plus the step: 7 × 20 + 4 with 20 steps
+    /// an epoch.
     #[test]
     fn a_different_number_of_ranks_continues_at_the_first_batch_not_taken() {
         let at = |batch, ranks| TrainState { epoch: 7, batch, iteration: 99, ranks, ..Default::default() };
         let mut s = at(5, 2);
-        let line = s.continue_with_ranks(3).unwrap();
-        assert_eq!((s.batch, s.ranks, s.epoch, s.iteration), (4, 3, 7, 99));
-        assert!(line.contains("10 batches") && line.contains("2 skipped"), "{line}");
+        let line = s.continue_with_ranks(3, 20).unwrap();
+        assert_eq!((s.batch, s.ranks, s.epoch, s.iteration), (4, 3, 7, 144));
+        assert!(
+            line.contains("10 batches") && line.contains("2 skipped") && line.contains("iteration 99 is now 144"),
+            "{line}"
+        );
         let mut s = at(5, 2);
-        s.continue_with_ranks(1);
-        assert_eq!((s.batch, s.ranks), (10, 1));
+        s.continue_with_ranks(1, 60);
+        assert_eq!((s.batch, s.ranks, s.iteration), (10, 1, 430));
         let mut s = at(4, 3);
-        s.continue_with_ranks(2);
-        assert_eq!((s.batch, s.ranks), (6, 2));
-        assert_eq!(at(5, 2).continue_with_ranks(2), None);
+        s.continue_with_ranks(2, 30);
+        assert_eq!((s.batch, s.ranks, s.iteration), (6, 2, 216));
+        assert_eq!(at(5, 2).continue_with_ranks(2, 30), None);
         // Checkpoints of one process do not write the field, and earlier ones do not have it.
         let text = serde_json::to_string(&at(3, 1)).unwrap();
         assert!(!text.contains("ranks"), "{text}");

@@ -213,8 +213,13 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
             let s = &trainer.state;
             let line = format!("resuming at epoch {} batch {} (iteration {})", s.epoch, s.batch, s.iteration);
             trainer.log(&line);
-            if let Some(line) = trainer.state.continue_with_ranks(world.size) {
+            let before = trainer.state.ranks.max(1);
+            if let Some(line) = trainer.state.continue_with_ranks(world.size, per_epoch) {
                 trainer.log(&line);
+                // The metrics so far, in the same units (an epoch's steps scale with 1 / ranks).
+                for row in &mut trainer.rows {
+                    row.iteration = row.iteration * before / world.size;
+                }
             }
         }
         trainer.state.ranks = world.size;
@@ -260,14 +265,19 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
     /// One optimisation step on `batch` at the scheduled learning rate and temperature; returns
     /// the loss. A non-finite loss stops the run (the last checkpoint stays as it was). In a job
     /// of several ranks, `batch` is this rank's part of the step (possibly empty) and the loss
-    /// and gradients are the whole step's.
+    /// and gradients are the whole step's; a step no rank had a sample for is skipped (NaN).
     pub fn step(&mut self, batch: Batch) -> Result<f64> {
         ensure!(!batch.is_empty() || self.world.size > 1, "an empty batch");
         let started = Instant::now();
         let (cfg, st) = (&self.cfg, &self.state);
         let lr = learning_rate(&cfg.train, st.epoch, st.iteration, self.per_epoch);
         let tau = temperature(&cfg.train, st.iteration, self.per_epoch);
-        let (grads, value, n) = self.gradients(batch, tau)?;
+        let Some((grads, value, n)) = self.gradients(batch, tau)? else {
+            // No rank had a readable sample: every rank skips the step, as one process skips
+            // an empty batch (the position moves on).
+            self.state.batch += 1;
+            return Ok(f64::NAN);
+        };
         if !value.is_finite() {
             let st = &self.state;
             bail!(
@@ -300,7 +310,8 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
     /// of the step. Across ranks, each rank's mean is weighted by its sample count, so that they
     /// are the means over the whole step's samples, as one process with the whole batch would
     /// have them (batch norm apart: its statistics stay per rank).
-    fn gradients(&mut self, batch: Batch, tau: f32) -> Result<(Vec<Flat<D>>, f64, usize)> {
+    #[allow(clippy::type_complexity)]
+    fn gradients(&mut self, batch: Batch, tau: f32) -> Result<Option<(Vec<Flat<D>>, f64, usize)>> {
         let n = batch.len();
         let (grads, value): (Vec<Flat<D>>, f64) = if n > 0 {
             let (loss, value) = self.task.loss(&mut self.net, &self.cfg, batch, tau)?;
@@ -314,12 +325,14 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
             )
         };
         if !self.world.launched {
-            return Ok((grads, value, n));
+            return Ok(Some((grads, value, n)));
         }
         let mut totals = [value * n as f64, n as f64];
         self.world.sum_f64(&mut totals);
         let (total, dev) = (totals[1], self.net.device().clone());
-        ensure!(total > 0.0, "a step without samples in any rank");
+        if total == 0.0 {
+            return Ok(None);
+        }
         let mut weighted: Vec<Flat<D>> = grads.into_iter().map(|g| g * n as f32).collect();
         if !dev.sum_across_ranks(&mut weighted)? {
             let mut flat: Vec<f32> = Vec::with_capacity(weighted.iter().map(|g| g.shape().0).sum());
@@ -335,7 +348,44 @@ impl<D: ConvBackend, T: Task<D>> Trainer<D, T> {
             }
         }
         let mean = weighted.into_iter().map(|g| g / total as f32).collect();
-        Ok((mean, totals[0] / total, total as usize))
+        Ok(Some((mean, totals[0] / total, total as usize)))
+    }
+
+    /// Gives every rank rank 0's buffers (batch norm's running statistics), which each rank
+    /// updates from its own batches: validation and the next epoch then run, in every rank, on
+    /// the statistics the checkpoints hold.
+    pub fn share_buffers(&mut self) -> Result<()> {
+        if self.world.size == 1 {
+            return Ok(());
+        }
+        let mine: Vec<u8> = match self.world.is_root() {
+            true => self
+                .net
+                .params()
+                .iter()
+                .filter(|p| !p.trainable)
+                .flat_map(|p| p.value.as_vec())
+                .flat_map(f32::to_le_bytes)
+                .collect(),
+            false => Vec::new(),
+        };
+        let shared = self.world.broadcast(mine);
+        let values: Vec<f32> =
+            shared.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        let dev = self.net.device().clone();
+        let mut at = 0;
+        for p in self.net.params_mut().into_iter().filter(|p| !p.trainable) {
+            let len = p.numel();
+            ensure!(
+                at + len <= values.len(),
+                "rank 0 sent {} buffer values, fewer than this network holds",
+                values.len()
+            );
+            p.value = dev.tensor_from_vec(values[at..at + len].to_vec(), (len,));
+            at += len;
+        }
+        ensure!(at == values.len(), "rank 0 sent {} buffer values, this network holds {at}", values.len());
+        Ok(())
     }
 
     /// A metrics row for the window since the last one.
@@ -498,6 +548,7 @@ pub fn train<D: ConvBackend, T: Task<D>>(
         if let Some(line) = loader_report_line(&batches.report()) {
             trainer.log(&line);
         }
+        trainer.share_buffers()?;
         let scores = if trainer.validation_due() { Some(trainer.task.validate(&mut trainer.net)?) } else { None };
         last_scores = scores.clone().or(last_scores);
         trainer.end_epoch(scores)?;

@@ -21,28 +21,38 @@ pub fn sum_in_place(dev: &Cuda, grads: &mut [Flat]) -> anyhow::Result<()> {
         let mut comm = cell.borrow_mut();
         if comm.is_none() {
             *comm = Some(communicator(dev)?);
-            eprintln!("gradients are summed across ranks by NCCL {}", version());
+            if crate::dist::world().is_root() {
+                eprintln!("gradients are summed across ranks by NCCL {}", version());
+            }
         }
         let comm = comm.as_ref().expect("made above");
         let cuda = ptr::device_of(dev);
         group_start().map_err(|e| anyhow::anyhow!("NCCL group start: {e:?}"))?;
-        for g in grads.iter_mut() {
-            let raw = ptr::of(g);
-            // SAFETY: `raw` is the live buffer of `g`, which this function holds mutably and no
-            // one else shares (a fresh product in the trainer); both views are leaked below, so
-            // they never free it. NCCL reduces in place when send and receive are one buffer.
-            let (send, mut recv) = unsafe {
-                (cuda.upgrade_device_ptr::<f32>(raw.ptr, raw.len), cuda.upgrade_device_ptr::<f32>(raw.ptr, raw.len))
-            };
-            let done = comm.all_reduce(&send, &mut recv, &ReduceOp::Sum);
-            send.leak();
-            recv.leak();
-            done.map_err(|e| anyhow::anyhow!("NCCL all-reduce of {} floats: {e:?}", raw.len))?;
-        }
+        // Every reduction is queued, whatever fails, so that the group is always closed.
+        let queued: Vec<_> = grads.iter_mut().map(|g| all_reduce_in_place(comm, &cuda, g)).collect();
         group_end().map_err(|e| anyhow::anyhow!("NCCL group end: {e:?}"))?;
+        queued.into_iter().collect::<anyhow::Result<()>>()?;
         cuda.synchronize().map_err(|e| anyhow::anyhow!("after the NCCL all-reduce: {e:?}"))?;
         Ok(())
     })
+}
+
+/// Queues the in-place sum of `g` across the ranks on `comm`.
+fn all_reduce_in_place(
+    comm: &Comm,
+    cuda: &std::sync::Arc<cudarc::driver::CudaDevice>,
+    g: &mut Flat,
+) -> anyhow::Result<()> {
+    let raw = ptr::of(g);
+    // SAFETY: `raw` is the live buffer of `g`, held mutably here for the call; the two views
+    // of it are leaked right after the call (which does not unwind: NCCL is C), so they never
+    // free it. NCCL reduces in place when the send and receive buffers are one.
+    let (send, mut recv) =
+        unsafe { (cuda.upgrade_device_ptr::<f32>(raw.ptr, raw.len), cuda.upgrade_device_ptr::<f32>(raw.ptr, raw.len)) };
+    let done = comm.all_reduce(&send, &mut recv, &ReduceOp::Sum);
+    send.leak();
+    recv.leak();
+    done.map(|_| ()).map_err(|e| anyhow::anyhow!("NCCL all-reduce of {} floats: {e:?}", raw.len))
 }
 
 /// This rank's NCCL communicator: rank 0's unique id, broadcast over MPI.

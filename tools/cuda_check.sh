@@ -51,8 +51,8 @@ if [[ $DRY == 1 ]]; then
     echo "== cross-build (cuda, cudnn, nccl, mpi) into target/cuda: the data-parallel GPU build links"
     CARGO_TARGET_DIR=target/cuda "$XB" --features cuda,cudnn,nccl,mpi --bins 2>&1 | tee "$OUT/cross_build_mpi.log" | tail -n 12
     grep -q 'libnccl.so.2' "$OUT/cross_build_mpi.log" && grep -q 'libmpi.so' "$OUT/cross_build_mpi.log" \
-        && row "cross-build --features cuda,nccl,mpi links libnccl.so.2 and libmpi" pass "" \
-        || row "cross-build --features cuda,nccl,mpi links libnccl.so.2 and libmpi" FAIL "see $OUT/cross_build_mpi.log"
+        && row "cross-build --features cuda,cudnn,nccl,mpi links libnccl.so.2 and libmpi" pass "" \
+        || row "cross-build --features cuda,cudnn,nccl,mpi links libnccl.so.2 and libmpi" FAIL "see $OUT/cross_build_mpi.log"
     echo "== cross-build (cuda, cudnn, nccl) into target/cuda, for the GPU run"
     CARGO_TARGET_DIR=target/cuda "$XB" --features cuda,cudnn,nccl --bins --tests 2>&1 | tee "$OUT/cross_build.log" | tail -n 12
     grep -q 'libcudnn.so.9' "$OUT/cross_build.log" && grep -q 'libnccl.so.2' "$OUT/cross_build.log" \

@@ -36,7 +36,8 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     // Under mpirun or srun: join the job (a no-op for a plain start).
-    let session = match dypose::dist::start() {
+    // Kept to the end of main: dropping it finalises MPI.
+    let _session = match dypose::dist::start() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -51,10 +52,7 @@ fn main() -> ExitCode {
         Err(panic) => std::panic::resume_unwind(panic),
     };
     match outcome {
-        Ok(()) => {
-            drop(session);
-            ExitCode::SUCCESS
-        }
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) if world.size > 1 => {
             // The other ranks may be waiting in a collective: end them too.
             eprintln!("error (rank {} of {}): {e:#}", world.rank, world.size);

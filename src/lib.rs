@@ -19,5 +19,6 @@ pub mod infer;
 pub mod model;
 pub mod progress;
 pub mod seed;
+pub mod track;
 pub mod train;
 pub mod viz;

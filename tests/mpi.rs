@@ -170,6 +170,36 @@ fn ctrl_c_stops_every_rank_at_one_step_and_writes_the_checkpoint() {
     succeeded(&o, "mpirun train --resume after Ctrl-C");
 }
 
+/// An unreadable training image is reported once per epoch, by rank 0, with every rank's
+/// count: the line one process writes.
+#[test]
+fn unreadable_training_images_of_every_rank_are_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), r#"{"epochs": 1, "val_every": 0}"#);
+    let mut images: Vec<PathBuf> =
+        std::fs::read_dir(dir.path().join("syn/train")).unwrap().map(|e| e.unwrap().path()).collect();
+    images.sort();
+    for broken in [&images[3], &images[40]] {
+        std::fs::write(broken, b"not an image").unwrap();
+    }
+    let skipped_line = |run: &Path| {
+        let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+        let lines: Vec<String> = log
+            .lines()
+            .filter(|l| l.starts_with("skipped "))
+            .map(|l| l.split(", e.g.").next().unwrap().to_string())
+            .collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        lines[0].clone()
+    };
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    ok(&["train", "--config", s(&cfg), "--out", s(&one)]);
+    let o = mpirun(2, &["train", "--config", s(&cfg), "--out", s(&two)]).output().unwrap();
+    succeeded(&o, "mpirun train");
+    assert!(skipped_line(&one).contains("2 images could not be read"), "{}", skipped_line(&one));
+    assert_eq!(skipped_line(&two), skipped_line(&one));
+}
+
 /// The pid of rank `rank` among `mpirun`'s children.
 fn rank_pid(mpirun: u32, rank: usize) -> Option<u32> {
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {

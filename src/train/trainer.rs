@@ -545,7 +545,7 @@ pub fn train<D: ConvBackend, T: Task<D>>(
             }
         }
         bar.finish_and_clear();
-        if let Some(line) = loader_report_line(&batches.report()) {
+        if let Some(line) = loader_report_line(&job_report(world, batches.report())?) {
             trainer.log(&line);
         }
         trainer.share_buffers()?;
@@ -563,6 +563,23 @@ fn any_rank(world: World, flag: bool) -> bool {
     let mut v = [f64::from(u8::from(flag))];
     world.sum_f64(&mut v);
     v[0] > 0.0
+}
+
+/// The loader reports of every rank, joined at rank 0 (each rank reads its own samples).
+fn job_report(world: World, mine: LoadReport) -> Result<LoadReport> {
+    if world.size == 1 {
+        return Ok(mine);
+    }
+    let failed: Vec<(String, &String)> =
+        mine.failed.iter().map(|(p, e)| (p.to_string_lossy().into_owned(), e)).collect();
+    let parts = world.gather(&serde_json::to_vec(&(mine.skipped_samples, failed))?)?;
+    let mut joined = LoadReport::default();
+    for part in parts {
+        let (skipped, failed): (usize, Vec<(String, String)>) = serde_json::from_slice(&part)?;
+        joined.skipped_samples += skipped;
+        joined.failed.extend(failed.into_iter().map(|(p, e)| (PathBuf::from(p), e)));
+    }
+    Ok(joined)
 }
 
 /// Images the loader could not read this epoch, named once.
